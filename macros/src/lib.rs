@@ -1,0 +1,396 @@
+//! Attribute macros of [overrun](https://docs.rs/overrun): `#[measure]` and
+//! `#[main]`. Use them through the `overrun` crate, which re-exports them and
+//! holds the runtime they expand to.
+//!
+//! Budget literals are parsed here, at compile time: a literal that does not
+//! parse, an unknown key or an attribute on something that is not a function
+//! is a compile error pointing at the offending token, emitted together with
+//! the untouched item so no follow-on errors pile up.
+//!
+//! ```
+//! #[overrun::measure(budget = "1ms")]
+//! fn fast() {}
+//! fast();
+//! ```
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprUnary, Ident, ItemFn, Lit, LitStr, ReturnType, Token, UnOp};
+
+/// Measures a function. See `overrun::measure`.
+#[proc_macro_attribute]
+pub fn measure(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into(), Target::Measure).into()
+}
+
+/// Measures a whole run. See `overrun::main`.
+#[proc_macro_attribute]
+pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand(args.into(), item.into(), Target::Main).into()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Measure,
+    Main,
+}
+
+impl Target {
+    fn attr(self) -> &'static str {
+        match self {
+            Target::Measure => "#[overrun::measure]",
+            Target::Main => "#[overrun::main]",
+        }
+    }
+
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Target::Measure => &["name", "budget", "allocs", "bytes", "poll"],
+            Target::Main => &["budget", "memory"],
+        }
+    }
+}
+
+/// `key = value`.
+struct Arg {
+    key: Ident,
+    value: Expr,
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        input.parse::<Token![=]>()?;
+        let value: Expr = input.parse()?;
+        Ok(Arg { key, value })
+    }
+}
+
+/// The validated arguments.
+#[derive(Default)]
+struct Args {
+    name: Option<LitStr>,
+    budget: Option<(u64, Span)>,
+    allocs: Option<u64>,
+    bytes: Option<u64>,
+    poll: Option<(u64, Span)>,
+    memory: Option<u64>,
+}
+
+fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
+    let parsed =
+        syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, tokens)?;
+    let mut args = Args::default();
+    let mut seen: Vec<String> = Vec::new();
+    for Arg { key, value } in parsed {
+        let name = key.to_string();
+        if !target.keys().contains(&name.as_str()) {
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!(
+                    "unknown key `{name}` for {}; expected one of: {}",
+                    target.attr(),
+                    target.keys().join(", ")
+                ),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!("`{name}` is given twice"),
+            ));
+        }
+        seen.push(name.clone());
+        match name.as_str() {
+            "name" => args.name = Some(string(&value, "name", "a string such as \"db.load\"")?),
+            "budget" => args.budget = Some((duration(&value, "budget")?, value.span())),
+            "poll" => args.poll = Some((duration(&value, "poll")?, value.span())),
+            "allocs" => args.allocs = Some(count(&value, "allocs")?),
+            "bytes" => args.bytes = Some(size(&value, "bytes")?),
+            "memory" => args.memory = Some(size(&value, "memory")?),
+            _ => unreachable!("checked against the key list"),
+        }
+    }
+    if let Some(name) = &args.name {
+        if name.value().trim().is_empty() {
+            return Err(syn::Error::new_spanned(name, "`name` cannot be empty"));
+        }
+    }
+    Ok(args)
+}
+
+fn string(value: &Expr, key: &str, expected: &str) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` takes {expected}"),
+        )),
+    }
+}
+
+fn duration(value: &Expr, key: &str) -> syn::Result<u64> {
+    let lit = string(
+        value,
+        key,
+        "a duration string such as \"250us\", \"2ms\" or \"3s\"",
+    )?;
+    overrun_literal::parse_duration(&lit.value())
+        .map_err(|e| syn::Error::new_spanned(&lit, format!("invalid `{key}`: {e}")))
+}
+
+fn count(value: &Expr, key: &str) -> syn::Result<u64> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u64>().map_err(|_| {
+            syn::Error::new_spanned(
+                i,
+                format!("`{key}` takes a non-negative integer that fits in u64"),
+            )
+        }),
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => Err(syn::Error::new_spanned(
+            value,
+            format!("`{key}` cannot be negative; it takes a count such as `{key} = 8`"),
+        )),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` takes a non-negative integer, such as `{key} = 8`"),
+        )),
+    }
+}
+
+fn size(value: &Expr, key: &str) -> syn::Result<u64> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => overrun_literal::parse_size(&s.value())
+            .map_err(|e| syn::Error::new_spanned(s, format!("invalid `{key}`: {e}"))),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(_), ..
+        })
+        | Expr::Unary(_) => count(value, key),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`{key}` takes a size such as \"64KiB\" or a number of bytes"),
+        )),
+    }
+}
+
+fn expand(args: TokenStream2, item: TokenStream2, target: Target) -> TokenStream2 {
+    match try_expand(args, item.clone(), target) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            // The item goes out untouched beside the error, so the only
+            // diagnostic is ours.
+            let err = err.to_compile_error();
+            quote!(#err #item)
+        }
+    }
+}
+
+fn try_expand(args: TokenStream2, item: TokenStream2, target: Target) -> syn::Result<TokenStream2> {
+    let args = parse_args(args, target)?;
+    let func = parse_fn(item, target)?;
+    if let Some(constness) = &func.sig.constness {
+        return Err(syn::Error::new_spanned(
+            constness,
+            format!("{} cannot measure a `const fn`", target.attr()),
+        ));
+    }
+    if let (Some((_, span)), None) = (args.poll, &func.sig.asyncness) {
+        return Err(syn::Error::new(
+            span,
+            "`poll` is a budget for one poll of an `async fn`; this function is not async",
+        ));
+    }
+    if target == Target::Main && func.sig.ident != "main" {
+        return Err(syn::Error::new_spanned(
+            &func.sig.ident,
+            "#[overrun::main] goes on the program's `fn main`; use #[overrun::measure] elsewhere",
+        ));
+    }
+    if !cfg!(feature = "enabled") {
+        return Ok(func.into_token_stream());
+    }
+    Ok(match target {
+        Target::Measure => measure_fn(func, &args),
+        Target::Main => main_fn(func, &args),
+    })
+}
+
+fn parse_fn(item: TokenStream2, target: Target) -> syn::Result<ItemFn> {
+    if let Ok(func) = syn::parse2::<ItemFn>(item.clone()) {
+        return Ok(func);
+    }
+    // A function signature without a body (a trait's required method).
+    if let Ok(decl) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
+        return Err(syn::Error::new_spanned(
+            &decl.sig,
+            format!("{} needs a function with a body", target.attr()),
+        ));
+    }
+    let what = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(item) => describe(&item),
+        Err(_) => "this item".to_owned(),
+    };
+    let first = item.into_iter().next();
+    let msg = format!("{} applies to functions, not to {what}", target.attr());
+    Err(match first {
+        Some(tok) => syn::Error::new_spanned(tok, msg),
+        None => syn::Error::new(Span::call_site(), msg),
+    })
+}
+
+fn describe(item: &syn::Item) -> String {
+    let s = match item {
+        syn::Item::Struct(_) => "a struct",
+        syn::Item::Enum(_) => "an enum",
+        syn::Item::Union(_) => "a union",
+        syn::Item::Const(_) => "a const",
+        syn::Item::Static(_) => "a static",
+        syn::Item::Mod(_) => "a module",
+        syn::Item::Impl(_) => "an impl block (put it on the methods)",
+        syn::Item::Trait(_) => "a trait (put it on the methods)",
+        syn::Item::Type(_) => "a type alias",
+        syn::Item::Use(_) => "a use declaration",
+        _ => "this item",
+    };
+    s.to_owned()
+}
+
+fn budget_expr(args: &Args) -> TokenStream2 {
+    let mut expr = quote!(::overrun::__private::Budget::none());
+    if let Some((ns, _)) = args.budget {
+        expr = quote!(#expr.with_time_ns(#ns));
+    }
+    if let Some(n) = args.allocs {
+        expr = quote!(#expr.with_allocs(#n));
+    }
+    if let Some(n) = args.bytes {
+        expr = quote!(#expr.with_bytes(#n));
+    }
+    if let Some((ns, _)) = args.poll {
+        expr = quote!(#expr.with_poll_ns(#ns));
+    }
+    expr
+}
+
+fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStream2 {
+    let name = match &args.name {
+        Some(name) => name.value(),
+        None => func.sig.ident.to_string(),
+    };
+    let kind = Ident::new(kind, Span::call_site());
+    let budget = budget_expr(args);
+    let at = func.sig.ident.span();
+    let line = quote_spanned!(at=> ::overrun::__private::line!());
+    let file = quote_spanned!(at=> ::overrun::__private::file!());
+    quote! {
+        static #site: ::overrun::__private::Site = ::overrun::__private::Site::new(
+            #name,
+            ::overrun::__private::module_path!(),
+            #file,
+            #line,
+            ::overrun::__private::SiteKind::#kind,
+            #budget,
+        );
+    }
+}
+
+/// Whether a return type can be written as the type of a `let` binding.
+fn nameable(ret: &ReturnType) -> Option<TokenStream2> {
+    match ret {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, ty) => {
+            let text = ty.to_token_stream().to_string();
+            let unnameable = text.contains("impl ") || matches!(**ty, syn::Type::Never(_));
+            (!unnameable).then(|| ty.to_token_stream())
+        }
+    }
+}
+
+fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func.clone();
+    let hyg = Span::mixed_site();
+    let site = Ident::new("__OVERRUN_SITE", Span::call_site());
+    let ret = Ident::new("__overrun_ret", hyg);
+    let annotated = nameable(&sig.output).map(|ty| quote!(: #ty));
+    let is_err = quote! {{
+        #[allow(unused_imports)]
+        use ::overrun::__private::{NotResult as _, ResultErr as _};
+        (&#ret).__overrun_is_err()
+    }};
+    let body = if sig.asyncness.is_some() {
+        let site_def = site_static(&func, args, "Async", &site);
+        quote! {
+            #site_def
+            ::overrun::__private::Instrumented::new(&#site, async move {
+                let #ret #annotated = async move #block.await;
+                if #is_err {
+                    ::overrun::__private::mark_async_error();
+                }
+                #ret
+            })
+            .await
+        }
+    } else {
+        let site_def = site_static(&func, args, "Sync", &site);
+        let guard = Ident::new("__overrun_guard", hyg);
+        let once = Ident::new("__overrun_once", hyg);
+        quote! {
+            #site_def
+            let #guard = ::overrun::__private::Guard::enter(&#site);
+            // Moving `once` into the body makes the closure `FnOnce`, so it may
+            // hand out borrows of the arguments it owns, as the function could.
+            let #once = ::overrun::__private::Once;
+            #[allow(clippy::redundant_closure_call)]
+            let #ret #annotated = (move || {
+                ::core::mem::drop(#once);
+                #block
+            })();
+            #guard.finish(#is_err);
+            #ret
+        }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    }
+}
+
+fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func.clone();
+    let site = Ident::new("__OVERRUN_SITE", Span::call_site());
+    let run = Ident::new("__overrun_run", Span::mixed_site());
+    let site_def = site_static(&func, args, "Main", &site);
+    let memory = args.memory.unwrap_or(u64::MAX);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #site_def
+            let #run = ::overrun::__private::Run::start(&#site, #memory);
+            #block
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! One fast monotonic clock for every measurement.
+//!
+//! Raw readings are *ticks*: TSC cycles where `quanta` finds an invariant TSC
+//! (x86_64 with `constant_tsc`/`nonstop_tsc`, or the ARMv8 system counter),
+//! otherwise nanoseconds from the OS monotonic clock. The hot path works in
+//! ticks only (the budget is converted to ticks once, when a site registers);
+//! conversion to nanoseconds happens on snapshot, off the hot path.
+
+use std::sync::OnceLock;
+
+struct Calibrated {
+    clock: quanta::Clock,
+    /// Nanoseconds per tick.
+    ns_per_tick: f64,
+}
+
+static CLOCK: OnceLock<Calibrated> = OnceLock::new();
+
+#[cold]
+#[inline(never)]
+fn init() -> &'static Calibrated {
+    CLOCK.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        // quanta's own scale is fixed-point; derive one factor from it so both
+        // directions (ticks → ns on snapshot, ns → ticks for budgets) agree.
+        const SPAN: u64 = 1 << 40;
+        let ns = clock.delta_as_nanos(0, SPAN);
+        let ns_per_tick = if ns == 0 {
+            1.0
+        } else {
+            ns as f64 / SPAN as f64
+        };
+        Calibrated { clock, ns_per_tick }
+    })
+}
+
+#[inline(always)]
+fn calibrated() -> &'static Calibrated {
+    match CLOCK.get() {
+        Some(c) => c,
+        None => init(),
+    }
+}
+
+/// Reads the clock, in ticks.
+///
+/// ```
+/// let a = overrun::clock::now();
+/// let b = overrun::clock::now();
+/// assert!(overrun::clock::ticks_to_ns(b.saturating_sub(a)) < 1_000_000_000);
+/// ```
+#[inline(always)]
+pub fn now() -> u64 {
+    calibrated().clock.raw()
+}
+
+/// Converts a tick count to nanoseconds.
+///
+/// ```
+/// assert_eq!(overrun::clock::ticks_to_ns(0), 0);
+/// ```
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    let ns_per_tick = calibrated().ns_per_tick;
+    if ns_per_tick == 1.0 {
+        ticks
+    } else {
+        (ticks as f64 * ns_per_tick) as u64
+    }
+}
+
+/// Converts nanoseconds to ticks, saturating; `u64::MAX` ("no budget") stays
+/// `u64::MAX`.
+///
+/// ```
+/// assert_eq!(overrun::clock::ns_to_ticks(u64::MAX), u64::MAX);
+/// let ticks = overrun::clock::ns_to_ticks(1_000_000);
+/// let back = overrun::clock::ticks_to_ns(ticks);
+/// assert!(back.abs_diff(1_000_000) < 1_000);
+/// ```
+pub fn ns_to_ticks(ns: u64) -> u64 {
+    if ns == u64::MAX {
+        return u64::MAX;
+    }
+    let ns_per_tick = calibrated().ns_per_tick;
+    if ns_per_tick == 1.0 {
+        ns
+    } else {
+        let ticks = ns as f64 / ns_per_tick;
+        if ticks >= u64::MAX as f64 {
+            u64::MAX - 1
+        } else {
+            ticks as u64
+        }
+    }
+}
+
+/// Nanoseconds per tick of the clock in use (1.0 when the OS clock is used).
+///
+/// ```
+/// assert!(overrun::clock::ns_per_tick() > 0.0);
+/// ```
+pub fn ns_per_tick() -> f64 {
+    calibrated().ns_per_tick
+}

@@ -1,0 +1,134 @@
+//! # overrun
+//!
+//! Performance budgets written next to the code they guard. `#[measure]`
+//! times a function (sync or `async`), counts the heap allocations and bytes
+//! it makes, and checks every call against its budget for a few nanoseconds;
+//! `#[overrun::main]` does the same for a whole CLI run and prints a report at
+//! exit.
+//!
+//! # Quick start
+//!
+//! ```
+//! #[global_allocator]
+//! static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
+//!
+//! #[overrun::measure(budget = "2ms", allocs = 8)]
+//! fn parse(line: &str) -> Result<Vec<u32>, std::num::ParseIntError> {
+//!     line.split(',').map(str::parse).collect()
+//! }
+//!
+//! assert!(parse("1,2,3").is_ok());
+//! assert!(parse("1,x").is_err());
+//!
+//! let snap = overrun::snapshot();
+//! let site = snap.site("parse").unwrap();
+//! assert_eq!((site.calls, site.errors), (2, 1));
+//! assert_eq!(site.allocs, Some(2)); // one Vec per call
+//! ```
+//!
+//! In a binary, put `#[overrun::main(budget = "3s", memory = "100MiB")]` on
+//! `main` to get the report table on stderr at exit (or JSON, see
+//! [`report`]).
+//!
+//! # Budgets
+//!
+//! | attribute | checked |
+//! | --- | --- |
+//! | `#[measure]` | nothing: time, allocations and errors are recorded |
+//! | `#[measure(budget = "100ms")]` | each call's wall time (`async fn`: first poll → completion) |
+//! | `#[measure(allocs = 10, bytes = "64KiB")]` | heap allocations / bytes per call, callees included |
+//! | `#[measure(poll = "1ms")]` | each single poll of an `async fn` |
+//! | `#[measure(name = "db.load")]` | (the name in reports; default: the function's) |
+//! | `#[main(budget = "3s", memory = "100MiB")]` | the whole run's wall time and peak RSS |
+//!
+//! Durations: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, decimals allowed
+//! (`"1.5ms"`); sizes: `B`, `kB`, `MB`, `GB`, `KiB`, `MiB`, `GiB`. A literal
+//! that does not parse is a compile error on the literal. Every call over a
+//! budget is counted by kind and passed to [`on_violation`] hooks.
+//!
+//! # Feature flags
+//!
+//! - `enabled` (default): instrumentation on. Without it the macros check
+//!   their arguments and emit the function unchanged — zero cost, same
+//!   machine code. Libraries should depend on `overrun` with
+//!   `default-features = false` and let the application decide.
+//!
+//! At run time, `OVERRUN=off` (or [`set_enabled`]) turns measuring off: each
+//! call then costs one relaxed atomic load.
+//!
+//! # Cost model
+//!
+//! Per measured call: two clock reads (TSC where invariant), two reads of
+//! the thread's allocation counters, and plain loads and stores to a
+//! per-thread, per-site cell — no lock, no atomic read-modify-write, no
+//! syscall, no allocation after a site's first call on a thread, and no cache
+//! line written by two threads. One branch compares the call with its
+//! budget; only a violation takes the slow path. The `benches/` crate
+//! measures this against `Instant`, `tracing`, `fastrace` and `metrics`.
+//!
+//! # In libraries and in applications
+//!
+//! Libraries annotate their hot paths and depend on `overrun` without default
+//! features; applications enable `enabled`, install [`CountingAlloc`] if they
+//! want allocation figures, and choose exporters.
+
+#![warn(missing_docs)]
+
+pub mod alloc;
+pub mod budget;
+pub mod clock;
+mod measure;
+pub mod report;
+pub mod run;
+mod site;
+pub mod stats;
+pub mod violation;
+
+pub use alloc::CountingAlloc;
+pub use budget::Budget;
+pub use measure::{enabled, set_enabled};
+pub use report::{Snapshot, report, snapshot};
+pub use site::{Site, SiteKind};
+pub use violation::{HookId, Violation, ViolationKind, on_violation, remove_hook};
+
+/// Measures a function: time, allocations, errors, budget violations.
+///
+/// ```
+/// #[overrun::measure(budget = "10ms", allocs = 2)]
+/// fn double(v: &[u32]) -> Vec<u32> {
+///     v.iter().map(|x| x * 2).collect()
+/// }
+/// assert_eq!(double(&[1, 2]), vec![2, 4]);
+/// ```
+///
+/// Works on free functions, methods (`self`, `&self`, `&mut self`), generic
+/// functions, `impl Trait` arguments and returns, recursion and `async fn`
+/// (also in traits). A `Result::Err` return or a panic counts as an error; the
+/// panic still propagates. See the crate docs for the keys.
+pub use overrun_macros::measure;
+
+/// Measures a whole program run and prints the report when `main` returns.
+///
+/// ```no_run
+/// #[overrun::main(budget = "3s", memory = "100MiB")]
+/// fn main() {
+///     // ...
+/// }
+/// ```
+///
+/// Works with `#[tokio::main]` too (either order). The exit code is unchanged.
+pub use overrun_macros::main;
+
+/// Macro plumbing. Not public API: may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::budget::Budget;
+    pub use crate::measure::is_err::{NotResult, ResultErr};
+    pub use crate::measure::{Guard, Instrumented, mark_async_error};
+    pub use crate::run::Run;
+    pub use crate::site::{Site, SiteKind};
+    pub use core::{column, file, line, module_path};
+
+    /// A token moved into a measured body so its closure is `FnOnce`.
+    pub struct Once;
+}

@@ -1,0 +1,461 @@
+//! What `#[measure]` expands to: a guard for synchronous functions and a
+//! future wrapper for `async fn`.
+//!
+//! # The hot path
+//!
+//! Entry: one relaxed load of the global switch, one load of the site id,
+//! a clock read, a read of the thread's allocation totals and of its
+//! callee-time accumulator. Exit: a clock read, the allocation totals again,
+//! then plain load/add/store on the thread's own cell (count, total, self
+//! time, max, allocations, one histogram bucket) and one branch that compares
+//! the call with its budget. Only a call over budget leaves this path.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{Context, Poll};
+
+use crate::alloc::{ThreadAllocs, thread_allocs};
+use crate::site::Site;
+use crate::stats::shard::{LOCAL, SiteCell, bump, raise};
+use crate::violation::{Violation, ViolationKind, publish};
+
+const UNKNOWN: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+
+static SWITCH: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Whether measuring is on: it is unless the environment variable
+/// `OVERRUN` is `off`, `0` or `false` when first asked, or
+/// [`set_enabled`] switched it.
+///
+/// ```
+/// overrun::set_enabled(false);
+/// assert!(!overrun::enabled());
+/// overrun::set_enabled(true);
+/// assert!(overrun::enabled());
+/// ```
+#[inline(always)]
+pub fn enabled() -> bool {
+    // Relaxed: the switch guards no other data; a thread that sees the change
+    // a little late measures (or skips) a few more calls.
+    match SWITCH.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => init_switch(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_switch() -> bool {
+    let off = std::env::var("OVERRUN").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "0" | "false" | "no"
+        )
+    });
+    let _ = SWITCH.compare_exchange(
+        UNKNOWN,
+        if off { OFF } else { ON },
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    SWITCH.load(Ordering::Relaxed) == ON
+}
+
+/// Switches measuring on or off for the whole process, at run time. Calls
+/// already under way finish as they started.
+///
+/// ```
+/// overrun::set_enabled(true);
+/// ```
+pub fn set_enabled(on: bool) {
+    SWITCH.store(if on { ON } else { OFF }, Ordering::Relaxed);
+}
+
+/// What one call (or one completed `async fn`) measured, in ticks.
+struct Call {
+    elapsed: u64,
+    self_time: u64,
+    allocs: u64,
+    bytes: u64,
+    error: bool,
+}
+
+/// Adds a finished call to the thread's cell and checks its budget.
+#[inline(always)]
+fn record(site: &'static Site, index: usize, call: Call) {
+    let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(index)) else {
+        return;
+    };
+    bump(&cell.calls, 1);
+    if call.error {
+        bump(&cell.errors, 1);
+    }
+    bump(&cell.total, call.elapsed);
+    bump(&cell.self_time, call.self_time);
+    raise(&cell.max, call.elapsed);
+    bump(&cell.allocs, call.allocs);
+    bump(&cell.bytes, call.bytes);
+    cell.record_value(call.elapsed);
+    // One branch for all three limits; "no limit" is u64::MAX.
+    let over = (call.elapsed > site.time_ticks.load(Ordering::Relaxed))
+        | (call.allocs > site.allocs.load(Ordering::Relaxed))
+        | (call.bytes > site.bytes.load(Ordering::Relaxed));
+    if over {
+        over_budget(site, cell, &call);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn over_budget(site: &'static Site, cell: &SiteCell, call: &Call) {
+    let time_limit = site.time_ticks.load(Ordering::Relaxed);
+    let alloc_limit = site.allocs.load(Ordering::Relaxed);
+    let byte_limit = site.bytes.load(Ordering::Relaxed);
+    if call.elapsed > time_limit {
+        violate(
+            site,
+            cell,
+            ViolationKind::Time,
+            crate::clock::ticks_to_ns(call.elapsed),
+            site.budget().time_ns,
+        );
+    }
+    if call.allocs > alloc_limit {
+        violate(site, cell, ViolationKind::Allocs, call.allocs, alloc_limit);
+    }
+    if call.bytes > byte_limit {
+        violate(site, cell, ViolationKind::Bytes, call.bytes, byte_limit);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn violate(site: &'static Site, cell: &SiteCell, kind: ViolationKind, observed: u64, limit: u64) {
+    if let Some(slot) = kind.site_slot() {
+        bump(&cell.violations[slot], 1);
+    }
+    publish(site_violation(site, kind, observed, limit));
+}
+
+pub(crate) fn site_violation(
+    site: &'static Site,
+    kind: ViolationKind,
+    observed: u64,
+    limit: u64,
+) -> Violation {
+    Violation {
+        name: site.name(),
+        module: site.module(),
+        file: site.file(),
+        line: site.line(),
+        kind,
+        observed,
+        limit,
+        thread: std::thread::current().id(),
+        unix_nanos: 0,
+        seq: 0,
+    }
+}
+
+/// Start-of-call state shared by the sync guard and one poll of a future.
+struct Scope {
+    start: u64,
+    allocs: ThreadAllocs,
+    /// The enclosing call's callee time, restored (plus ours) on exit.
+    saved_child: u64,
+}
+
+impl Scope {
+    #[inline(always)]
+    fn open() -> Self {
+        let saved_child = LOCAL.with(|l| l.child.replace(0));
+        let allocs = thread_allocs();
+        Self {
+            start: crate::clock::now(),
+            allocs,
+            saved_child,
+        }
+    }
+
+    /// Closes the scope: returns (elapsed, self time, allocs, bytes) and
+    /// charges `elapsed` to the enclosing call's callees.
+    #[inline(always)]
+    fn close(&self) -> (u64, u64, u64, u64) {
+        let end = crate::clock::now();
+        let allocs = thread_allocs();
+        let elapsed = end.saturating_sub(self.start);
+        let child = LOCAL.with(|l| l.child.replace(self.saved_child.wrapping_add(elapsed)));
+        (
+            elapsed,
+            elapsed.saturating_sub(child),
+            allocs.count.wrapping_sub(self.allocs.count),
+            allocs.bytes.wrapping_sub(self.allocs.bytes),
+        )
+    }
+}
+
+/// The guard of one synchronous call. Created on entry; [`finish`](Self::finish)
+/// records a normal return, and dropping it unfinished (a panic unwinding
+/// through the function) records the call as an error.
+#[doc(hidden)]
+#[must_use]
+pub struct Guard {
+    active: Option<(&'static Site, usize, Scope)>,
+}
+
+impl Guard {
+    /// Opens a call of `site`.
+    #[inline(always)]
+    pub fn enter(site: &'static Site) -> Self {
+        if !enabled() {
+            return Self { active: None };
+        }
+        let active = site.index().map(|index| (site, index, Scope::open()));
+        Self { active }
+    }
+
+    /// Records the call as finished, an error if `error`.
+    #[inline(always)]
+    pub fn finish(self, error: bool) {
+        let mut this = ManuallyDrop::new(self);
+        this.record(error);
+    }
+
+    #[inline(always)]
+    fn record(&mut self, error: bool) {
+        if let Some((site, index, scope)) = self.active.take() {
+            let (elapsed, self_time, allocs, bytes) = scope.close();
+            record(
+                site,
+                index,
+                Call {
+                    elapsed,
+                    self_time,
+                    allocs,
+                    bytes,
+                    error,
+                },
+            );
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // Only reached when `finish` was not: the body panicked.
+        self.record(true);
+    }
+}
+
+/// Marks the `async fn` body that is finishing on this thread as an error.
+#[doc(hidden)]
+#[inline]
+pub fn mark_async_error() {
+    LOCAL.with(|l| l.async_err.set(true));
+}
+
+/// State of one `async fn` call across its polls.
+struct AsyncCall {
+    site: &'static Site,
+    index: usize,
+    first_poll: u64,
+    self_time: u64,
+    allocs: u64,
+    bytes: u64,
+    polls: u64,
+    max_poll: u64,
+    done: bool,
+}
+
+impl AsyncCall {
+    /// Records the call: `error` for an `Err` result or a panic, `cancelled`
+    /// when dropped before completion.
+    fn end(&mut self, end: u64, error: bool, cancelled: bool) {
+        self.done = true;
+        let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(self.index)) else {
+            return;
+        };
+        bump(&cell.polls, self.polls);
+        raise(&cell.max_poll, self.max_poll);
+        if cancelled {
+            bump(&cell.cancelled, 1);
+        }
+        record(
+            self.site,
+            self.index,
+            Call {
+                elapsed: end.saturating_sub(self.first_poll),
+                self_time: self.self_time,
+                allocs: self.allocs,
+                bytes: self.bytes,
+                error,
+            },
+        );
+    }
+}
+
+/// Ends a poll that unwinds: the call is recorded as an error.
+struct PollScope<'a> {
+    call: &'a mut AsyncCall,
+    scope: Scope,
+    armed: bool,
+}
+
+impl PollScope<'_> {
+    #[inline]
+    fn close(&mut self) -> u64 {
+        let (elapsed, self_time, allocs, bytes) = self.scope.close();
+        let call = &mut *self.call;
+        call.self_time += self_time;
+        call.allocs += allocs;
+        call.bytes += bytes;
+        call.polls += 1;
+        call.max_poll = call.max_poll.max(elapsed);
+        if elapsed > call.site.poll_ticks.load(Ordering::Relaxed) {
+            poll_violation(call, elapsed);
+        }
+        self.scope.start + elapsed
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn poll_violation(call: &AsyncCall, elapsed: u64) {
+    if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(call.index)) {
+        violate(
+            call.site,
+            cell,
+            ViolationKind::Poll,
+            crate::clock::ticks_to_ns(elapsed),
+            call.site.budget().poll_ns,
+        );
+    }
+}
+
+impl Drop for PollScope<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let end = self.close();
+            self.call.end(end, true, false);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future an instrumented `async fn` returns: measures latency (first
+    /// poll to completion), busy and self time, polls and allocations across
+    /// every poll, on whichever threads they run.
+    #[doc(hidden)]
+    pub struct Instrumented<F> {
+        #[pin]
+        inner: F,
+        call: Option<AsyncCall>,
+        site: &'static Site,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(call) = this.call.as_mut() {
+                if !call.done {
+                    call.end(crate::clock::now(), false, true);
+                }
+            }
+        }
+    }
+}
+
+impl<F> Instrumented<F> {
+    /// Wraps the body of an `async fn` measured as `site`.
+    #[inline]
+    pub fn new(site: &'static Site, inner: F) -> Self {
+        Self {
+            inner,
+            call: None,
+            site,
+        }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.call.is_none() {
+            if !enabled() {
+                return this.inner.poll(cx);
+            }
+            match this.site.index() {
+                Some(index) => {
+                    *this.call = Some(AsyncCall {
+                        site: this.site,
+                        index,
+                        first_poll: 0,
+                        self_time: 0,
+                        allocs: 0,
+                        bytes: 0,
+                        polls: 0,
+                        max_poll: 0,
+                        done: false,
+                    });
+                }
+                None => return this.inner.poll(cx),
+            }
+        }
+        let Some(call) = this.call.as_mut().filter(|c| !c.done) else {
+            return this.inner.poll(cx);
+        };
+        LOCAL.with(|l| l.async_err.set(false));
+        let scope = Scope::open();
+        if call.polls == 0 {
+            call.first_poll = scope.start;
+        }
+        let mut poll_scope = PollScope {
+            call,
+            scope,
+            armed: true,
+        };
+        let result = this.inner.poll(cx);
+        poll_scope.armed = false;
+        let end = poll_scope.close();
+        if result.is_ready() {
+            let error = LOCAL.with(|l| l.async_err.replace(false));
+            poll_scope.call.end(end, error, false);
+        }
+        result
+    }
+}
+
+/// Autoref-specialised test for `Result::Err`, so the macro can count errors
+/// without knowing the return type's name (works through aliases such as
+/// `io::Result`).
+#[doc(hidden)]
+pub(crate) mod is_err {
+    /// Chosen for `Result`.
+    pub trait ResultErr {
+        /// Whether this is an `Err`.
+        fn __overrun_is_err(&self) -> bool;
+    }
+    impl<T, E> ResultErr for Result<T, E> {
+        #[inline(always)]
+        fn __overrun_is_err(&self) -> bool {
+            self.is_err()
+        }
+    }
+    /// Chosen for everything else (through one more autoref).
+    pub trait NotResult {
+        /// Never an error.
+        #[inline(always)]
+        fn __overrun_is_err(&self) -> bool {
+            false
+        }
+    }
+    impl<T: ?Sized> NotResult for &T {}
+}

@@ -1,0 +1,194 @@
+//! Log-linear histogram: 32 linear sub-buckets per power of two.
+//!
+//! A value `v < 64` has a bucket of its own. Above that, `v` falls in octave
+//! `o = ⌊log2 v⌋` and sub-bucket `(v >> (o - 5)) & 31`, a bucket of width
+//! `2^(o-5)` starting at `≥ 2^o`. Reporting a bucket by its midpoint is
+//! therefore off by at most `2^(o-6) / 2^o = 1/64 ≈ 1.6%` of the true value,
+//! inside the 2% we promise for quantiles. Computing the index takes a
+//! leading-zero count, a shift and a mask.
+//!
+//! The 32 buckets of one octave form a block. Per thread and site, blocks are
+//! allocated the first time a value lands in their octave; a function's
+//! latencies usually span a handful of octaves, so a site costs a few hundred
+//! bytes per thread instead of the full range.
+
+/// Sub-buckets per octave, as a power of two.
+pub(crate) const SUB_BITS: u32 = 5;
+/// Sub-buckets per octave (one block).
+pub(crate) const BLOCK: usize = 1 << SUB_BITS;
+/// Blocks kept: block `b ≥ 1` holds octave `b + 4`, so the last one holds
+/// octave 51, about 26 days at 1 GHz. Larger values land in the last bucket.
+pub(crate) const BLOCKS: usize = 48;
+/// Buckets in all.
+pub(crate) const BUCKETS: usize = BLOCKS * BLOCK;
+
+/// The bucket of `value`.
+#[inline(always)]
+pub(crate) fn index(value: u64) -> usize {
+    if value < BLOCK as u64 {
+        return value as usize;
+    }
+    let octave = 63 - value.leading_zeros();
+    let sub = (value >> (octave - SUB_BITS)) as usize & (BLOCK - 1);
+    let index = ((octave - SUB_BITS + 1) as usize) * BLOCK + sub;
+    if index < BUCKETS { index } else { BUCKETS - 1 }
+}
+
+/// The smallest value of bucket `index` and the bucket's width.
+pub(crate) fn bounds(index: usize) -> (u64, u64) {
+    if index < BLOCK {
+        return (index as u64, 1);
+    }
+    let block = (index / BLOCK) as u32;
+    let sub = (index % BLOCK) as u64;
+    let shift = block - 1;
+    ((BLOCK as u64 + sub) << shift, 1 << shift)
+}
+
+/// A merged, read-only histogram: the non-empty buckets of a site, in clock
+/// ticks, with the factor that turns ticks into nanoseconds.
+///
+/// ```
+/// let snap = overrun::snapshot();
+/// for site in &snap.sites {
+///     let h = &site.histogram;
+///     assert_eq!(h.count(), site.calls);
+///     let _p99_ns = h.quantile(0.99);
+/// }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    /// `(bucket index, count)`, ascending, counts non-zero.
+    buckets: Vec<(u16, u64)>,
+    count: u64,
+    /// Largest recorded value, in ticks (exact).
+    max: u64,
+    ns_per_tick: f64,
+}
+
+impl Histogram {
+    /// Builds a histogram from dense counts (one per bucket).
+    pub(crate) fn from_dense(counts: &[u64], max_ticks: u64, ns_per_tick: f64) -> Self {
+        let mut buckets = Vec::new();
+        let mut count = 0;
+        for (i, &c) in counts.iter().enumerate() {
+            if c != 0 {
+                buckets.push((i as u16, c));
+                count += c;
+            }
+        }
+        Self {
+            buckets,
+            count,
+            max: max_ticks,
+            ns_per_tick,
+        }
+    }
+
+    /// Builds a histogram of raw values (in nanoseconds) — the same bucketing
+    /// the hot path uses, for tests and for tools that load samples.
+    ///
+    /// ```
+    /// let h = overrun::stats::Histogram::from_values([10, 20, 30, 40]);
+    /// assert_eq!(h.count(), 4);
+    /// assert_eq!(h.quantile(0.5), 20);
+    /// assert_eq!(h.max(), 40);
+    /// ```
+    pub fn from_values(values: impl IntoIterator<Item = u64>) -> Self {
+        let mut dense = vec![0u64; BUCKETS];
+        let mut max = 0;
+        for v in values {
+            dense[index(v)] += 1;
+            max = max.max(v);
+        }
+        Self::from_dense(&dense, max, 1.0)
+    }
+
+    /// Number of recorded values.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Largest recorded value, ns (exact).
+    pub fn max(&self) -> u64 {
+        self.to_ns(self.max)
+    }
+
+    fn to_ns(&self, ticks: u64) -> u64 {
+        if self.ns_per_tick == 1.0 {
+            ticks
+        } else {
+            (ticks as f64 * self.ns_per_tick).round() as u64
+        }
+    }
+
+    /// The `q`-quantile (`0.0..=1.0`) in nanoseconds, by nearest rank: the
+    /// value of the `⌈q·n⌉`-th smallest sample, within 1.6% (the bucket's
+    /// half width). `0` when empty.
+    ///
+    /// ```
+    /// let h = overrun::stats::Histogram::from_values(1..=1000);
+    /// let p99 = h.quantile(0.99) as f64;
+    /// assert!((p99 - 990.0).abs() / 990.0 < 0.02);
+    /// ```
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for &(index, count) in &self.buckets {
+            seen += count;
+            if seen >= rank {
+                let (low, width) = bounds(index as usize);
+                let mid = low + (width - 1) / 2;
+                return self.to_ns(mid.min(self.max));
+            }
+        }
+        self.to_ns(self.max)
+    }
+
+    /// The non-empty buckets as `(lower bound ns, upper bound ns exclusive,
+    /// count)`, ascending: what an exporter needs to build its own buckets.
+    ///
+    /// ```
+    /// let h = overrun::stats::Histogram::from_values([5, 5, 100]);
+    /// let b: Vec<_> = h.buckets().collect();
+    /// assert_eq!(b[0], (5, 6, 2));
+    /// assert_eq!(b.iter().map(|x| x.2).sum::<u64>(), 3);
+    /// ```
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.buckets.iter().map(|&(index, count)| {
+            let (low, width) = bounds(index as usize);
+            (self.to_ns(low), self.to_ns(low + width), count)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_is_continuous_and_monotonic() {
+        let mut last = 0;
+        for v in 0..100_000u64 {
+            let i = index(v);
+            assert!(i == last || i == last + 1, "v={v}");
+            let (low, width) = bounds(i);
+            assert!(low <= v && v < low + width, "v={v} i={i}");
+            last = i;
+        }
+        assert_eq!(index(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn midpoint_error_is_bounded() {
+        for v in (64..10_000_000u64).step_by(997) {
+            let (low, width) = bounds(index(v));
+            let mid = low + (width - 1) / 2;
+            let err = (mid as f64 - v as f64).abs() / v as f64;
+            assert!(err <= 1.0 / 64.0, "v={v} mid={mid}");
+        }
+    }
+}

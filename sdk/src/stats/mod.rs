@@ -1,0 +1,78 @@
+//! Per-site aggregates: counts, time, allocations and a latency histogram,
+//! sharded per thread and merged on snapshot.
+
+mod histogram;
+pub(crate) mod shard;
+
+use std::sync::atomic::Ordering;
+
+use histogram::BUCKETS;
+pub use histogram::Histogram;
+use shard::SITE_KINDS;
+
+/// Merged figures of one site, in clock ticks.
+pub(crate) struct Totals {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) total: u64,
+    pub(crate) self_time: u64,
+    pub(crate) allocs: u64,
+    pub(crate) bytes: u64,
+    pub(crate) polls: u64,
+    pub(crate) max_poll: u64,
+    pub(crate) violations: [u64; SITE_KINDS],
+    pub(crate) histogram: Histogram,
+}
+
+/// Merges every thread's figures for sites `0..count`. Cost: sites × threads
+/// × touched octaves; independent of how many calls were made.
+pub(crate) fn collect(count: usize) -> Vec<Totals> {
+    let ns_per_tick = crate::clock::ns_per_tick();
+    let mut dense = vec![0u64; BUCKETS];
+    shard::with_shards(|shards| {
+        (0..count)
+            .map(|site| {
+                let mut t = [0u64; 10];
+                let mut max = 0;
+                let mut violations = [0u64; SITE_KINDS];
+                for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
+                    let fields = [
+                        &cell.calls,
+                        &cell.errors,
+                        &cell.cancelled,
+                        &cell.total,
+                        &cell.self_time,
+                        &cell.allocs,
+                        &cell.bytes,
+                        &cell.polls,
+                    ];
+                    for (sum, field) in t.iter_mut().zip(fields) {
+                        *sum = sum.wrapping_add(field.load(Ordering::Relaxed));
+                    }
+                    t[8] = t[8].max(cell.max_poll.load(Ordering::Relaxed));
+                    max = max.max(cell.max.load(Ordering::Relaxed));
+                    for (sum, v) in violations.iter_mut().zip(&cell.violations) {
+                        *sum += v.load(Ordering::Relaxed);
+                    }
+                    cell.add_histogram(&mut dense);
+                }
+                let histogram = Histogram::from_dense(&dense, max, ns_per_tick);
+                dense.iter_mut().for_each(|c| *c = 0);
+                Totals {
+                    calls: t[0],
+                    errors: t[1],
+                    cancelled: t[2],
+                    total: t[3],
+                    self_time: t[4],
+                    allocs: t[5],
+                    bytes: t[6],
+                    polls: t[7],
+                    max_poll: t[8],
+                    violations,
+                    histogram,
+                }
+            })
+            .collect()
+    })
+}
