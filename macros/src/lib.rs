@@ -7,11 +7,8 @@
 //! is a compile error pointing at the offending token, emitted together with
 //! the untouched item so no follow-on errors pile up.
 //!
-//! ```
-//! #[overrun::measure(budget = "1ms")]
-//! fn fast() {}
-//! fast();
-//! ```
+//! The examples (doctests) live on the re-exports, `overrun::measure` and
+//! `overrun::main`: this crate cannot depend on the runtime it expands to.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -64,6 +61,12 @@ struct Arg {
 impl Parse for Arg {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let key: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!("`{key}` needs a value, as in `{key} = ...`"),
+            ));
+        }
         input.parse::<Token![=]>()?;
         let value: Expr = input.parse()?;
         Ok(Arg { key, value })
@@ -392,5 +395,50 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
             let #run = ::overrun::__private::Run::start(&#site, #memory);
             #block
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> TokenStream2 {
+        quote! {
+            /// Docs stay.
+            pub fn parse(line: &str) -> Result<u32, std::num::ParseIntError> {
+                line.trim().parse()
+            }
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_rejected_with_or_without_the_feature() {
+        let out = expand(quote!(budget = "10 parsecs"), item(), Target::Measure).to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("parsecs"));
+        // The untouched item follows the error.
+        assert!(out.ends_with(&item().to_string()), "{out}");
+    }
+
+    #[cfg(feature = "enabled")]
+    #[test]
+    fn enabled_instruments() {
+        let out = expand(quote!(budget = "2ms"), item(), Target::Measure).to_string();
+        assert!(out.contains("Guard"), "{out}");
+        assert!(out.contains("2000000u64"), "{out}");
+    }
+
+    #[cfg(not(feature = "enabled"))]
+    #[test]
+    fn disabled_emits_the_function_unchanged() {
+        for target in [Target::Measure] {
+            let out = expand(quote!(budget = "2ms", allocs = 8), item(), target);
+            assert_eq!(out.to_string(), item().to_string());
+        }
+        let main = quote!(
+            fn main() {}
+        );
+        let out = expand(quote!(budget = "3s", memory = "1GiB"), main.clone(), Target::Main);
+        assert_eq!(out.to_string(), main.to_string());
     }
 }

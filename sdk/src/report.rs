@@ -26,12 +26,14 @@ use crate::violation::ViolationKind;
 /// Version of the JSON report format.
 pub const REPORT_VERSION: u32 = 1;
 
-static START: OnceLock<Instant> = OnceLock::new();
+static START: OnceLock<(Instant, u64)> = OnceLock::new();
 
-/// The instant the run started: the start of `#[overrun::main]`, or the
-/// first time overrun was asked for the time.
-pub(crate) fn run_start() -> Instant {
-    *START.get_or_init(Instant::now)
+/// The instant the run started, and the process CPU time then: the start of
+/// `#[overrun::main]`, or the first time overrun was asked. CPU time is
+/// reported from there, not from `exec` (resource usage survives `exec`, so a
+/// program started by `cargo run` would otherwise be charged cargo's CPU).
+pub(crate) fn run_start() -> (Instant, u64) {
+    *START.get_or_init(|| (Instant::now(), crate::run::usage().cpu_ns))
 }
 
 /// Everything overrun knows at one instant.
@@ -78,7 +80,7 @@ impl Snapshot {
 pub struct RunSnapshot {
     /// Wall time since the run started, ns.
     pub wall_ns: u64,
-    /// CPU time of the process (user + system), ns.
+    /// CPU time of the process (user + system) since the run started, ns.
     pub cpu_ns: u64,
     /// Peak resident set size, bytes.
     pub peak_rss_bytes: u64,
@@ -274,12 +276,13 @@ pub fn snapshot() -> Snapshot {
             })
             .collect();
         let usage = crate::run::usage();
+        let (start, start_cpu) = run_start();
         let (budget, violations) = crate::run::budget_and_violations();
         Snapshot {
             version: REPORT_VERSION,
             run: RunSnapshot {
-                wall_ns: run_start().elapsed().as_nanos() as u64,
-                cpu_ns: usage.cpu_ns,
+                wall_ns: start.elapsed().as_nanos() as u64,
+                cpu_ns: usage.cpu_ns.saturating_sub(start_cpu),
                 peak_rss_bytes: usage.peak_rss_bytes,
                 heap_peak_bytes: crate::alloc::heap_peak_bytes(),
                 heap_live_bytes: crate::alloc::heap_live_bytes(),

@@ -87,7 +87,7 @@ impl Run {
     }
 
     fn check(&self) {
-        let wall = crate::report::run_start().elapsed().as_nanos() as u64;
+        let wall = crate::report::run_start().0.elapsed().as_nanos() as u64;
         let rss = usage().peak_rss_bytes;
         let time_limit = self.site.budget().time_ns;
         let mut found = Vec::new();

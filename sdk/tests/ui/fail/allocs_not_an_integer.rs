@@ -1,0 +1,4 @@
+#[overrun::measure(allocs = "many")]
+fn f() {}
+
+fn main() { f() }

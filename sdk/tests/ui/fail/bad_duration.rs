@@ -1,0 +1,4 @@
+#[overrun::measure(budget = "10 parsecs")]
+fn f() {}
+
+fn main() { f() }

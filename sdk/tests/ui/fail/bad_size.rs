@@ -1,0 +1,4 @@
+#[overrun::measure(bytes = "64 kib")]
+fn f() {}
+
+fn main() { f() }

@@ -1,0 +1,4 @@
+#[overrun::measure(budget = 10)]
+fn f() {}
+
+fn main() { f() }

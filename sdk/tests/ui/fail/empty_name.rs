@@ -1,0 +1,4 @@
+#[overrun::measure(name = "")]
+fn f() {}
+
+fn main() { f() }

@@ -1,0 +1,2 @@
+#[overrun::main(memory = "lots")]
+fn main() {}

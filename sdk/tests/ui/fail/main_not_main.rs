@@ -1,0 +1,6 @@
+#[overrun::main(budget = "3s")]
+fn run() {}
+
+fn main() {
+    run()
+}

@@ -1,0 +1,2 @@
+#[overrun::main(budget = "3s", allocs = 4)]
+fn main() {}

@@ -1,0 +1,4 @@
+#[overrun::measure(budget)]
+fn f() {}
+
+fn main() { f() }

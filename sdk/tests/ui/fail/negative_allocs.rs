@@ -1,0 +1,4 @@
+#[overrun::measure(allocs = -1)]
+fn f() {}
+
+fn main() { f() }

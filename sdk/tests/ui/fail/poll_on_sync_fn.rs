@@ -1,0 +1,4 @@
+#[overrun::measure(poll = "1ms")]
+fn f() {}
+
+fn main() { f() }

@@ -1,0 +1,6 @@
+trait Store {
+    #[overrun::measure]
+    fn load(&self) -> u32;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[overrun::measure(budjet = "1ms")]
+fn f() {}
+
+fn main() { f() }
