@@ -118,10 +118,8 @@ fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
             _ => unreachable!("checked against the key list"),
         }
     }
-    if let Some(name) = &args.name {
-        if name.value().trim().is_empty() {
-            return Err(syn::Error::new_spanned(name, "`name` cannot be empty"));
-        }
+    if let Some(name) = args.name.as_ref().filter(|n| n.value().trim().is_empty()) {
+        return Err(syn::Error::new_spanned(name, "`name` cannot be empty"));
     }
     Ok(args)
 }
@@ -362,7 +360,7 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
             let #once = ::overrun::__private::Once;
             #[allow(clippy::redundant_closure_call)]
             let #ret #annotated = (move || {
-                ::core::mem::drop(#once);
+                #once.consume();
                 #block
             })();
             #guard.finish(#is_err);
@@ -438,7 +436,11 @@ mod tests {
         let main = quote!(
             fn main() {}
         );
-        let out = expand(quote!(budget = "3s", memory = "1GiB"), main.clone(), Target::Main);
+        let out = expand(
+            quote!(budget = "3s", memory = "1GiB"),
+            main.clone(),
+            Target::Main,
+        );
         assert_eq!(out.to_string(), main.to_string());
     }
 }

@@ -9,7 +9,11 @@
 use std::sync::OnceLock;
 
 struct Calibrated {
+    #[cfg(not(miri))]
     clock: quanta::Clock,
+    /// Under Miri (no `cpuid`/`rdtsc`), ticks are nanoseconds since this.
+    #[cfg(miri)]
+    base: std::time::Instant,
     /// Nanoseconds per tick.
     ns_per_tick: f64,
 }
@@ -19,19 +23,32 @@ static CLOCK: OnceLock<Calibrated> = OnceLock::new();
 #[cold]
 #[inline(never)]
 fn init() -> &'static Calibrated {
-    CLOCK.get_or_init(|| {
-        let clock = quanta::Clock::new();
-        // quanta's own scale is fixed-point; derive one factor from it so both
-        // directions (ticks → ns on snapshot, ns → ticks for budgets) agree.
-        const SPAN: u64 = 1 << 40;
-        let ns = clock.delta_as_nanos(0, SPAN);
-        let ns_per_tick = if ns == 0 {
-            1.0
-        } else {
-            ns as f64 / SPAN as f64
-        };
-        Calibrated { clock, ns_per_tick }
-    })
+    CLOCK.get_or_init(calibrate)
+}
+
+#[cfg(not(miri))]
+fn calibrate() -> Calibrated {
+    // Detects an invariant TSC and calibrates it against the OS clock
+    // (about 0.6 ms, once); falls back to the OS clock otherwise.
+    let clock = quanta::Clock::new();
+    // quanta's own scale is fixed-point; derive one factor from it so both
+    // directions (ticks → ns on snapshot, ns → ticks for budgets) agree.
+    const SPAN: u64 = 1 << 40;
+    let ns = clock.delta_as_nanos(0, SPAN);
+    let ns_per_tick = if ns == 0 {
+        1.0
+    } else {
+        ns as f64 / SPAN as f64
+    };
+    Calibrated { clock, ns_per_tick }
+}
+
+#[cfg(miri)]
+fn calibrate() -> Calibrated {
+    Calibrated {
+        base: std::time::Instant::now(),
+        ns_per_tick: 1.0,
+    }
 }
 
 #[inline(always)]
@@ -51,7 +68,10 @@ fn calibrated() -> &'static Calibrated {
 /// ```
 #[inline(always)]
 pub fn now() -> u64 {
-    calibrated().clock.raw()
+    #[cfg(not(miri))]
+    return calibrated().clock.raw();
+    #[cfg(miri)]
+    return calibrated().base.elapsed().as_nanos() as u64;
 }
 
 /// Converts a tick count to nanoseconds.
@@ -64,7 +84,7 @@ pub fn ticks_to_ns(ticks: u64) -> u64 {
     if ns_per_tick == 1.0 {
         ticks
     } else {
-        (ticks as f64 * ns_per_tick) as u64
+        (ticks as f64 * ns_per_tick).round() as u64
     }
 }
 

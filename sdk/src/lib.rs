@@ -28,7 +28,7 @@
 //!
 //! In a binary, put `#[overrun::main(budget = "3s", memory = "100MiB")]` on
 //! `main` to get the report table on stderr at exit (or JSON, see
-//! [`report`]).
+//! [`report()`]).
 //!
 //! # Budgets
 //!
@@ -131,4 +131,15 @@ pub mod __private {
 
     /// A token moved into a measured body so its closure is `FnOnce`.
     pub struct Once;
+
+    impl Once {
+        /// Takes the token by value.
+        #[inline(always)]
+        pub fn consume(self) {}
+    }
 }
+
+/// The README's Rust snippets, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -361,10 +361,8 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Instrumented<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(call) = this.call.as_mut() {
-                if !call.done {
-                    call.end(crate::clock::now(), false, true);
-                }
+            if let Some(call) = this.call.as_mut().filter(|c| !c.done) {
+                call.end(crate::clock::now(), false, true);
             }
         }
     }

@@ -228,6 +228,9 @@ impl SiteViolations {
 /// assert!(snap.run.wall_ns > 0);
 /// ```
 pub fn snapshot() -> Snapshot {
+    // Fold this thread's pending heap balance so a small program's peak is
+    // not reported as zero.
+    crate::alloc::flush_thread();
     crate::alloc::uncounted(|| {
         let sites = site::all();
         let totals = collect(sites.len());
@@ -335,13 +338,14 @@ pub fn report() -> Snapshot {
         Format::Json => eprintln!("{}", snap.to_json()),
         Format::Off => {}
     }
-    if let Some(path) = std::env::var_os("OVERRUN_REPORT_FILE").filter(|p| !p.is_empty()) {
-        if let Err(err) = std::fs::write(&path, snap.to_json() + "\n") {
-            eprintln!(
-                "overrun: cannot write the report to {}: {err}",
-                std::path::Path::new(&path).display()
-            );
-        }
+    let file = std::env::var_os("OVERRUN_REPORT_FILE").filter(|p| !p.is_empty());
+    if let Some(path) = file
+        && let Err(err) = std::fs::write(&path, snap.to_json() + "\n")
+    {
+        eprintln!(
+            "overrun: cannot write the report to {}: {err}",
+            std::path::Path::new(&path).display()
+        );
     }
     snap
 }
@@ -435,7 +439,7 @@ pub fn render_table(snap: &Snapshot) -> String {
     out.push('\n');
 
     let mut sites: Vec<&SiteSnapshot> = snap.sites.iter().collect();
-    sites.sort_by(|a, b| b.total_ns.cmp(&a.total_ns));
+    sites.sort_by_key(|s| std::cmp::Reverse(s.total_ns));
     let name_width = sites
         .iter()
         .map(|s| s.name.chars().count())

@@ -23,7 +23,7 @@ pub struct Usage {
 /// assert!(u.peak_rss_bytes > 0);
 /// ```
 pub fn usage() -> Usage {
-    #[cfg(unix)]
+    #[cfg(all(unix, not(miri)))]
     {
         // SAFETY: `rusage` is plain old data, so all-zero is a valid value,
         // and `getrusage` only writes into the struct we pass.
@@ -40,7 +40,7 @@ pub fn usage() -> Usage {
             peak_rss_bytes: ru.ru_maxrss as u64 * rss_unit,
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(any(not(unix), miri))]
     {
         Usage::default()
     }

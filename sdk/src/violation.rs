@@ -153,12 +153,15 @@ impl std::fmt::Display for Violation {
 }
 
 type Hook = Arc<dyn Fn(&Violation) + Send + Sync>;
+/// The registered hooks, replaced whole on change so a caller can clone the
+/// `Arc` and call them without holding the lock.
+type Hooks = Option<Arc<Vec<(u64, Hook)>>>;
 
 /// Identifies a hook registered with [`on_violation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HookId(u64);
 
-static HOOKS: RwLock<Option<Arc<Vec<(u64, Hook)>>>> = RwLock::new(None);
+static HOOKS: RwLock<Hooks> = RwLock::new(None);
 static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
 static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
 

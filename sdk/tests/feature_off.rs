@@ -16,7 +16,9 @@ async fn measured_async() -> u8 {
 #[test]
 fn nothing_is_recorded_without_the_feature() {
     assert_eq!(measured(21), 42);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert_eq!(rt.block_on(measured_async()), 1);
     let snap = overrun::snapshot();
     assert!(snap.sites.is_empty());

@@ -136,6 +136,10 @@ impl Histogram {
             return 0;
         }
         let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        if rank >= self.count {
+            // The largest sample is known exactly.
+            return self.to_ns(self.max);
+        }
         let mut seen = 0;
         for &(index, count) in &self.buckets {
             seen += count;
@@ -172,7 +176,8 @@ mod tests {
     #[test]
     fn index_is_continuous_and_monotonic() {
         let mut last = 0;
-        for v in 0..100_000u64 {
+        let end = if cfg!(miri) { 3_000 } else { 100_000u64 };
+        for v in 0..end {
             let i = index(v);
             assert!(i == last || i == last + 1, "v={v}");
             let (low, width) = bounds(i);
@@ -184,7 +189,8 @@ mod tests {
 
     #[test]
     fn midpoint_error_is_bounded() {
-        for v in (64..10_000_000u64).step_by(997) {
+        let step = if cfg!(miri) { 99_991 } else { 997 };
+        for v in (64..10_000_000u64).step_by(step) {
             let (low, width) = bounds(index(v));
             let mid = low + (width - 1) / 2;
             let err = (mid as f64 - v as f64).abs() / v as f64;

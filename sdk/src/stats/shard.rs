@@ -181,6 +181,21 @@ impl SiteCell {
     }
 }
 
+impl Drop for SiteCell {
+    /// Only cells of an owned shard are ever dropped (tests); the shards
+    /// threads use are leaked on purpose and live for the whole process.
+    fn drop(&mut self) {
+        for slot in &mut self.hist {
+            let block = *slot.get_mut();
+            if !block.is_null() {
+                // SAFETY: `block` came from `Box::into_raw` in `new_block` and
+                // `&mut self` proves no one else can reach it any more.
+                drop(unsafe { Box::from_raw(block) });
+            }
+        }
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn new_block(slot: &AtomicPtr<Block>) -> *mut Block {
@@ -266,6 +281,20 @@ impl Shard {
                 {
                     from.drain_into(into.cell(site));
                 }
+            }
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        for (bucket, slot) in self.buckets.iter_mut().enumerate() {
+            let cells = *slot.get_mut();
+            if !cells.is_null() {
+                let cells = ptr::slice_from_raw_parts_mut(cells, bucket_len(bucket));
+                // SAFETY: the pointer and length are those of the boxed slice
+                // leaked in `grow`; `&mut self` proves exclusive access.
+                drop(unsafe { Box::from_raw(cells) });
             }
         }
     }
@@ -379,7 +408,9 @@ mod tests {
     #[test]
     fn locate_covers_every_site_once() {
         let mut expected = (0, 0);
-        for site in 0..MAX_SITES {
+        // Every site natively; the first buckets under Miri (it is slow).
+        let sites = if cfg!(miri) { 32 * 7 } else { MAX_SITES };
+        for site in 0..sites {
             let (bucket, offset) = locate(site);
             assert_eq!((bucket, offset), expected, "site {site}");
             assert!(offset < bucket_len(bucket));
@@ -389,7 +420,9 @@ mod tests {
                 (bucket, offset + 1)
             };
         }
-        assert_eq!(expected.0, TABLE);
+        if !cfg!(miri) {
+            assert_eq!(expected.0, TABLE);
+        }
     }
 
     #[test]
@@ -397,7 +430,7 @@ mod tests {
         let a = Shard::new();
         let b = Shard::new();
         let c = a.cell(100) as *const SiteCell;
-        a.cell(5000);
+        a.cell(300);
         assert!(ptr::eq(a.cell(100), c));
         bump(&a.cell(100).calls, 3);
         a.cell(100).record_value(1234);

@@ -1,0 +1,172 @@
+//! End to end: run the example binaries (built by `cargo test` before the
+//! tests run) the way a user would, and check what they print and write.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn example(name: &str) -> Command {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "{} not built", path.display());
+    let mut cmd = Command::new(path);
+    for var in ["OVERRUN", "OVERRUN_REPORT", "OVERRUN_REPORT_FILE"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("overrun-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn data_file(lines: u64) -> PathBuf {
+    let path = tmp(&format!("sales-{lines}.csv"));
+    let out = example("cli")
+        .args(["--generate", &lines.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+fn json_report(out: &Output, path: &PathBuf) -> serde_json::Value {
+    let body = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "no report at {}: {e}\n{}",
+            path.display(),
+            text(&out.stderr)
+        )
+    });
+    serde_json::from_str(&body).unwrap()
+}
+
+fn site<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no site {name} in {report}"))
+}
+
+#[test]
+fn quickstart_prints_violations_and_the_report() {
+    let out = example("quickstart").output().unwrap();
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(text(&out.stdout).starts_with("revenue "));
+    assert!(stderr.contains("overrun report — run"), "{stderr}");
+    for needle in [
+        "budget violation: price",
+        "time",
+        "poll",
+        "over budget 8",
+        "bytes",
+        "parse_order",
+        "check_stock",
+        "receipt",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in\n{stderr}");
+    }
+}
+
+#[test]
+fn cli_report_file_matches_the_work_done() {
+    let data = data_file(5_000);
+    let report = tmp("cli-report.json");
+    let out = example("cli")
+        .arg(&data)
+        .env("OVERRUN_REPORT_FILE", &report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("revenue by region"));
+    // The table still goes to stderr.
+    assert!(text(&out.stderr).contains("parse_line"));
+    let json = json_report(&out, &report);
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["run"]["budget"]["time_ns"], 3_000_000_000u64);
+    assert_eq!(json["run"]["budget"]["memory_bytes"], 100u64 << 20);
+    assert!(json["run"]["allocs_available"].as_bool().unwrap());
+    let parse = site(&json, "parse_line");
+    assert_eq!(parse["calls"], 5_000);
+    assert_eq!(parse["errors"], 0);
+    assert_eq!(parse["allocs"], 0, "zero-copy parse");
+    assert_eq!(parse["budget"]["allocs"], 0);
+    assert_eq!(parse["violations"]["allocs"], 0);
+    assert_eq!(site(&json, "read_input")["calls"], 1);
+    assert_eq!(site(&json, "aggregate")["calls"], 1);
+}
+
+#[test]
+fn cli_exit_codes_are_unchanged() {
+    let out = example("cli")
+        .arg("/definitely/not/here.csv")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("cannot read"));
+    assert!(stderr.contains("overrun report"), "report still printed");
+
+    let bad = tmp("bad.csv");
+    std::fs::write(&bad, "north,p1,2,100\nnot a sale\n").unwrap();
+    let out = example("cli").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn cli_memory_budget_is_a_run_violation() {
+    let data = data_file(100);
+    let report = tmp("cli-memory.json");
+    let out = example("cli")
+        .args(["--hold-mib", "150"])
+        .arg(&data)
+        .env("OVERRUN_REPORT_FILE", &report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a violation does not change the exit code"
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("run over its memory budget"), "{stderr}");
+    let json = json_report(&out, &report);
+    let v = &json["run"]["violations"][0];
+    assert_eq!(v["kind"], "memory");
+    assert!(v["observed"].as_u64().unwrap() > 150 << 20);
+    assert_eq!(v["limit"], 100u64 << 20);
+}
+
+#[test]
+fn json_on_stderr_and_runtime_switch() {
+    let data = data_file(50);
+    let out = example("cli")
+        .arg(&data)
+        .env("OVERRUN_REPORT", "json")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(site(&json, "parse_line")["calls"], 50);
+
+    let out = example("cli")
+        .arg(&data)
+        .env("OVERRUN", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("overrun report"),
+        "off means off"
+    );
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test of the workspace, as CI runs it. Installs what the tests need
+# (the nightly Miri component) when it is missing. Fails, never skips, when a
+# step cannot run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+step "clippy with the 'enabled' feature off"
+cargo clippy -p overrun -p overrun-macros --all-targets --no-default-features -- -D warnings
+
+step "docs (-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+step "tests (unit, integration, UI, examples end to end, doctests)"
+cargo test --workspace
+
+step "tests with the 'enabled' feature off: macros emit functions unchanged"
+cargo test -p overrun-macros --no-default-features
+cargo test -p overrun --no-default-features --test feature_off
+
+step "Miri: CountingAlloc, shards, histogram (unsafe code)"
+if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    rustup component add --toolchain nightly miri rust-src
+fi
+cargo +nightly miri setup
+MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}" \
+    cargo +nightly miri test -p overrun --lib --test miri
