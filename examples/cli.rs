@@ -6,6 +6,9 @@
 //! OVERRUN_REPORT_FILE=report.json cargo run --release --example cli -- data.csv
 //! ```
 //!
+//! `--slow-parse` adds a second validation pass to every line: a deliberate
+//! 2× regression of `parse_line`, to try `overrun diff` on.
+//!
 //! Input lines are `region,product,quantity,unit_price_cents`. The summary
 //! goes to stdout, the overrun report to stderr. Exit status: 0 on success,
 //! 1 when some lines were malformed, 2 when the input cannot be read —
@@ -29,9 +32,18 @@ fn read_input(path: &str) -> std::io::Result<String> {
     std::fs::read_to_string(path)
 }
 
+static SLOW_PARSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Zero-copy parse: no allocation allowed.
 #[overrun::measure(budget = "20us", allocs = 0)]
 fn parse_line(line: &str) -> Result<Sale<'_>, String> {
+    if SLOW_PARSE.load(std::sync::atomic::Ordering::Relaxed) {
+        std::hint::black_box(fields(line)?);
+    }
+    fields(line)
+}
+
+fn fields(line: &str) -> Result<Sale<'_>, String> {
     let mut f = line.split(',');
     let (Some(region), Some(product), Some(qty), Some(price), None) =
         (f.next(), f.next(), f.next(), f.next(), f.next())
@@ -104,7 +116,11 @@ fn generate(n: u64) {
 
 #[overrun::main(budget = "3s", memory = "100MiB")]
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--slow-parse") {
+        args.remove(i);
+        SLOW_PARSE.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     match args
         .iter()
         .map(String::as_str)

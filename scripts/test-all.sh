@@ -12,8 +12,8 @@ step() { printf '\n==> %s\n' "$*"; }
 step "format"
 cargo fmt --all --check
 
-step "clippy (all targets, -D warnings)"
-cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (all targets, all features, -D warnings)"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "clippy with the 'enabled' feature off"
 cargo clippy -p overrun -p overrun-macros --all-targets --no-default-features -- -D warnings
 
@@ -22,6 +22,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 step "tests (unit, integration, UI, examples end to end, doctests)"
 cargo test --workspace
+
+step "overrun diff, end to end on reports of the cli example (feature cli)"
+cargo test -p overrun --features cli --test diff_cli
+
+step "benches, one quick iteration each (smoke; figures come from benches/run.sh)"
+cargo test -p overrun-benches --benches
 
 step "tests with the 'enabled' feature off: macros emit functions unchanged"
 cargo test -p overrun-macros --no-default-features

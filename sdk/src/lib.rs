@@ -46,12 +46,20 @@
 //! that does not parse is a compile error on the literal. Every call over a
 //! budget is counted by kind and passed to [`on_violation`] hooks.
 //!
+//! # Budgets as tests
+//!
+//! [`testing::check`] asserts a closure's percentiles and allocations per
+//! call; [`testing::capture`] gives the exact per-site figures of what ran on
+//! the current thread. [`baseline`] and the `overrun diff` command compare
+//! two JSON reports in CI.
+//!
 //! # Feature flags
 //!
 //! - `enabled` (default): instrumentation on. Without it the macros check
 //!   their arguments and emit the function unchanged — zero cost, same
 //!   machine code. Libraries should depend on `overrun` with
 //!   `default-features = false` and let the application decide.
+//! - `cli`: the `overrun` command (`overrun diff base.json head.json`).
 //!
 //! At run time, `OVERRUN=off` (or [`set_enabled`]) turns measuring off: each
 //! call then costs one relaxed atomic load.
@@ -75,6 +83,7 @@
 #![warn(missing_docs)]
 
 pub mod alloc;
+pub mod baseline;
 pub mod budget;
 pub mod clock;
 mod measure;
@@ -82,6 +91,7 @@ pub mod report;
 pub mod run;
 mod site;
 pub mod stats;
+pub mod testing;
 pub mod violation;
 
 pub use alloc::CountingAlloc;

@@ -76,3 +76,74 @@ pub(crate) fn collect(count: usize) -> Vec<Totals> {
             .collect()
     })
 }
+
+/// A copy of one site's figures on the calling thread (for `testing::capture`).
+#[derive(Clone)]
+pub(crate) struct CellCopy {
+    pub(crate) counters: [u64; 8],
+    pub(crate) violations: [u64; SITE_KINDS],
+    pub(crate) hist: Vec<u64>,
+}
+
+impl CellCopy {
+    /// `self - before`, field by field.
+    pub(crate) fn minus(&self, before: Option<&CellCopy>) -> CellCopy {
+        let Some(before) = before else {
+            return self.clone();
+        };
+        let mut out = self.clone();
+        for (a, b) in out.counters.iter_mut().zip(before.counters) {
+            *a = a.wrapping_sub(b);
+        }
+        for (a, b) in out.violations.iter_mut().zip(before.violations) {
+            *a = a.wrapping_sub(b);
+        }
+        for (a, b) in out.hist.iter_mut().zip(&before.hist) {
+            *a = a.wrapping_sub(*b);
+        }
+        out
+    }
+
+    /// The histogram, its max estimated by the top non-empty bucket.
+    pub(crate) fn histogram(&self) -> Histogram {
+        let top = self.hist.iter().rposition(|&c| c != 0);
+        let max = top.map_or(0, |i| {
+            let (low, width) = histogram::bounds(i);
+            low + width - 1
+        });
+        Histogram::from_dense(&self.hist, max, crate::clock::ns_per_tick())
+    }
+}
+
+/// The calling thread's own figures for sites `0..count` (no other thread
+/// writes them, so two copies taken around some code differ by exactly what
+/// that code recorded on this thread).
+pub(crate) fn this_thread(count: usize) -> Vec<Option<CellCopy>> {
+    let Some(shard) = shard::LOCAL.with(|l| l.shard()) else {
+        return vec![None; count];
+    };
+    (0..count)
+        .map(|site| {
+            let cell = shard.cell_if_present(site)?;
+            let counters = [
+                &cell.calls,
+                &cell.errors,
+                &cell.cancelled,
+                &cell.total,
+                &cell.self_time,
+                &cell.allocs,
+                &cell.bytes,
+                &cell.polls,
+            ]
+            .map(|c| c.load(Ordering::Relaxed));
+            let violations = std::array::from_fn(|i| cell.violations[i].load(Ordering::Relaxed));
+            let mut hist = vec![0u64; BUCKETS];
+            cell.add_histogram(&mut hist);
+            Some(CellCopy {
+                counters,
+                violations,
+                hist,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Turns the output of `cargo bench -p overrun-benches` into per-call figures
+and the ratios the overhead goals are stated in. Every ratio is between two
+figures measured in the same process and run.
+
+    cargo bench -p overrun-benches 2>&1 | tee target/bench.txt
+    python3 benches/summary.py target/bench.txt
+"""
+import re
+import sys
+
+BATCH = 64  # calls per iteration (benches/src/lib.rs)
+POLLS = 17  # polls per iteration (benches/benches/async_poll.rs)
+UNITS = {"ps": 1e-3, "ns": 1.0, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}
+ROW = re.compile(r"^(?P<indent>[│ ]*)[├╰]─ (?P<name>\S+)\s+(?P<cols>.*)$")
+TIME = re.compile(r"([\d.]+)\s*(ps|ns|µs|us|ms|s)\b")
+
+
+def parse(text):
+    """{target: {bench name: median ns per iteration}}"""
+    targets, current, stack = {}, None, []
+    for line in text.splitlines():
+        if "fastest" in line and "median" in line and not line.startswith(("│", "├", "╰")):
+            current = line.split()[0]
+            targets[current] = {}
+            stack = []
+            continue
+        m = ROW.match(line)
+        if not m or current is None:
+            continue
+        depth = len(m["indent"]) // 3
+        stack = stack[:depth] + [m["name"]]
+        cols = [c.strip() for c in m["cols"].split("│")]
+        if len(cols) >= 3 and TIME.search(cols[2] or ""):
+            value, unit = TIME.search(cols[2]).groups()
+            targets[current]["/".join(stack)] = float(value) * UNITS[unit]
+    return targets
+
+
+def main():
+    text = open(sys.argv[1], encoding="utf-8").read() if len(sys.argv) > 1 else sys.stdin.read()
+    targets = parse(text)
+    if not targets:
+        sys.exit("no divan reports found")
+    per_call = {}
+    print(f"{'target':<16} {'bench':<40} {'per call':>12} {'× floor':>8} {'× overrun':>9}")
+    for target, benches in targets.items():
+        div = {"async_poll": POLLS, "snapshot": 1}.get(target, BATCH)
+        floor = benches.get("quanta_raw_pair", 0) / BATCH or None
+        ours = (benches.get("overrun_measure") or benches.get("overrun_measure_counting") or 0) / BATCH or None
+        for name, median in benches.items():
+            value = median / div
+            per_call[(target, name)] = value
+            unit = "ns/poll" if target == "async_poll" else ("ns" if div == 1 else "ns/call")
+            shown = f"{value / 1e6:.2f} ms" if div == 1 else f"{value:.2f} {unit}"
+            r_floor = f"{value / floor:.2f}" if floor and div == BATCH else ""
+            r_ours = f"{value / ours:.2f}" if ours and div == BATCH else ""
+            print(f"{target:<16} {name:<40} {shown:>12} {r_floor:>8} {r_ours:>9}")
+
+    def get(target, name):
+        return per_call.get((target, name))
+
+    print("\ngoals (issue: overhead at the limit)")
+
+    def goal(label, value, limit, fmt):
+        if value is None:
+            print(f"  {label}: not measured")
+            return
+        verdict = "met" if value <= limit else "NOT met"
+        print(f"  {label}: {fmt(value)} (goal ≤ {fmt(limit)}) {verdict}")
+
+    ours, floor = get("overhead", "overrun_measure"), get("overhead", "quanta_raw_pair")
+    if ours and floor:
+        goal("1. #[measure] / raw TSC pair", ours / floor, 1.3, lambda v: f"{v:.2f}×")
+        for target, peer in [("peer_tracing", "tracing_instrument"), ("peer_fastrace", "fastrace_trace"),
+                             ("peer_metrics", "metrics_histogram")]:
+            p, o = get(target, peer), get(target, "overrun_measure")
+            if p and o:
+                print(f"     {peer}: {p:.1f} ns vs overrun {o:.1f} ns in the same run → {p / o:.2f}× ahead")
+        instant = get("overhead", "instant_pair")
+        if instant:
+            print(f"     Instant pair: {instant:.1f} ns vs overrun {ours:.1f} ns → {instant / ours:.2f}×")
+    c, o2 = get("counting_alloc", "overrun_measure_counting"), get("counting_alloc", "quanta_raw_pair")
+    if c and o2 and ours and floor:
+        # Normalise by each process' own floor before comparing across processes.
+        goal("2. with CountingAlloc, minus without", c - ours * (o2 / floor), 2.0, lambda v: f"{v:+.2f} ns")
+    bc, bs = get("counting_alloc", "box_counting"), get("system_alloc", "box_system")
+    if bc and bs:
+        goal("3. allocation: CountingAlloc − System", bc - bs, 1.0, lambda v: f"{v:+.2f} ns")
+    off, bare = get("overhead", "overrun_off"), get("overhead", "bare")
+    if off and bare:
+        goal("4. OVERRUN=off, minus bare call", off - bare, 2.0, lambda v: f"{v:+.2f} ns")
+    t1, t2 = get("overhead", "overrun_same_site_threads/t=1"), get("overhead", "overrun_same_site_threads/t=2")
+    if t1 and t2:
+        goal("5. same site, 2 threads / 1 thread", t2 / t1, 1.2, lambda v: f"{v:.2f}×")
+    bare_f, ours_f, tm = (get("async_poll", n) for n in ("bare_future", "overrun_async_measure", "tokio_metrics_instrument"))
+    if bare_f and ours_f and tm:
+        print(f"  7. async, added per poll: overrun {ours_f - bare_f:+.2f} ns, tokio-metrics {tm - bare_f:+.2f} ns")
+    s1, s10 = get("snapshot", "snapshot/1000"), get("snapshot", "snapshot/10000")
+    if s1 and s10:
+        print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "
+              f"(×{s10 / s1:.1f} for ×10 sites)")
+
+
+if __name__ == "__main__":
+    main()

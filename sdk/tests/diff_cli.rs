@@ -1,0 +1,180 @@
+//! `overrun diff`, end to end: the real binary on real reports written by the
+//! `cli` example. Built with `--features cli` (the test command does:
+//! `cargo test -p overrun --features cli --test diff_cli`, after the
+//! workspace tests have built the examples).
+#![cfg(feature = "cli")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn overrun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_overrun"))
+}
+
+fn cli_example() -> Command {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_overrun")).parent().unwrap();
+    let path = bin_dir
+        .join("examples")
+        .join(format!("cli{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test --workspace` builds the examples first",
+        path.display()
+    );
+    let mut cmd = Command::new(path);
+    cmd.env_remove("OVERRUN").env("OVERRUN_REPORT", "off");
+    cmd
+}
+
+fn dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("overrun-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the cli example on `data` and returns the path of its JSON report.
+fn report(data: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let path = dir().join(name);
+    let out = cli_example()
+        .args(extra)
+        .arg(data)
+        .env("OVERRUN_REPORT_FILE", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn data(name: &str) -> PathBuf {
+    let path = dir().join(name);
+    let out = cli_example()
+        .args(["--generate", "20000"])
+        .output()
+        .unwrap();
+    std::fs::write(&path, out.stdout).unwrap();
+    path
+}
+
+fn diff(base: &Path, head: &Path, extra: &[&str]) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = overrun()
+        .arg("diff")
+        .arg(base)
+        .arg(head)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        status.code().unwrap(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn row<'a>(table: &'a str, name: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+}
+
+/// Rewrites one site of a report: `f` edits its JSON object.
+fn edited(path: &Path, name: &str, out: &str, f: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let site = json["sites"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["name"] == name)
+        .unwrap();
+    f(site);
+    let out = dir().join(out);
+    std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    out
+}
+
+#[test]
+fn a_doubled_parse_is_a_regression() {
+    let data = data("sales-a.csv");
+    let base = report(&data, "base.json", &[]);
+    let head = report(&data, "head.json", &["--slow-parse"]);
+    let (code, table, _) = diff(&base, &head, &["--tolerance", "10%"]);
+    assert_eq!(code, 1, "a regression exits 1:\n{table}");
+    let parse = row(&table, "parse_line");
+    assert!(parse.ends_with("REGRESSED"), "{table}");
+    assert!(table.starts_with("function"), "{table}");
+    // Markdown for a pull-request comment.
+    let (code, md, _) = diff(&base, &head, &["--format", "markdown"]);
+    assert_eq!(code, 1);
+    assert!(
+        md.contains("| `parse_line` |") && md.contains("**REGRESSED**"),
+        "{md}"
+    );
+}
+
+#[test]
+fn small_moves_new_and_gone_sites() {
+    let data = data("sales-b.csv");
+    let base = report(&data, "base2.json", &[]);
+    // 3% slower under a 10% tolerance: not flagged.
+    let head = edited(&base, "parse_line", "head3.json", |s| {
+        for key in ["p50_ns", "p99_ns"] {
+            s[key] = (((s[key].as_u64().unwrap() as f64) * 1.03).round() as u64).into();
+        }
+    });
+    let (code, table, err) = diff(&base, &head, &["--tolerance", "10%"]);
+    assert_eq!(code, 0, "{table}{err}");
+    assert!(row(&table, "parse_line").ends_with("same"), "{table}");
+    // ...but flagged with a 1% tolerance on p50.
+    let (code, table, _) = diff(&base, &head, &["--tolerance-p50", "1%"]);
+    assert_eq!(code, 1, "{table}");
+    // A renamed function: one site gone, one new; no regression.
+    let renamed = edited(&base, "summarise", "renamed.json", |s| {
+        s["name"] = "summarize".into();
+    });
+    let (code, table, _) = diff(&base, &renamed, &[]);
+    assert_eq!(code, 0, "{table}");
+    assert!(row(&table, "summarise").ends_with("gone"), "{table}");
+    assert!(row(&table, "summarize").ends_with("new"), "{table}");
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_and_exit_2() {
+    let good = {
+        let p = dir().join("minimal.json");
+        std::fs::write(&p, r#"{"version": 1, "sites": []}"#).unwrap();
+        p
+    };
+    let not_json = dir().join("not.json");
+    std::fs::write(&not_json, "hello").unwrap();
+    let future = dir().join("v2.json");
+    std::fs::write(&future, r#"{"version": 2, "sites": []}"#).unwrap();
+    let missing = dir().join("missing.json");
+    for (bad, expect) in [
+        (&not_json, "is not an overrun JSON report"),
+        (&future, "is report version 2; this overrun reads version 1"),
+        (&missing, "cannot read"),
+    ] {
+        let (code, stdout, stderr) = diff(&good, bad, &[]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.starts_with("overrun: ") && stderr.contains(expect),
+            "{stderr}"
+        );
+    }
+    let (code, _, stderr) = diff(&good, &good, &["--tolerance", "lots"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a percentage"), "{stderr}");
+    let out = overrun().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

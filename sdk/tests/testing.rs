@@ -1,0 +1,206 @@
+//! `overrun::testing`: budgets as tests.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use overrun::testing::{capture, capture_value, check};
+
+#[global_allocator]
+static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
+
+/// Busy for `d` of wall time: noise can only make it slower, never faster.
+fn spin(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+fn handler(slowdown: u32) {
+    spin(Duration::from_micros(20) * slowdown);
+}
+
+#[test]
+fn a_function_made_twice_as_slow_fails_its_p99() {
+    // At its real speed it passes...
+    check(|| handler(1)).iterations(5_000).p99("30us").assert();
+    // ...and 2× slower it fails, naming the percentile, value and budget.
+    let failure = std::panic::catch_unwind(|| {
+        check(|| handler(2)).iterations(2_000).p99("30us").assert();
+    })
+    .expect_err("a 2x slower function must break its p99 budget");
+    let message = failure
+        .downcast_ref::<String>()
+        .expect("a formatted message")
+        .clone();
+    assert!(message.contains("p99"), "{message}");
+    assert!(message.contains("over its budget of 30.0µs"), "{message}");
+    assert!(
+        message.contains("figure"),
+        "the table is in the message: {message}"
+    );
+    let report = check(|| handler(2)).iterations(500).p99("30us").run();
+    assert!(!report.passed());
+    assert!(report.figures[2] >= 40_000, "{report}");
+}
+
+fn parse(line: &str) -> Vec<u32> {
+    line.split(',').filter_map(|s| s.parse().ok()).collect()
+}
+
+#[test]
+fn allocation_budgets_are_exact() {
+    check(|| parse("1,2,3"))
+        .iterations(1_000)
+        .allocs_per_call(1)
+        .bytes_per_call("16B")
+        .assert();
+    let report = check(|| parse("1,2,3,4,5,6,7,8,9"))
+        .iterations(100)
+        .allocs_per_call(1)
+        .run();
+    assert!(!report.passed(), "a growing Vec reallocates: {report}");
+    assert!(report.failures()[0].starts_with("allocs/call "));
+    let zero = check(|| black_box(2u64) * 3)
+        .iterations(1_000)
+        .allocs_per_call(0)
+        .run();
+    assert!(zero.passed(), "{zero}");
+    assert_eq!(zero.allocs_max, 0);
+}
+
+#[test]
+#[should_panic(expected = "invalid duration budget \"30 parsecs\"")]
+fn a_bad_literal_is_a_clear_error() {
+    let _ = check(|| ()).p99("30 parsecs");
+}
+
+// ---- capture ---------------------------------------------------------------
+
+struct Cart(Vec<u64>);
+
+#[overrun::measure(budget = "1s", allocs = 2)]
+fn price_cart(cart: &Cart) -> u64 {
+    let prices: Vec<u64> = cart.0.iter().map(|p| p * 2).collect();
+    prices.iter().sum()
+}
+
+#[overrun::measure]
+fn load_user(id: u64) -> String {
+    format!("user-{id}")
+}
+
+#[overrun::measure]
+fn checkout(cart: &Cart) -> (String, u64) {
+    (load_user(7), price_cart(cart))
+}
+
+#[test]
+fn capture_is_exact_while_other_threads_hammer_the_same_functions() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammers: Vec<_> = (0..8)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let cart = Cart(vec![1, 2, 3]);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(checkout(&cart));
+                    black_box(load_user(t));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    // Let them get going.
+    std::thread::sleep(Duration::from_millis(20));
+    let cart = Cart(vec![10, 20, 30, 40]);
+    for _ in 0..50 {
+        let (value, stats) = capture_value(|| {
+            let a = checkout(&cart);
+            let b = price_cart(&cart);
+            (a, b)
+        });
+        assert_eq!(value.1, 200);
+        assert_eq!(stats.site("checkout").calls(), 1);
+        assert_eq!(stats.site("price_cart").calls(), 2);
+        assert_eq!(stats.site("load_user").calls(), 1);
+        // Exact allocations: one Vec per price_cart, one String per load_user
+        // (inclusive for checkout).
+        assert_eq!(stats.site("price_cart").allocs(), 2);
+        assert_eq!(stats.site("price_cart").bytes(), 2 * 32);
+        assert_eq!(stats.site("load_user").allocs(), 1);
+        assert_eq!(stats.site("checkout").allocs(), 2);
+        stats.site("price_cart").assert_within_budget();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = hammers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(total > 0, "the other threads ran meanwhile");
+}
+
+#[overrun::measure(allocs = 0)]
+fn must_not_allocate(n: usize) -> usize {
+    vec![0u8; n].len()
+}
+
+#[test]
+fn assert_within_budget_names_what_broke() {
+    let stats = capture(|| {
+        must_not_allocate(0);
+        must_not_allocate(4);
+    });
+    let site = stats.site("must_not_allocate");
+    assert_eq!((site.calls(), site.violations()[1]), (2, 1));
+    let failure = std::panic::catch_unwind(|| site.assert_within_budget()).unwrap_err();
+    let message = failure.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("allocs budget 0 broken 1 time(s)"),
+        "{message}"
+    );
+}
+
+/// Pending once (waking itself at once), then ready; unlike
+/// `tokio::task::yield_now` it never touches the runtime's own (allocating)
+/// bookkeeping inside the measured poll.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[overrun::measure]
+async fn fetch(id: u64) -> Vec<u64> {
+    YieldOnce(false).await;
+    vec![id; 4]
+}
+
+#[test]
+fn capture_includes_futures_polled_by_this_thread() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let stats = capture(|| {
+        rt.block_on(async {
+            fetch(1).await;
+            fetch(2).await;
+        })
+    });
+    let site = stats.site("fetch");
+    assert_eq!(site.calls(), 2);
+    assert_eq!(site.allocs(), 2);
+    assert_eq!(site.bytes(), 2 * 32);
+}
