@@ -23,8 +23,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step "tests (unit, integration, UI, examples end to end, doctests)"
 cargo test --workspace
 
-step "overrun diff, end to end on reports of the cli example (feature cli)"
-cargo test -p overrun --features cli --test diff_cli
+step "sdk with every feature: tasks (tokio), overrun diff end to end on cli reports (cli)"
+cargo test -p overrun --all-features
 
 step "benches, one quick iteration each (smoke; figures come from benches/run.sh)"
 cargo test -p overrun-benches --benches

@@ -170,3 +170,50 @@ fn json_on_stderr_and_runtime_switch() {
         "off means off"
     );
 }
+
+#[test]
+fn tasks_example_reports_the_leak_and_the_blocked_executor() {
+    let out = example("tasks").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(stdout.contains("served 200 requests"), "{stdout}");
+    assert!(
+        stdout.contains("live: session-reaper at examples/tasks.rs:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("leaked=true"), "{stdout}");
+    // The events, as they happened.
+    assert!(
+        stderr.contains("budget violation: thumbnailer (examples/tasks.rs:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("poll"), "{stderr}");
+    assert!(
+        stderr.contains("budget violation: session-reaper"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lifetime"), "{stderr}");
+    // The report at exit: the tasks table and the task still running.
+    let row = |name: &str| {
+        stderr
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{stderr}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // task spawned completed cancelled panicked live leaked ...
+    assert_eq!(&row("request")[1..7], ["200", "200", "0", "0", "0", "0"]);
+    assert_eq!(&row("session-reaper")[1..7], ["1", "0", "0", "0", "1", "1"]);
+    assert!(
+        row("thumbnailer").last().unwrap().starts_with("poll:1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("still running: session-reaper spawned at examples/tasks.rs:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("LEAKED"), "{stderr}");
+}

@@ -59,6 +59,9 @@
 //!   their arguments and emit the function unchanged — zero cost, same
 //!   machine code. Libraries should depend on `overrun` with
 //!   `default-features = false` and let the application decide.
+//! - `tokio`: [`spawn`], [`spawn_named`], [`spawn_blocking_named`] — tokio's
+//!   spawn functions with task tracking ([`tasks`]). [`track`] works on any
+//!   executor without it.
 //! - `cli`: the `overrun` command (`overrun diff base.json head.json`).
 //!
 //! At run time, `OVERRUN=off` (or [`set_enabled`]) turns measuring off: each
@@ -91,6 +94,7 @@ pub mod report;
 pub mod run;
 mod site;
 pub mod stats;
+pub mod tasks;
 pub mod testing;
 pub mod violation;
 
@@ -99,6 +103,9 @@ pub use budget::Budget;
 pub use measure::{enabled, set_enabled};
 pub use report::{Snapshot, report, snapshot};
 pub use site::{Site, SiteKind};
+pub use tasks::track;
+#[cfg(feature = "tokio")]
+pub use tasks::{spawn, spawn_blocking, spawn_blocking_named, spawn_named};
 pub use violation::{HookId, Violation, ViolationKind, on_violation, remove_hook};
 
 /// Measures a function: time, allocations, errors, budget violations.

@@ -54,8 +54,10 @@ pub struct Snapshot {
     pub run: RunSnapshot,
     /// One entry per site that was called at least once, in registration order.
     pub sites: Vec<SiteSnapshot>,
-    /// Async task figures (filled by the task tracking feature).
-    pub tasks: Vec<serde_json::Value>,
+    /// Async task figures per task name ([`crate::tasks`]).
+    pub tasks: Vec<crate::tasks::TaskStats>,
+    /// Tasks alive at the time of the snapshot, oldest first.
+    pub live_tasks: Vec<crate::tasks::LiveTask>,
 }
 
 impl Snapshot {
@@ -295,7 +297,8 @@ pub fn snapshot() -> Snapshot {
                 violations_dropped: crate::violation::dropped(),
             },
             sites,
-            tasks: Vec::new(),
+            tasks: crate::tasks::stats(),
+            live_tasks: crate::tasks::live(),
         }
     })
 }
@@ -446,11 +449,22 @@ pub fn render_table(snap: &Snapshot) -> String {
         .max()
         .unwrap_or(8)
         .clamp(8, 40);
-    let _ = writeln!(
-        out,
-        "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  violations",
-        "function", "calls", "errors", "p50", "p95", "p99", "max", "self%", "allocs/c", "bytes/c"
-    );
+    if !sites.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  violations",
+            "function",
+            "calls",
+            "errors",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "self%",
+            "allocs/c",
+            "bytes/c"
+        );
+    }
     for s in sites {
         let name: String = s.name.chars().take(name_width).collect();
         let v = s.violations;
@@ -482,6 +496,68 @@ pub fn render_table(snap: &Snapshot) -> String {
             per_call(s.allocs_per_call(), false),
             per_call(s.bytes_per_call(), true),
             violations.trim_end()
+        );
+    }
+    if !snap.tasks.is_empty() {
+        let width = snap
+            .tasks
+            .iter()
+            .map(|t| t.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 40);
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>8} {:>9} {:>9} {:>8} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9}",
+            "task",
+            "spawned",
+            "completed",
+            "cancelled",
+            "panicked",
+            "live",
+            "leaked",
+            "polls",
+            "max poll",
+            "life p50",
+            "life p99"
+        );
+        for t in &snap.tasks {
+            let _ = writeln!(
+                out,
+                "  {:<width$} {:>8} {:>9} {:>9} {:>8} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9}{}",
+                t.name,
+                t.spawned,
+                t.completed,
+                t.cancelled,
+                t.panicked,
+                t.live,
+                t.leaked,
+                t.polls,
+                fmt_ns(t.max_poll_ns),
+                fmt_ns(t.lifetime_p50_ns),
+                fmt_ns(t.lifetime_p99_ns),
+                if t.poll_violations > 0 {
+                    format!("  poll:{}", t.poll_violations)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    for t in &snap.live_tasks {
+        let _ = writeln!(
+            out,
+            "  still running: {} spawned at {}:{}, age {}, {} polls{}",
+            t.name,
+            t.file,
+            t.line,
+            fmt_ns(t.age.as_nanos() as u64),
+            t.polls,
+            if t.leaked {
+                " (LEAKED: over its lifetime budget)"
+            } else {
+                ""
+            }
         );
     }
     for v in &run.violations {

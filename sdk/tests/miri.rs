@@ -54,3 +54,49 @@ fn counting_alloc_shards_and_recycling() {
     assert_eq!(snap.site("grows").unwrap().calls, 60);
     assert!(overrun::alloc::heap_peak_bytes().is_some());
 }
+
+/// Pending once, then ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[overrun::measure]
+async fn measured_async(v: Vec<u8>) -> usize {
+    YieldOnce(false).await;
+    v.len()
+}
+
+#[test]
+fn tracked_and_measured_futures() {
+    // A !Unpin future (an async block holding a borrow across an await)
+    // through `Tracked`'s pin projection and the `#[measure]` wrapper.
+    let n = overrun::tasks::block_on(overrun::track("miri", async {
+        let data = vec![1u8, 2, 3];
+        let r = &data;
+        YieldOnce(false).await;
+        measured_async(r.clone()).await
+    }));
+    assert_eq!(n, 3);
+    // Dropped before completion: cancelled, entry freed.
+    let pending = overrun::track("miri-cancelled", std::future::pending::<()>());
+    drop(pending);
+    let stats = overrun::tasks::stats();
+    let done = stats.iter().find(|t| t.name == "miri").unwrap();
+    assert_eq!((done.completed, done.live), (1, 0));
+    let cancelled = stats.iter().find(|t| t.name == "miri-cancelled").unwrap();
+    assert_eq!(cancelled.cancelled, 1);
+    assert_eq!(overrun::snapshot().site("measured_async").unwrap().calls, 1);
+}

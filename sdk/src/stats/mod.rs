@@ -6,8 +6,8 @@ pub(crate) mod shard;
 
 use std::sync::atomic::Ordering;
 
-use histogram::BUCKETS;
 pub use histogram::Histogram;
+pub(crate) use histogram::{BUCKETS, index as bucket_index};
 use shard::SITE_KINDS;
 
 /// Merged figures of one site, in clock ticks.

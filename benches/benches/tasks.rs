@@ -1,0 +1,121 @@
+//! Task tracking: cost per spawn (spawn, run to completion, join) on a
+//! current-thread tokio runtime, and cost per poll of a polled-by-hand future,
+//! beside plain `tokio::spawn` and `tokio-metrics`' `TaskMonitor::instrument`
+//! in the same run. Per spawn: `median / 64`; per poll: `median / 17`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use overrun_benches::{BATCH, work};
+
+/// Pending `n` times (waking itself), then ready.
+struct YieldN(u32);
+
+impl Future for YieldN {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            Poll::Ready(())
+        } else {
+            self.0 -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+async fn job(i: u64) -> u64 {
+    work(i)
+}
+
+async fn sixteen_yields() -> u64 {
+    YieldN(16).await;
+    work(1)
+}
+
+fn drive<F: Future<Output = u64>>(fut: F) -> u64 {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+#[divan::bench]
+fn spawn_tokio(bencher: divan::Bencher<'_, '_>) {
+    let rt = rt();
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            let hs: Vec<_> = (0..BATCH).map(|i| tokio::spawn(job(i))).collect();
+            let mut acc = 0;
+            for h in hs {
+                acc += h.await.unwrap();
+            }
+            acc
+        })
+    });
+}
+
+#[divan::bench]
+fn spawn_overrun_tracked(bencher: divan::Bencher<'_, '_>) {
+    let rt = rt();
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            let hs: Vec<_> = (0..BATCH)
+                .map(|i| overrun::spawn_named("bench", job(i)))
+                .collect();
+            let mut acc = 0;
+            for h in hs {
+                acc += h.await.unwrap();
+            }
+            acc
+        })
+    });
+}
+
+#[divan::bench]
+fn spawn_tokio_metrics(bencher: divan::Bencher<'_, '_>) {
+    let rt = rt();
+    let monitor = tokio_metrics::TaskMonitor::new();
+    bencher.bench_local(|| {
+        rt.block_on(async {
+            let hs: Vec<_> = (0..BATCH)
+                .map(|i| tokio::spawn(monitor.instrument(job(i))))
+                .collect();
+            let mut acc = 0;
+            for h in hs {
+                acc += h.await.unwrap();
+            }
+            acc
+        })
+    });
+}
+
+#[divan::bench]
+fn poll_bare() -> u64 {
+    drive(sixteen_yields())
+}
+
+#[divan::bench]
+fn poll_overrun_tracked() -> u64 {
+    drive(overrun::track("bench-poll", sixteen_yields()).poll_budget("1s"))
+}
+
+#[divan::bench]
+fn poll_tokio_metrics(bencher: divan::Bencher<'_, '_>) {
+    let monitor = tokio_metrics::TaskMonitor::new();
+    bencher.bench_local(|| drive(monitor.instrument(sixteen_yields())));
+}
+
+fn main() {
+    divan::main();
+}
