@@ -29,7 +29,14 @@ static CLOCK: OnceLock<Calibrated> = OnceLock::new();
 #[cold]
 #[inline(never)]
 fn init() -> &'static Calibrated {
-    CLOCK.get_or_init(calibrate)
+    // Calibration allocates a little; never charge that to a measured call.
+    crate::alloc::uncounted(|| CLOCK.get_or_init(calibrate))
+}
+
+/// Calibrates the clock now if it is not yet (site registration does, so
+/// that the first measured call never pays for it).
+pub(crate) fn ensure_calibrated() {
+    let _ = calibrated();
 }
 
 #[cfg(not(miri))]

@@ -153,6 +153,7 @@ impl Site {
                 );
                 return None;
             }
+            clock::ensure_calibrated();
             let index = sites.len();
             sites.push(self);
             self.apply_budget(&self.budget);
