@@ -36,6 +36,7 @@ pub(crate) fn collect(count: usize) -> Vec<Totals> {
                 let mut t = [0u64; 10];
                 let mut max = 0;
                 let mut violations = [0u64; SITE_KINDS];
+                let mut touched = 0u64;
                 for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
                     let fields = [
                         &cell.calls,
@@ -55,10 +56,10 @@ pub(crate) fn collect(count: usize) -> Vec<Totals> {
                     for (sum, v) in violations.iter_mut().zip(&cell.violations) {
                         *sum += v.load(Ordering::Relaxed);
                     }
-                    cell.add_histogram(&mut dense);
+                    touched |= cell.add_histogram(&mut dense);
                 }
-                let histogram = Histogram::from_dense(&dense, max, ns_per_tick);
-                dense.iter_mut().for_each(|c| *c = 0);
+                let histogram =
+                    Histogram::from_blocks_clearing(&mut dense, touched, max, ns_per_tick);
                 Totals {
                     calls: t[0],
                     errors: t[1],

@@ -113,8 +113,10 @@ impl SiteCell {
         bump(unsafe { &(*block).0[i % BLOCK] }, 1);
     }
 
-    /// Adds this cell's histogram into `dense` (one slot per bucket).
-    pub(crate) fn add_histogram(&self, dense: &mut [u64]) {
+    /// Adds this cell's histogram into `dense` (one slot per bucket);
+    /// returns a bit per block (octave) it touched.
+    pub(crate) fn add_histogram(&self, dense: &mut [u64]) -> u64 {
+        let mut touched = 0u64;
         for (b, slot) in self.hist.iter().enumerate() {
             // Acquire pairs with the Release in `new_block`: the block's
             // zeroed contents are visible before its pointer is.
@@ -124,10 +126,12 @@ impl SiteCell {
             }
             // SAFETY: non-null blocks are live for the program's lifetime.
             let block = unsafe { &*block };
+            touched |= 1 << b;
             for (s, c) in block.0.iter().enumerate() {
                 dense[b * BLOCK + s] += c.load(Ordering::Relaxed);
             }
         }
+        touched
     }
 
     /// Adds every figure of `self` into `into`, then zeroes `self`. Only
