@@ -156,7 +156,7 @@ pub(crate) fn site_violation(
         kind,
         observed,
         limit,
-        thread: std::thread::current().id(),
+        thread: crate::alloc::uncounted(|| std::thread::current().id()),
         unix_nanos: 0,
         seq: 0,
     }
