@@ -66,6 +66,14 @@ fn ten_thousand_tasks_from_four_threads() {
     );
 }
 
+/// A never-ending tracked task and the line it is spawned from: with
+/// `#[track_caller]` both are this function's caller's.
+#[track_caller]
+fn stuck_task() -> (overrun::tasks::Tracked<std::future::Pending<()>>, u32) {
+    let line = std::panic::Location::caller().line();
+    (overrun::track("stuck", std::future::pending()), line)
+}
+
 #[test]
 fn a_task_that_never_ends_is_leaked_once_and_an_aborted_one_is_cancelled() {
     let _serial = SERIAL.lock();
@@ -77,10 +85,8 @@ fn a_task_that_never_ends_is_leaked_once_and_an_aborted_one_is_cancelled() {
     });
     let rt = runtime();
     let (stuck, line) = rt.block_on(async {
-        let line = line!() + 1;
-        let stuck =
-            tokio::spawn(overrun::track("stuck", std::future::pending::<()>()).lifetime("200ms"));
-        (stuck, line)
+        let (tracked, line) = stuck_task();
+        (tokio::spawn(tracked.lifetime("200ms")), line)
     });
     rt.block_on(async {
         let h =
