@@ -58,7 +58,7 @@ fn spawn_tokio(bencher: divan::Bencher<'_, '_>) {
             let hs: Vec<_> = (0..BATCH).map(|i| tokio::spawn(job(i))).collect();
             let mut acc = 0;
             for h in hs {
-                acc += h.await.unwrap();
+                acc = h.await.unwrap().wrapping_add(acc);
             }
             acc
         })
@@ -75,7 +75,7 @@ fn spawn_overrun_tracked(bencher: divan::Bencher<'_, '_>) {
                 .collect();
             let mut acc = 0;
             for h in hs {
-                acc += h.await.unwrap();
+                acc = h.await.unwrap().wrapping_add(acc);
             }
             acc
         })
@@ -93,7 +93,7 @@ fn spawn_tokio_metrics(bencher: divan::Bencher<'_, '_>) {
                 .collect();
             let mut acc = 0;
             for h in hs {
-                acc += h.await.unwrap();
+                acc = h.await.unwrap().wrapping_add(acc);
             }
             acc
         })
