@@ -45,16 +45,19 @@ def main():
     per_call = {}
     print(f"{'target':<16} {'bench':<40} {'per call':>12} {'× floor':>8} {'× overrun':>9}")
     for target, benches in targets.items():
-        div = {"async_poll": POLLS, "snapshot": 1}.get(target, BATCH)
         floor = benches.get("quanta_raw_pair", 0) / BATCH or None
         ours = (benches.get("overrun_measure") or benches.get("overrun_measure_counting") or 0) / BATCH or None
         for name, median in benches.items():
+            polls = target == "async_poll" or (target == "tasks" and name.startswith("poll_"))
+            div = 1 if target == "snapshot" else (POLLS if polls else BATCH)
             value = median / div
             per_call[(target, name)] = value
-            unit = "ns/poll" if target == "async_poll" else ("ns" if div == 1 else "ns/call")
+            unit = "ns/poll" if polls else ("ns" if div == 1 else "ns/call")
+            if target == "tasks" and name.startswith("spawn_"):
+                unit = "ns/spawn"
             shown = f"{value / 1e6:.2f} ms" if div == 1 else f"{value:.2f} {unit}"
-            r_floor = f"{value / floor:.2f}" if floor and div == BATCH else ""
-            r_ours = f"{value / ours:.2f}" if ours and div == BATCH else ""
+            r_floor = f"{value / floor:.2f}" if floor and div == BATCH and target != "tasks" else ""
+            r_ours = f"{value / ours:.2f}" if ours and div == BATCH and target != "tasks" else ""
             print(f"{target:<16} {name:<40} {shown:>12} {r_floor:>8} {r_ours:>9}")
 
     def get(target, name):
@@ -84,18 +87,31 @@ def main():
     if c and o2 and ours and floor:
         # Normalise by each process' own floor before comparing across processes.
         goal("2. with CountingAlloc, minus without", c - ours * (o2 / floor), 2.0, lambda v: f"{v:+.2f} ns")
+    dc, ds = get("counting_alloc", "alloc_counting_direct"), get("counting_alloc", "alloc_system_direct")
+    if dc and ds:
+        goal("3. alloc+free: CountingAlloc − System, same process", dc - ds, 1.0, lambda v: f"{v:+.2f} ns")
     bc, bs = get("counting_alloc", "box_counting"), get("system_alloc", "box_system")
     if bc and bs:
-        goal("3. allocation: CountingAlloc − System", bc - bs, 1.0, lambda v: f"{v:+.2f} ns")
+        print(f"     Box::new+drop across processes: counting {bc:.1f} ns, system {bs:.1f} ns (heap state differs)")
     off, bare = get("overhead", "overrun_off"), get("overhead", "bare")
     if off and bare:
         goal("4. OVERRUN=off, minus bare call", off - bare, 2.0, lambda v: f"{v:+.2f} ns")
     t1, t2 = get("overhead", "overrun_same_site_threads/t=1"), get("overhead", "overrun_same_site_threads/t=2")
     if t1 and t2:
         goal("5. same site, 2 threads / 1 thread", t2 / t1, 1.2, lambda v: f"{v:.2f}×")
+    m = re.search(r"allocations in (\d+) measured calls after the first: (\d+)", text)
+    if m:
+        print(f"  6. heap allocations in {m[1]} measured calls after a site's first: {m[2]} (goal 0)"
+              f" {'met' if m[2] == '0' else 'NOT met'}")
     bare_f, ours_f, tm = (get("async_poll", n) for n in ("bare_future", "overrun_async_measure", "tokio_metrics_instrument"))
     if bare_f and ours_f and tm:
         print(f"  7. async, added per poll: overrun {ours_f - bare_f:+.2f} ns, tokio-metrics {tm - bare_f:+.2f} ns")
+    sp = [get("tasks", n) for n in ("spawn_tokio", "spawn_overrun_tracked", "spawn_tokio_metrics")]
+    pp = [get("tasks", n) for n in ("poll_bare", "poll_overrun_tracked", "poll_tokio_metrics")]
+    if all(sp) and all(pp):
+        print(f"  tasks, per spawn (spawn+run+join): tokio::spawn {sp[0]:.0f} ns, overrun tracked {sp[1]:.0f} ns "
+              f"(+{sp[1] - sp[0]:.0f}), tokio-metrics instrument {sp[2]:.0f} ns (+{sp[2] - sp[0]:.0f})")
+        print(f"  tasks, added per poll: overrun tracked {pp[1] - pp[0]:+.1f} ns, tokio-metrics {pp[2] - pp[0]:+.1f} ns")
     s1, s10 = get("snapshot", "snapshot/1000"), get("snapshot", "snapshot/10000")
     if s1 and s10:
         print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "

@@ -26,6 +26,40 @@ fn box_counting() -> u64 {
     batch(|x| *std::hint::black_box(Box::new(x)))
 }
 
+/// One 8-byte allocation and its release through `System` directly, in the
+/// same process as the next bench, so both see the same heap.
+#[divan::bench]
+fn alloc_system_direct() -> u64 {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    let layout = Layout::new::<u64>();
+    batch(|x| {
+        // SAFETY: a non-zero-size layout; the block is freed with the same
+        // allocator and layout.
+        unsafe {
+            let p = System.alloc(layout);
+            std::hint::black_box(p);
+            System.dealloc(p, layout);
+        }
+        x
+    })
+}
+
+/// The same through the counting wrapper (`CountingAlloc<System>`).
+#[divan::bench]
+fn alloc_counting_direct() -> u64 {
+    use std::alloc::{GlobalAlloc, Layout};
+    let layout = Layout::new::<u64>();
+    batch(|x| {
+        // SAFETY: as above.
+        unsafe {
+            let p = ALLOC.alloc(layout);
+            std::hint::black_box(p);
+            ALLOC.dealloc(p, layout);
+        }
+        x
+    })
+}
+
 fn main() {
     // Zero heap allocations per call after the first, counted by the same
     // allocator the benches run under.

@@ -43,9 +43,8 @@ pub const FLUSH_BYTES: i64 = 32 * 1024;
 ///
 /// # Cost model
 ///
-/// Per allocation: a few thread-local adds and one read of a flag that is
-/// written once, no atomic read-modify-write (see the benches for the figure
-/// against the bare `System` allocator). A `realloc` counts as one
+/// Per allocation: a few thread-local adds, no atomic read-modify-write
+/// (see the benches for the figure against the bare `System` allocator). A `realloc` counts as one
 /// allocation of the new size (and the release of the old block), the
 /// convention of heap profilers such as dhat.
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,10 +98,6 @@ static PEAK: AtomicI64 = AtomicI64::new(0);
 
 #[inline(always)]
 fn on_alloc(size: usize) {
-    // Written once; afterwards only read, so the line stays shared-clean.
-    if !INSTALLED.load(Ordering::Relaxed) {
-        INSTALLED.store(true, Ordering::Relaxed);
-    }
     COUNTERS.with(|c| {
         c.count.set(c.count.get().wrapping_add(1));
         c.bytes.set(c.bytes.get().wrapping_add(size as u64));
@@ -217,15 +212,26 @@ pub fn thread_allocs() -> ThreadAllocs {
     })
 }
 
-/// Whether [`CountingAlloc`] has served an allocation in this process, i.e.
-/// whether allocation figures mean anything.
+/// Whether [`CountingAlloc`] is the global allocator, i.e. whether
+/// allocation figures mean anything.
 ///
 /// ```
 /// // In a doctest without `#[global_allocator]` this is false.
 /// let _ = overrun::alloc::is_installed();
 /// ```
 pub fn is_installed() -> bool {
-    INSTALLED.load(Ordering::Relaxed)
+    // Decided by a probe allocation rather than a flag written on every
+    // allocation: if this thread's count moves, `CountingAlloc` served it.
+    if INSTALLED.load(Ordering::Relaxed) {
+        return true;
+    }
+    let before = thread_allocs().count;
+    drop(std::hint::black_box(Box::new(0u8)));
+    let installed = thread_allocs().count != before;
+    if installed {
+        INSTALLED.store(true, Ordering::Relaxed);
+    }
+    installed
 }
 
 /// Live heap bytes, to within [`FLUSH_BYTES`] per thread; `None` without
