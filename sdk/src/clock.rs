@@ -154,6 +154,9 @@ mod tests {
     use super::*;
 
     #[test]
+    // Calibration against real time: Miri has no TSC and runs far too slowly
+    // for a 20 ms comparison to mean anything.
+    #[cfg_attr(miri, ignore)]
     fn ticks_convert_to_real_nanoseconds() {
         let wall = std::time::Instant::now();
         let start = now();
