@@ -49,7 +49,8 @@ def main():
         ours = (benches.get("overrun_measure") or benches.get("overrun_measure_counting") or 0) / BATCH or None
         for name, median in benches.items():
             polls = target == "async_poll" or (target == "tasks" and name.startswith("poll_"))
-            div = 1 if target == "snapshot" else (POLLS if polls else BATCH)
+            whole = target == "snapshot" or name.startswith("render_")
+            div = 1 if whole else (POLLS if polls else BATCH)
             value = median / div
             per_call[(target, name)] = value
             unit = "ns/poll" if polls else ("ns" if div == 1 else "ns/call")
@@ -112,6 +113,11 @@ def main():
         print(f"  tasks, per spawn (spawn+run+join): tokio::spawn {sp[0]:.0f} ns, overrun tracked {sp[1]:.0f} ns "
               f"(+{sp[1] - sp[0]:.0f}), tokio-metrics instrument {sp[2]:.0f} ns (+{sp[2] - sp[0]:.0f})")
         print(f"  tasks, added per poll: overrun tracked {pp[1] - pp[0]:+.1f} ns, tokio-metrics {pp[2] - pp[0]:+.1f} ns")
+    off, on = get("prometheus", "overrun_measure_exporter/false"), get("prometheus", "overrun_measure_exporter/true")
+    render = get("prometheus", "render_1000_sites")
+    if off and on and render:
+        print(f"  prometheus: call without / with exporter installed {off:.1f} / {on:.1f} ns; "
+              f"render 1 000 sites {render / 1e6:.2f} ms")
     s1, s10 = get("snapshot", "snapshot/1000"), get("snapshot", "snapshot/10000")
     if s1 and s10:
         print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "

@@ -29,6 +29,9 @@ cargo test -p overrun --all-features
 step "benches, one quick iteration each (smoke; figures come from benches/run.sh)"
 cargo test -p overrun-benches --benches
 
+step "Prometheus exporter against a real Prometheus server (installs the prometheus package if missing)"
+bash exporters/prometheus/e2e.sh
+
 step "tests with the 'enabled' feature off: macros emit functions unchanged"
 cargo test -p overrun-macros --no-default-features
 cargo test -p overrun --no-default-features --test feature_off

@@ -1,0 +1,106 @@
+//! A small HTTP service whose handlers and database call are measured, and
+//! whose `/metrics` serves overrun's figures together with the service's own
+//! `metrics`-facade metrics.
+//!
+//! ```text
+//! cargo run --example service -- --listen 127.0.0.1:3000
+//! curl localhost:3000/users/1
+//! curl 'localhost:3000/slow?ms=40'    # over its 20ms budget
+//! curl localhost:3000/metrics
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use rusqlite::{Connection, OptionalExtension};
+
+#[global_allocator]
+static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
+
+struct App {
+    db: Mutex<Connection>,
+    overrun: overrun_prometheus::Renderer,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The database call, with its own budget.
+#[overrun::measure(budget = "5ms", allocs = 64)]
+fn load_user(db: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    db.query_row("SELECT name FROM users WHERE id = ?1", [id], |row| {
+        row.get(0)
+    })
+    .optional()
+}
+
+#[overrun::measure(budget = "50ms")]
+async fn get_user(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<String, StatusCode> {
+    metrics::counter!("service_user_lookups_total").increment(1);
+    let db = app
+        .db
+        .lock()
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    match load_user(&db, id) {
+        Ok(Some(name)) => Ok(format!("{name}\n")),
+        Ok(None) => Err(StatusCode::NOT_FOUND),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Slow {
+    ms: u64,
+}
+
+/// Waits `ms` milliseconds; over 20 ms is over budget.
+#[overrun::measure(budget = "20ms")]
+async fn slow(Query(q): Query<Slow>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(q.ms)).await;
+    "done\n"
+}
+
+/// One endpoint for both: overrun's figures and the service's own metrics.
+async fn metrics_endpoint(State(app): State<Arc<App>>) -> String {
+    app.overrun.render() + &app.metrics.render()
+}
+
+fn open_db() -> rusqlite::Result<Connection> {
+    let db = Connection::open_in_memory()?;
+    db.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger');",
+    )?;
+    Ok(db)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let listen: SocketAddr = match args.iter().position(|a| a == "--listen") {
+        Some(i) => args
+            .get(i + 1)
+            .ok_or("--listen needs an address")?
+            .parse()?,
+        None => "127.0.0.1:3000".parse()?,
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    metrics::describe_counter!("service_user_lookups_total", "User lookups served.");
+    let app = Arc::new(App {
+        db: Mutex::new(open_db()?),
+        overrun: overrun_prometheus::PrometheusExporter::builder().build()?,
+        metrics,
+    });
+    let router = Router::new()
+        .route("/users/{id}", get(get_user))
+        .route("/slow", get(slow))
+        .route("/metrics", get(metrics_endpoint))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("listening on {}", listener.local_addr()?);
+    axum::serve(listener, router).await?;
+    Ok(())
+}

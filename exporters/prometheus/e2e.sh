@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# End to end against a real Prometheus server: installs the `prometheus`
+# Debian package if missing, runs examples/service, lets Prometheus scrape it
+# every second, drives a known number of requests (a known number over
+# budget), and asserts through Prometheus' HTTP API that the counts arrived
+# exactly. Also: promtool check metrics on a scrape, check rules, test rules.
+# The server is stopped and its data removed at the end, pass or fail.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+    echo "installing the prometheus Debian package"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq prometheus >/dev/null
+fi
+# The package may start a daemon of its own; ours uses its own free port.
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+cargo build -q -p overrun-examples --example service
+app_port="$(free_port)"
+prom_port="$(free_port)"
+target/debug/examples/service --listen "127.0.0.1:$app_port" >"$work/service.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$app_port/metrics" >/dev/null && break
+    sleep 0.1
+done
+
+cat >"$work/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $here/alerts.yml
+scrape_configs:
+  - job_name: service
+    static_configs:
+      - targets: ["127.0.0.1:$app_port"]
+YML
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
+    --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$prom_port/-/ready" >/dev/null && break
+    sleep 0.2
+done
+curl -sf "http://127.0.0.1:$prom_port/-/ready" >/dev/null || { cat "$work/prometheus.log"; echo "prometheus did not start"; exit 1; }
+
+# The load: 60 user lookups (20 of them for an unknown user: errors),
+# 7 slow requests over the 20 ms budget and 13 within it.
+users=60; missing=20; over=7; within=13
+for i in $(seq "$users"); do
+    id=$(( i <= missing ? 100 + i : 1 + i % 3 ))
+    curl -s -o /dev/null "http://127.0.0.1:$app_port/users/$id"
+done
+for _ in $(seq "$over"); do curl -sf -o /dev/null "http://127.0.0.1:$app_port/slow?ms=40"; done
+for _ in $(seq "$within"); do curl -sf -o /dev/null "http://127.0.0.1:$app_port/slow?ms=1"; done
+
+query() {
+    curl -sf "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" |
+        python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'
+}
+
+passed=0; failed=0
+expect() { # expect NAME PROMQL VALUE: waits for Prometheus to scrape what was sent
+    local got="none"
+    for _ in $(seq 60); do
+        got="$(query "$2")"
+        [ "$got" = "$3" ] && break
+        sleep 0.5
+    done
+    if [ "$got" = "$3" ]; then
+        echo "ok   $1: $got"; passed=$((passed + 1))
+    else
+        echo "FAIL $1: expected $3, Prometheus has $got"; failed=$((failed + 1))
+    fi
+}
+expect "get_user calls" 'overrun_calls_total{function="get_user"}' "$users"
+expect "get_user errors (404s)" 'overrun_errors_total{function="get_user"}' "$missing"
+expect "load_user calls" 'overrun_calls_total{function="load_user"}' "$users"
+expect "slow calls" 'overrun_calls_total{function="slow"}' "$((over + within))"
+expect "slow time violations" 'overrun_budget_violations_total{function="slow",kind="time"}' "$over"
+expect "get_user time violations" 'overrun_budget_violations_total{function="get_user",kind="time"}' "0"
+expect "histogram count" 'overrun_duration_seconds_count{function="slow"}' "$((over + within))"
+expect "over-budget calls above 20ms" \
+    'overrun_duration_seconds_count{function="slow"} - ignoring(le) overrun_duration_seconds_bucket{function="slow",le="0.025"}' "$over"
+expect "the service's own metrics on the same endpoint" 'service_user_lookups_total' "$users"
+expect "budget gauge" 'overrun_budget_seconds{function="slow"}' "0.02"
+
+check() { # check NAME COMMAND...
+    if out="$("${@:2}" 2>&1)"; then
+        echo "ok   $1"; passed=$((passed + 1))
+    else
+        echo "FAIL $1:"; echo "$out"; failed=$((failed + 1))
+    fi
+}
+check "Prometheus loaded the 3 alerting rules" sh -c \
+    "curl -sf 'http://127.0.0.1:$prom_port/api/v1/rules' | python3 -c 'import json, sys; g = json.load(sys.stdin)[\"data\"][\"groups\"]; sys.exit(0 if [len(x[\"rules\"]) for x in g if x[\"name\"] == \"overrun-budgets\"] == [3] else 1)'"
+curl -sf "http://127.0.0.1:$app_port/metrics" >"$work/scrape.txt"
+check "promtool check metrics (a scrape)" sh -c "promtool check metrics < '$work/scrape.txt'"
+check "promtool check rules" promtool check rules "$here/alerts.yml"
+check "promtool test rules" promtool test rules "$here/alerts_test.yml"
+check "dashboard is JSON whose metrics exist in a scrape" python3 - "$here/grafana-dashboard.json" "$work/scrape.txt" <<'PY'
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+scrape = open(sys.argv[2]).read()
+exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+names = {n for e in exprs for n in re.findall(r"\b(overrun_[a-z_]+)", e)}
+missing = [n for n in sorted(names) if not re.search(rf"^{n}(_bucket)?[{{ ]", scrape, re.M)]
+# Task metrics appear once a task is tracked; the service tracks none.
+missing = [n for n in missing if not n.startswith("overrun_tasks_")]
+sys.exit(f"not in a scrape: {missing}" if missing else 0)
+PY
+
+echo "prometheus e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

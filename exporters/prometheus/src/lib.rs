@@ -1,0 +1,312 @@
+//! # overrun-prometheus
+//!
+//! Serves every overrun figure and budget violation on a Prometheus
+//! `/metrics` endpoint, in the metric schema of overrun's design (calls,
+//! errors, duration histogram, self time, allocations, budgets, violations by
+//! kind, tasks, process memory, exporter health).
+//!
+//! # Quick start
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let exporter = overrun_prometheus::PrometheusExporter::builder()
+//!     .listen("127.0.0.1:0".parse()?) // loopback is the default; 0 picks a free port
+//!     .install()?; // serves GET /metrics from a background thread
+//! println!("scrape http://{}/metrics", exporter.local_addr());
+//! # Ok(()) }
+//! ```
+//!
+//! Dropping the returned [`PrometheusExporter`] stops the server.
+//!
+//! # One endpoint with the `metrics` facade
+//!
+//! A service that already records its own metrics with the `metrics` crate
+//! and `metrics-exporter-prometheus` serves both on one endpoint by appending
+//! that recorder's output:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use metrics::Recorder as _;
+//!
+//! // The team's recorder (`install_recorder()` in a real service).
+//! let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+//! let handle = recorder.handle();
+//! # let key = metrics::Key::from_name("app_logins_total");
+//! # let meta = metrics::Metadata::new("app", metrics::Level::INFO, None);
+//! # recorder.register_counter(&key, &meta).increment(1);
+//! let exporter = overrun_prometheus::PrometheusExporter::builder()
+//!     .listen("127.0.0.1:0".parse()?)
+//!     .append(move || handle.render())
+//!     .install()?;
+//! assert!(exporter.render().contains("app_logins_total 1"));
+//! # Ok(()) }
+//! ```
+//!
+//! Or the other way round: serve [`Renderer::render`] from your own HTTP
+//! router (see `examples/service`).
+//!
+//! # Cost model
+//!
+//! Nothing on the instrumented call path: a scrape takes an overrun snapshot
+//! (merging per-thread figures without blocking the threads that record
+//! them) and renders it; its cost grows with sites × buckets, never with the
+//! number of calls. The server is a few `std` threads, so it works from a
+//! plain synchronous `main` as well as inside a tokio runtime.
+//!
+//! # Feature flags
+//!
+//! None. Labels come only from static site metadata (function, module, kind,
+//! task name), so cardinality is bounded by the code, never by data.
+
+mod render;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use render::DEFAULT_BUCKETS;
+
+/// Extra exposition text appended to every scrape.
+type Extra = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Why the exporter could not start.
+#[derive(Debug)]
+pub enum Error {
+    /// The listen address could not be bound (in use, not local, no right).
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bucket list is empty, not increasing, or not finite and positive.
+    Buckets(String),
+    /// The server thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr} for /metrics: {source}")
+            }
+            Self::Buckets(why) => write!(f, "invalid histogram buckets: {why}"),
+            Self::Thread(e) => write!(f, "cannot start the exporter thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Bind { source, .. } | Self::Thread(source) => Some(source),
+            Self::Buckets(_) => None,
+        }
+    }
+}
+
+/// Configures a [`PrometheusExporter`] or a [`Renderer`].
+#[must_use]
+pub struct Builder {
+    listen: SocketAddr,
+    buckets: Vec<f64>,
+    extra: Vec<Extra>,
+    workers: usize,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("listen", &self.listen)
+            .field("buckets", &self.buckets)
+            .field("extra", &self.extra.len())
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            extra: Vec::new(),
+            workers: 2,
+        }
+    }
+}
+
+impl Builder {
+    /// The address to serve `/metrics` on. Default `127.0.0.1:9464`
+    /// (loopback: exposing it further is an explicit choice).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Upper bounds (seconds) of the `overrun_duration_seconds` buckets.
+    /// Default [`DEFAULT_BUCKETS`].
+    pub fn buckets(mut self, bounds: &[f64]) -> Self {
+        self.buckets = bounds.to_vec();
+        self
+    }
+
+    /// Appends the text `f` returns to every scrape, such as a
+    /// `metrics-exporter-prometheus` handle's `render()`.
+    pub fn append(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.extra.push(Arc::new(f));
+        self
+    }
+
+    /// Threads answering scrapes (default 2).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// A renderer for serving `/metrics` from your own HTTP server.
+    ///
+    /// ```
+    /// let renderer = overrun_prometheus::PrometheusExporter::builder().build().unwrap();
+    /// assert!(renderer.render().contains("# TYPE overrun_process_resident_memory_bytes gauge"));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Buckets`] for an empty, unsorted or non-positive bucket list.
+    pub fn build(self) -> Result<Renderer, Error> {
+        let b = &self.buckets;
+        if b.is_empty() {
+            return Err(Error::Buckets("no bucket given".into()));
+        }
+        if let Some(bad) = b.iter().find(|v| !v.is_finite() || **v <= 0.0) {
+            return Err(Error::Buckets(format!(
+                "{bad} is not a positive number of seconds"
+            )));
+        }
+        if b.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::Buckets("bounds must increase".into()));
+        }
+        Ok(Renderer {
+            inner: Arc::new(RendererInner {
+                buckets: self.buckets,
+                extra: self.extra,
+                scrapes: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Binds the address and serves `GET /metrics` from background threads.
+    ///
+    /// ```
+    /// let first = overrun_prometheus::PrometheusExporter::builder()
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .install()
+    ///     .unwrap();
+    /// // The same address again: an error that names it.
+    /// let err = overrun_prometheus::PrometheusExporter::builder()
+    ///     .listen(first.local_addr())
+    ///     .install()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains(&first.local_addr().to_string()));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Bind`] naming the address, [`Error::Buckets`], or
+    /// [`Error::Thread`].
+    pub fn install(self) -> Result<PrometheusExporter, Error> {
+        let listen = self.listen;
+        let workers = self.workers;
+        let renderer = self.build()?;
+        let server = server::Server::start(listen, workers, renderer.clone())?;
+        Ok(PrometheusExporter { renderer, server })
+    }
+}
+
+struct RendererInner {
+    buckets: Vec<f64>,
+    extra: Vec<Extra>,
+    scrapes: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Renders overrun's figures as Prometheus text (for your own HTTP server,
+/// or through [`PrometheusExporter`]).
+#[derive(Clone)]
+pub struct Renderer {
+    inner: Arc<RendererInner>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("buckets", &self.inner.buckets)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    /// One scrape's body: a fresh snapshot in the text exposition format,
+    /// followed by any appended text.
+    ///
+    /// ```
+    /// #[overrun::measure(budget = "1s")]
+    /// fn handler() {}
+    /// handler();
+    /// let text = overrun_prometheus::PrometheusExporter::builder().build().unwrap().render();
+    /// assert!(text.contains(r#"overrun_calls_total{function="handler""#));
+    /// assert!(text.contains(r#"overrun_budget_seconds{function="handler""#));
+    /// ```
+    pub fn render(&self) -> String {
+        let inner = &self.inner;
+        let scrapes = inner.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+        let health = render::Health {
+            scrapes,
+            failures: inner.failures.load(Ordering::Relaxed),
+        };
+        let mut text = render::render(&overrun::snapshot(), &inner.buckets, health);
+        for extra in &inner.extra {
+            let more = extra();
+            if !more.is_empty() {
+                text.push_str(&more);
+                if !more.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
+    pub(crate) fn failed(&self) {
+        self.inner.failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A running `/metrics` endpoint. Dropping it stops the server (scrapes in
+/// progress finish first).
+#[derive(Debug)]
+pub struct PrometheusExporter {
+    renderer: Renderer,
+    server: server::Server,
+}
+
+impl PrometheusExporter {
+    /// Starts configuring an exporter.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// What a scrape would return now.
+    pub fn render(&self) -> String {
+        self.renderer.render()
+    }
+}

@@ -1,0 +1,194 @@
+//! The exporter through its public API and real HTTP on loopback. (The test
+//! against a real Prometheus server is `e2e.sh`, run by the test command.)
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use overrun_prometheus::PrometheusExporter;
+
+fn install() -> PrometheusExporter {
+    PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .install()
+        .expect("exporter starts")
+}
+
+/// One raw HTTP request; returns (status code, body).
+fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(30)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[overrun::measure(budget = "1ms")]
+fn sleepy(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn serves_the_schema() {
+    let exporter = install();
+    for _ in 0..4 {
+        sleepy(2);
+    }
+    sleepy(0);
+    let (status, text) = request(exporter.local_addr(), "GET", "/metrics");
+    assert_eq!(status, 200);
+    let l = r#"{function="sleepy",module="exporter""#;
+    assert_eq!(value(&text, &format!("overrun_calls_total{l}}}")), 5.0);
+    assert_eq!(value(&text, &format!("overrun_errors_total{l}}}")), 0.0);
+    assert_eq!(value(&text, &format!("overrun_budget_seconds{l}}}")), 0.001);
+    assert_eq!(
+        value(
+            &text,
+            &format!("overrun_budget_violations_total{l},kind=\"time\"}}")
+        ),
+        4.0
+    );
+    // The histogram: none of the 2 ms calls under 1 ms, all under 10 s.
+    assert_eq!(
+        value(
+            &text,
+            &format!("overrun_duration_seconds_bucket{l},le=\"0.001\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("overrun_duration_seconds_bucket{l},le=\"10\"}}")
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            &format!("overrun_duration_seconds_bucket{l},le=\"+Inf\"}}")
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(&text, &format!("overrun_duration_seconds_count{l}}}")),
+        5.0
+    );
+    assert!(value(&text, &format!("overrun_duration_seconds_sum{l}}}")) >= 0.008);
+    assert!(text.contains("# TYPE overrun_duration_seconds histogram"));
+    assert!(value(&text, "overrun_process_resident_memory_bytes") > 0.0);
+    assert!(
+        value(
+            &text,
+            r#"overrun_exporter_scrapes_total{exporter="prometheus"}"#
+        ) >= 1.0
+    );
+    // Cumulative buckets never decrease.
+    let mut last = 0.0;
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("overrun_duration_seconds_bucket") && l.contains(l))
+    {
+        if line.contains("function=\"sleepy\"") {
+            let v: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(v >= last, "{line}");
+            last = v;
+        }
+    }
+}
+
+#[test]
+fn unknown_paths_methods_and_head() {
+    let exporter = install();
+    let addr = exporter.local_addr();
+    assert_eq!(request(addr, "GET", "/nope").0, 404);
+    assert_eq!(request(addr, "GET", "/").0, 404);
+    assert_eq!(request(addr, "POST", "/metrics").0, 405);
+    let (status, body) = request(addr, "HEAD", "/metrics");
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(request(addr, "GET", "/metrics?name[]=x").0, 200);
+}
+
+#[test]
+fn a_port_in_use_is_an_error_naming_the_address() {
+    let exporter = install();
+    let err = PrometheusExporter::builder()
+        .listen(exporter.local_addr())
+        .install()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains(&exporter.local_addr().to_string()), "{text}");
+    assert!(text.starts_with("cannot listen on"), "{text}");
+    let bad = PrometheusExporter::builder().buckets(&[0.1, 0.01]).build();
+    assert!(bad.unwrap_err().to_string().contains("must increase"));
+}
+
+#[test]
+fn survives_a_thousand_concurrent_scrapes() {
+    let exporter = install();
+    let addr = exporter.local_addr();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(1000));
+    let clients: Vec<_> = (0..1000)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    request(addr, "GET", "/metrics")
+                })
+                .unwrap()
+        })
+        .collect();
+    let mut ok = 0;
+    for c in clients {
+        let (status, body) = c.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("overrun_exporter_scrapes_total"));
+        ok += 1;
+    }
+    assert_eq!(ok, 1000);
+    let (_, text) = request(addr, "GET", "/metrics");
+    assert_eq!(
+        value(
+            &text,
+            r#"overrun_export_failures_total{exporter="prometheus"}"#
+        ),
+        0.0
+    );
+    drop(exporter);
+    assert!(
+        TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+        "stopped on drop"
+    );
+}
+
+#[test]
+fn appended_text_shares_the_endpoint() {
+    let exporter = PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .append(|| "# TYPE app_requests_total counter\napp_requests_total 3".to_string())
+        .install()
+        .unwrap();
+    let (_, text) = request(exporter.local_addr(), "GET", "/metrics");
+    assert_eq!(value(&text, "app_requests_total"), 3.0);
+    assert!(text.ends_with('\n'));
+}
