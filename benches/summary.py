@@ -84,6 +84,9 @@ def main():
         instant = get("overhead", "instant_pair")
         if instant:
             print(f"     Instant pair: {instant:.1f} ns vs overrun {ours:.1f} ns → {instant / ours:.2f}×")
+    lb = get("overhead", "lower_bound_tsc_count_histogram")
+    if lb and floor:
+        print(f"     lower bound (TSC pair + thread-local count + one histogram bucket): {lb:.1f} ns = {lb / floor:.2f}× floor")
     c, o2 = get("counting_alloc", "overrun_measure_counting"), get("counting_alloc", "quanta_raw_pair")
     if c and o2 and ours and floor:
         # Normalise by each process' own floor before comparing across processes.
