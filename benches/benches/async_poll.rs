@@ -4,29 +4,12 @@
 //! completion: `POLLS` polls.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use overrun_benches::work;
+use overrun_benches::{YieldN, work};
 
 /// Polls per future: 16 `Pending` and the final `Ready`.
 const POLLS: u64 = 17;
-
-/// Pending `n` times (waking itself), then ready.
-struct YieldN(u32);
-
-impl Future for YieldN {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
 
 async fn plain() -> u64 {
     YieldN(16).await;

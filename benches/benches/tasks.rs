@@ -4,26 +4,9 @@
 //! in the same run. Per spawn: `median / 64`; per poll: `median / 17`.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use overrun_benches::{BATCH, work};
-
-/// Pending `n` times (waking itself), then ready.
-struct YieldN(u32);
-
-impl Future for YieldN {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 == 0 {
-            Poll::Ready(())
-        } else {
-            self.0 -= 1;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
+use overrun_benches::{BATCH, YieldN, work};
 
 async fn job(i: u64) -> u64 {
     work(i)

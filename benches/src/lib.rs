@@ -8,7 +8,10 @@
 //! report holds the floor and the peer measured in the same process and run.
 //! `benches/summary.py` turns the reports into ratios.
 
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// Calls per bench iteration.
 pub const BATCH: u64 = 64;
@@ -67,4 +70,25 @@ macro_rules! floors {
             })
         }
     };
+}
+
+/// A future that is pending `n` times (waking itself each time), then ready.
+///
+/// ```
+/// let v = overrun::tasks::block_on(async { overrun_benches::YieldN(3).await; 7 });
+/// assert_eq!(v, 7);
+/// ```
+pub struct YieldN(pub u32);
+
+impl Future for YieldN {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            Poll::Ready(())
+        } else {
+            self.0 -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
 }

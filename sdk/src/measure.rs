@@ -148,18 +148,8 @@ pub(crate) fn site_violation(
     observed: u64,
     limit: u64,
 ) -> Violation {
-    Violation {
-        name: site.name(),
-        module: site.module(),
-        file: site.file(),
-        line: site.line(),
-        kind,
-        observed,
-        limit,
-        thread: crate::alloc::uncounted(|| std::thread::current().id()),
-        unix_nanos: 0,
-        seq: 0,
-    }
+    let at = (site.name(), site.module(), site.file(), site.line());
+    Violation::here(at, kind, observed, limit)
 }
 
 /// Start-of-call state shared by the sync guard and one poll of a future.

@@ -388,18 +388,8 @@ fn poll_violation(e: &Entry, took: u64) {
 }
 
 fn task_violation(e: &Entry, kind: ViolationKind, observed: u64, limit: u64) -> Violation {
-    Violation {
-        name: e.site.name,
-        module: "task",
-        file: e.location.file(),
-        line: e.location.line(),
-        kind,
-        observed,
-        limit,
-        thread: crate::alloc::uncounted(|| std::thread::current().id()),
-        unix_nanos: 0,
-        seq: 0,
-    }
+    let at = (e.site.name, "task", e.location.file(), e.location.line());
+    Violation::here(at, kind, observed, limit)
 }
 
 impl<F: Future> Future for Tracked<F> {

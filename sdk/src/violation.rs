@@ -132,6 +132,31 @@ pub struct Violation {
     pub seq: u64,
 }
 
+impl Violation {
+    /// An event detected now on this thread (`unix_nanos` and `seq` are set
+    /// when it is published).
+    pub(crate) fn here(
+        (name, module, file, line): (&'static str, &'static str, &'static str, u32),
+        kind: ViolationKind,
+        observed: u64,
+        limit: u64,
+    ) -> Self {
+        Self {
+            name,
+            module,
+            file,
+            line,
+            kind,
+            observed,
+            limit,
+            // May allocate on a thread's first use: never charge a call.
+            thread: crate::alloc::uncounted(|| std::thread::current().id()),
+            unix_nanos: 0,
+            seq: 0,
+        }
+    }
+}
+
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let show = |v: u64| match self.kind.unit() {

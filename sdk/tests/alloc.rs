@@ -2,20 +2,16 @@
 
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 #[global_allocator]
 static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
 
-fn site(name: &str) -> overrun::report::SiteSnapshot {
-    overrun::snapshot()
-        .site(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no site {name}"))
-}
+#[path = "support/site.rs"]
+mod site;
+use site::site;
 
 #[overrun::measure]
 fn three_boxes() -> usize {
@@ -80,19 +76,9 @@ fn allocation_and_byte_budgets() {
     assert_eq!(s.budget.bytes, Some(1024));
 }
 
-/// Returns `Pending` once, then `Ready`.
-struct YieldOnce(bool);
-impl Future for YieldOnce {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            Poll::Pending
-        }
-    }
-}
+#[path = "support/yield_once.rs"]
+mod yield_once;
+use yield_once::YieldOnce;
 
 #[overrun::measure]
 async fn allocates_across_polls() -> usize {

@@ -6,12 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-fn site(name: &str) -> overrun::report::SiteSnapshot {
-    overrun::snapshot()
-        .site(name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no site {name}"))
-}
+#[path = "support/site.rs"]
+mod site;
+use site::site;
 
 #[overrun::measure]
 fn hammered(x: u64) -> u64 {

@@ -55,23 +55,9 @@ fn counting_alloc_shards_and_recycling() {
     assert!(overrun::alloc::heap_peak_bytes().is_some());
 }
 
-/// Pending once, then ready.
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            std::task::Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
-}
+#[path = "support/yield_once.rs"]
+mod yield_once;
+use yield_once::YieldOnce;
 
 #[overrun::measure]
 async fn measured_async(v: Vec<u8>) -> usize {

@@ -162,25 +162,9 @@ fn assert_within_budget_names_what_broke() {
     );
 }
 
-/// Pending once (waking itself at once), then ready; unlike
-/// `tokio::task::yield_now` it never touches the runtime's own (allocating)
-/// bookkeeping inside the measured poll.
-struct YieldOnce(bool);
-
-impl std::future::Future for YieldOnce {
-    type Output = ();
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if std::mem::replace(&mut self.0, true) {
-            std::task::Poll::Ready(())
-        } else {
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
-}
+#[path = "support/yield_once.rs"]
+mod yield_once;
+use yield_once::YieldOnce;
 
 #[overrun::measure]
 async fn fetch(id: u64) -> Vec<u64> {

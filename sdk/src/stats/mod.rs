@@ -38,17 +38,7 @@ pub(crate) fn collect(count: usize) -> Vec<Totals> {
                 let mut violations = [0u64; SITE_KINDS];
                 let mut touched = 0u64;
                 for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
-                    let fields = [
-                        &cell.calls,
-                        &cell.errors,
-                        &cell.cancelled,
-                        &cell.total,
-                        &cell.self_time,
-                        &cell.allocs,
-                        &cell.bytes,
-                        &cell.polls,
-                    ];
-                    for (sum, field) in t.iter_mut().zip(fields) {
+                    for (sum, field) in t.iter_mut().zip(cell.sums()) {
                         *sum = sum.wrapping_add(field.load(Ordering::Relaxed));
                     }
                     t[8] = t[8].max(cell.max_poll.load(Ordering::Relaxed));
@@ -126,17 +116,7 @@ pub(crate) fn this_thread(count: usize) -> Vec<Option<CellCopy>> {
     (0..count)
         .map(|site| {
             let cell = shard.cell_if_present(site)?;
-            let counters = [
-                &cell.calls,
-                &cell.errors,
-                &cell.cancelled,
-                &cell.total,
-                &cell.self_time,
-                &cell.allocs,
-                &cell.bytes,
-                &cell.polls,
-            ]
-            .map(|c| c.load(Ordering::Relaxed));
+            let counters = cell.sums().map(|c| c.load(Ordering::Relaxed));
             let violations = std::array::from_fn(|i| cell.violations[i].load(Ordering::Relaxed));
             let mut hist = vec![0u64; BUCKETS];
             cell.add_histogram(&mut hist);

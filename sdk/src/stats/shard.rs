@@ -96,6 +96,21 @@ impl Default for SiteCell {
 }
 
 impl SiteCell {
+    /// The counters that add up across threads, in a fixed order: calls,
+    /// errors, cancelled, total, self time, allocs, bytes, polls.
+    pub(crate) fn sums(&self) -> [&AtomicU64; 8] {
+        [
+            &self.calls,
+            &self.errors,
+            &self.cancelled,
+            &self.total,
+            &self.self_time,
+            &self.allocs,
+            &self.bytes,
+            &self.polls,
+        ]
+    }
+
     /// Counts `value` in the histogram.
     #[inline(always)]
     pub(crate) fn record_value(&self, value: u64) {
@@ -137,17 +152,7 @@ impl SiteCell {
     /// Adds every figure of `self` into `into`, then zeroes `self`. Only
     /// called under the registry lock with `self`'s owner thread gone.
     fn drain_into(&self, into: &SiteCell) {
-        let pairs = [
-            (&self.calls, &into.calls),
-            (&self.errors, &into.errors),
-            (&self.cancelled, &into.cancelled),
-            (&self.total, &into.total),
-            (&self.self_time, &into.self_time),
-            (&self.allocs, &into.allocs),
-            (&self.bytes, &into.bytes),
-            (&self.polls, &into.polls),
-        ];
-        for (from, to) in pairs {
+        for (from, to) in self.sums().into_iter().zip(into.sums()) {
             bump(to, from.swap(0, Ordering::Relaxed));
         }
         for (from, to) in self.violations.iter().zip(&into.violations) {
