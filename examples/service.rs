@@ -99,6 +99,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/slow", get(slow))
         .route("/metrics", get(metrics_endpoint))
         .with_state(app);
+    // A background task, tracked: live for the life of the service.
+    let _refresher = overrun::spawn_named("cache-refresh", async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening on {}", listener.local_addr()?);
     axum::serve(listener, router).await?;

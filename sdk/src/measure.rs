@@ -242,6 +242,24 @@ impl Drop for Guard {
     }
 }
 
+/// Counts one poll of a tracked task in its name's per-thread cell: the same
+/// single-writer path as a measured call (histogram, count, total, max).
+#[inline]
+pub(crate) fn record_task_poll(site: &'static Site, took: u64) {
+    if !enabled() {
+        return;
+    }
+    let Some(index) = site.index() else {
+        return;
+    };
+    if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(index)) {
+        bump(&cell.calls, 1);
+        bump(&cell.total, took);
+        raise(&cell.max, took);
+        cell.record_value(took);
+    }
+}
+
 /// Marks the `async fn` body that is finishing on this thread as an error.
 #[doc(hidden)]
 #[inline]

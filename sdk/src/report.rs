@@ -241,7 +241,7 @@ pub fn snapshot() -> Snapshot {
         let sites = sites
             .iter()
             .zip(totals)
-            .filter(|(_, t)| t.calls > 0)
+            .filter(|(site, t)| t.calls > 0 && site.kind() != SiteKind::TaskPoll)
             .map(|(site, t)| {
                 let budget = site.budget();
                 let h = &t.histogram;

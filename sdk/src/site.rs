@@ -24,6 +24,9 @@ pub enum SiteKind {
     Async,
     /// The whole run, from `#[overrun::main]`.
     Main,
+    /// The polls of tracked tasks of one name (see [`crate::tasks`]); not
+    /// listed among the functions of a snapshot.
+    TaskPoll,
 }
 
 /// One instrumented place: its static metadata, its budget and its id.
@@ -132,6 +135,12 @@ impl Site {
         } else {
             self.register()
         }
+    }
+
+    /// The site's index if it has registered (never registers).
+    pub(crate) fn registered_index(&self) -> Option<usize> {
+        let id = self.id.load(Ordering::Acquire);
+        (id.wrapping_sub(1) < MAX_SITES as u32).then(|| (id - 1) as usize)
     }
 
     #[cold]

@@ -67,6 +67,8 @@ pub const WATCHDOG_PERIOD: Duration = Duration::from_millis(10);
 /// Aggregates of all tasks of one name. Updated at spawn and at task end.
 struct TaskSite {
     name: &'static str,
+    /// Where every poll of these tasks is recorded, per thread.
+    polls_site: &'static crate::Site,
     spawned: AtomicU64,
     completed: AtomicU64,
     cancelled: AtomicU64,
@@ -98,6 +100,14 @@ fn task_site(name: &'static str) -> &'static TaskSite {
             .or_insert_with(|| {
                 Box::leak(Box::new(TaskSite {
                     name,
+                    polls_site: Box::leak(Box::new(crate::Site::new(
+                        name,
+                        "task",
+                        "",
+                        0,
+                        crate::SiteKind::TaskPoll,
+                        crate::Budget::none(),
+                    ))),
                     spawned: AtomicU64::new(0),
                     completed: AtomicU64::new(0),
                     cancelled: AtomicU64::new(0),
@@ -370,6 +380,7 @@ fn record_poll(e: &Entry, start: u64, end: u64) {
         e.max_poll.store(took, Ordering::Relaxed);
     }
     e.state.store(IDLE, Ordering::Relaxed);
+    crate::measure::record_task_poll(e.site.polls_site, took);
     if took > e.poll_budget.load(Ordering::Relaxed) {
         poll_violation(e, took);
     }
@@ -572,6 +583,13 @@ pub struct TaskStats {
     pub lifetime_p99_ns: u64,
     /// Longest lifetime of an ended task, ns.
     pub lifetime_max_ns: u64,
+    /// Median poll duration, ns.
+    pub poll_p50_ns: u64,
+    /// 99th percentile poll duration, ns.
+    pub poll_p99_ns: u64,
+    /// Durations of every poll (not in the JSON).
+    #[serde(skip)]
+    pub poll_histogram: Histogram,
 }
 
 /// Figures per task name, by name.
@@ -606,6 +624,11 @@ pub fn stats() -> Vec<TaskStats> {
             let dense: Vec<u64> = s.lifetimes.iter().map(load).collect();
             let h = Histogram::from_dense(&dense, load(&s.lifetime_max), clock::ns_per_tick());
             let ended_busy = load(&s.busy);
+            let polls_hist = s
+                .polls_site
+                .registered_index()
+                .map(crate::stats::site_histogram)
+                .unwrap_or_default();
             TaskStats {
                 name: s.name,
                 spawned: load(&s.spawned),
@@ -627,6 +650,9 @@ pub fn stats() -> Vec<TaskStats> {
                 lifetime_p50_ns: h.quantile(0.5),
                 lifetime_p99_ns: h.quantile(0.99),
                 lifetime_max_ns: h.max(),
+                poll_p50_ns: polls_hist.quantile(0.5),
+                poll_p99_ns: polls_hist.quantile(0.99),
+                poll_histogram: polls_hist,
             }
         })
         .collect();

@@ -155,6 +155,13 @@ fn one_blocking_poll_is_one_poll_violation() {
     let b = stats("blocker");
     assert_eq!(b.poll_violations, 1);
     assert!(b.max_poll_ns >= 20_000_000);
+    // Every poll is in the poll histogram: three, one of them ~20 ms.
+    assert_eq!(b.poll_histogram.count(), b.polls);
+    assert_eq!(b.polls, 3);
+    assert!(b.poll_p99_ns >= 19_000_000, "{}", b.poll_p99_ns);
+    assert!(b.poll_p50_ns < 5_000_000, "{}", b.poll_p50_ns);
+    // Task polls are not listed as functions.
+    assert!(overrun::snapshot().site("blocker").is_none());
     assert_eq!(stats("yielder").poll_violations, 0);
     assert_eq!(stats("yielder").polls, 21);
 }

@@ -135,26 +135,15 @@ pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String
             "Duration of calls (async fn: first poll to completion).",
         );
         for (i, s) in snap.sites.iter().enumerate() {
-            // Each of overrun's log-linear buckets (≤1.6% wide) counts toward
-            // every `le` at or above its midpoint.
-            let ours: Vec<(u64, u64)> = s
-                .histogram
-                .buckets()
-                .map(|(low, high, count)| ((low + high) / 2, count))
-                .collect();
-            let mut j = 0;
-            let mut cumulative = 0u64;
-            for &le in buckets {
-                let le_ns = le * 1e9;
-                while j < ours.len() && (ours[j].0 as f64) <= le_ns {
-                    cumulative += ours[j].1;
-                    j += 1;
-                }
-                let _ = writeln!(out, "{name}_bucket{{{},le=\"{le}\"}} {cumulative}", fm[i]);
-            }
-            let _ = writeln!(out, "{name}_bucket{{{},le=\"+Inf\"}} {}", fm[i], s.calls);
-            let _ = writeln!(out, "{name}_sum{{{}}} {}", fm[i], seconds(s.total_ns));
-            let _ = writeln!(out, "{name}_count{{{}}} {}", fm[i], s.calls);
+            histogram(
+                &mut out,
+                name,
+                &fm[i],
+                &s.histogram,
+                s.calls,
+                seconds(s.total_ns),
+                buckets,
+            );
         }
     }
 
@@ -267,6 +256,26 @@ pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String
                 let _ = writeln!(out, "{name}{{task=\"{}\"}} {}", escape(t.name), field(t));
             }
         }
+        let name = "overrun_task_poll_duration_seconds";
+        header(
+            &mut out,
+            name,
+            "histogram",
+            "Duration of single polls of tracked tasks.",
+        );
+        for t in &snap.tasks {
+            let labels = format!("task=\"{}\"", escape(t.name));
+            let h = &t.poll_histogram;
+            histogram(
+                &mut out,
+                name,
+                &labels,
+                h,
+                h.count(),
+                seconds(t.busy_ns),
+                buckets,
+            );
+        }
         let name = "overrun_task_poll_max_seconds";
         header(
             &mut out,
@@ -339,6 +348,37 @@ pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String
         snap.run.violations_dropped
     );
     out
+}
+
+/// One histogram's `_bucket`, `_sum` and `_count` lines. Each of overrun's
+/// log-linear buckets (≤1.6% wide) counts toward every `le` at or above its
+/// midpoint.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    h: &overrun::stats::Histogram,
+    count: u64,
+    sum_seconds: f64,
+    bounds: &[f64],
+) {
+    let ours: Vec<(u64, u64)> = h
+        .buckets()
+        .map(|(low, high, n)| ((low + high) / 2, n))
+        .collect();
+    let mut j = 0;
+    let mut cumulative = 0u64;
+    for &le in bounds {
+        let le_ns = le * 1e9;
+        while j < ours.len() && (ours[j].0 as f64) <= le_ns {
+            cumulative += ours[j].1;
+            j += 1;
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum_seconds}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
 }
 
 /// Current resident set size (Linux), bytes.

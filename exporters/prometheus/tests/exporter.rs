@@ -192,3 +192,35 @@ fn appended_text_shares_the_endpoint() {
     assert_eq!(value(&text, "app_requests_total"), 3.0);
     assert!(text.ends_with('\n'));
 }
+
+#[test]
+fn task_metrics_and_poll_histogram() {
+    overrun::tasks::block_on(overrun::track("exported-task", async {}));
+    let text = PrometheusExporter::builder().build().unwrap().render();
+    let l = r#"{task="exported-task"}"#;
+    assert_eq!(
+        value(&text, &format!("overrun_tasks_spawned_total{l}")),
+        1.0
+    );
+    assert_eq!(
+        value(&text, &format!("overrun_tasks_completed_total{l}")),
+        1.0
+    );
+    assert_eq!(value(&text, &format!("overrun_tasks_live{l}")), 0.0);
+    assert_eq!(value(&text, &format!("overrun_task_polls_total{l}")), 1.0);
+    assert_eq!(
+        value(
+            &text,
+            &format!("overrun_task_poll_duration_seconds_count{l}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"overrun_task_poll_duration_seconds_bucket{task="exported-task",le="10"}"#
+        ),
+        1.0
+    );
+    assert!(text.contains("# TYPE overrun_task_poll_duration_seconds histogram"));
+}

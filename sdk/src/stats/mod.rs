@@ -128,3 +128,17 @@ pub(crate) fn this_thread(count: usize) -> Vec<Option<CellCopy>> {
         })
         .collect()
 }
+
+/// The merged histogram of one site (every thread).
+pub(crate) fn site_histogram(site: usize) -> Histogram {
+    let mut dense = vec![0u64; BUCKETS];
+    let mut touched = 0;
+    let mut max = 0;
+    shard::with_shards(|shards| {
+        for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
+            touched |= cell.add_histogram(&mut dense);
+            max = max.max(cell.max.load(Ordering::Relaxed));
+        }
+    });
+    Histogram::from_blocks_clearing(&mut dense, touched, max, crate::clock::ns_per_tick())
+}
