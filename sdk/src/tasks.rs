@@ -38,7 +38,8 @@
 //!
 //! Per task: one small allocation (the task's entry, freed when it ends,
 //! however it ends), one lock of one of 16 registry shards chosen per
-//! thread, so threads spawning at once rarely meet. Per poll: two clock
+//! thread, so threads spawning at once rarely meet; a shard's slot table
+//! follows its peak number of live tasks and is released when it empties. Per poll: two clock
 //! reads and plain stores to the task's own entry — no lock, no atomic
 //! read-modify-write. Aggregates per name are updated once, when the task
 //! ends.
@@ -88,7 +89,25 @@ struct TaskSite {
 
 static TASK_SITES: RwLock<Option<HashMap<&'static str, &'static TaskSite>>> = RwLock::new(None);
 
+thread_local! {
+    /// The last name this thread looked up (spawn loops repeat one literal):
+    /// a hit skips the shared lock and the hash.
+    static LAST_SITE: std::cell::Cell<Option<&'static TaskSite>> = const { std::cell::Cell::new(None) };
+}
+
 fn task_site(name: &'static str) -> &'static TaskSite {
+    if let Some(site) = LAST_SITE
+        .with(|c| c.get())
+        .filter(|s| std::ptr::eq(s.name, name))
+    {
+        return site;
+    }
+    let site = lookup_task_site(name);
+    LAST_SITE.with(|c| c.set(Some(site)));
+    site
+}
+
+fn lookup_task_site(name: &'static str) -> &'static TaskSite {
     if let Some(site) = TASK_SITES.read().as_ref().and_then(|m| m.get(name)) {
         return site;
     }
@@ -161,9 +180,11 @@ struct Entry {
     leaked: AtomicBool,
 }
 
+/// One registry shard: a slab of live entries and a free list of slots.
 struct Shard {
-    tasks: HashMap<u64, Arc<Entry>>,
-    next: u64,
+    slots: Vec<Option<Arc<Entry>>>,
+    free: Vec<usize>,
+    live: usize,
 }
 
 static REGISTRY: [Mutex<Option<Shard>>; SHARDS] = [const { Mutex::new(None) }; SHARDS];
@@ -182,29 +203,38 @@ fn my_shard() -> usize {
     })
 }
 
-fn register(entry: Arc<Entry>) -> (usize, u64) {
+fn register(entry: Arc<Entry>) -> (usize, usize) {
     let shard = my_shard();
     let mut guard = REGISTRY[shard].lock();
     let s = guard.get_or_insert_with(|| Shard {
-        tasks: HashMap::new(),
-        next: 0,
+        slots: Vec::new(),
+        free: Vec::new(),
+        live: 0,
     });
-    let id = s.next;
-    s.next += 1;
-    s.tasks.insert(id, entry);
-    (shard, id)
+    s.live += 1;
+    let slot = match s.free.pop() {
+        Some(slot) => {
+            s.slots[slot] = Some(entry);
+            slot
+        }
+        None => {
+            s.slots.push(Some(entry));
+            s.slots.len() - 1
+        }
+    };
+    (shard, slot)
 }
 
-fn unregister(shard: usize, id: u64) {
+fn unregister(shard: usize, slot: usize) {
     let mut guard = REGISTRY[shard].lock();
     if let Some(s) = guard.as_mut() {
-        s.tasks.remove(&id);
-        // Give memory back as the registry empties.
-        let (len, cap) = (s.tasks.len(), s.tasks.capacity());
-        if len == 0 {
-            s.tasks = HashMap::new();
-        } else if cap > 64 && len * 4 < cap {
-            s.tasks.shrink_to(len * 2);
+        s.slots[slot] = None;
+        s.live -= 1;
+        if s.live == 0 {
+            // Give the memory back once the shard is empty.
+            *guard = None;
+        } else {
+            s.free.push(slot);
         }
     }
 }
@@ -220,10 +250,9 @@ pub fn registry_bytes() -> usize {
         .iter()
         .map(|shard| {
             shard.lock().as_ref().map_or(0, |s| {
-                let slot = std::mem::size_of::<(u64, Arc<Entry>)>() + 1;
-                s.tasks.capacity() * slot
-                    + s.tasks.len()
-                        * (std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<usize>())
+                s.slots.capacity() * std::mem::size_of::<Option<Arc<Entry>>>()
+                    + s.free.capacity() * std::mem::size_of::<usize>()
+                    + s.live * (std::mem::size_of::<Entry>() + 2 * std::mem::size_of::<usize>())
             })
         })
         .sum()
@@ -234,7 +263,7 @@ fn for_each_live(mut f: impl FnMut(&Entry)) {
         let entries: Vec<Arc<Entry>> = shard
             .lock()
             .as_ref()
-            .map(|s| s.tasks.values().cloned().collect())
+            .map(|s| s.slots.iter().flatten().cloned().collect())
             .unwrap_or_default();
         for e in &entries {
             f(e);
@@ -247,7 +276,7 @@ fn for_each_live(mut f: impl FnMut(&Entry)) {
 pub struct Tracked<F> {
     inner: F,
     entry: Arc<Entry>,
-    slot: (usize, u64),
+    slot: (usize, usize),
     ended: bool,
 }
 
@@ -342,8 +371,8 @@ impl<F> Tracked<F> {
         site.lifetime_total.fetch_add(lifetime, Ordering::Relaxed);
         site.lifetimes[crate::stats::bucket_index(lifetime)].fetch_add(1, Ordering::Relaxed);
         site.lifetime_max.fetch_max(lifetime, Ordering::Relaxed);
-        let (shard, id) = self.slot;
-        crate::alloc::uncounted(|| unregister(shard, id));
+        let (shard, slot) = self.slot;
+        crate::alloc::uncounted(|| unregister(shard, slot));
     }
 }
 
