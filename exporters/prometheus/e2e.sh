@@ -10,11 +10,14 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-    echo "installing the prometheus Debian package"
+need=()
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq prometheus >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # The package may start a daemon of its own; ours uses its own free port.
 
