@@ -27,6 +27,17 @@ fn drive<F: Future<Output = u64>>(fut: F) -> u64 {
     }
 }
 
+/// Spawns one batch with `spawn` (inside the runtime: this future runs in
+/// `block_on`), awaits every handle and folds the results.
+async fn spawn_join(spawn: impl Fn(u64) -> tokio::task::JoinHandle<u64>) -> u64 {
+    let handles: Vec<_> = (0..BATCH).map(spawn).collect();
+    let mut acc = 0u64;
+    for h in handles {
+        acc = h.await.unwrap().wrapping_add(acc);
+    }
+    acc
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -36,51 +47,20 @@ fn rt() -> tokio::runtime::Runtime {
 #[divan::bench]
 fn spawn_tokio(bencher: divan::Bencher<'_, '_>) {
     let rt = rt();
-    bencher.bench_local(|| {
-        rt.block_on(async {
-            let hs: Vec<_> = (0..BATCH).map(|i| tokio::spawn(job(i))).collect();
-            let mut acc = 0;
-            for h in hs {
-                acc = h.await.unwrap().wrapping_add(acc);
-            }
-            acc
-        })
-    });
+    bencher.bench_local(|| rt.block_on(spawn_join(|i| tokio::spawn(job(i)))));
 }
 
 #[divan::bench]
 fn spawn_overrun_tracked(bencher: divan::Bencher<'_, '_>) {
     let rt = rt();
-    bencher.bench_local(|| {
-        rt.block_on(async {
-            let hs: Vec<_> = (0..BATCH)
-                .map(|i| overrun::spawn_named("bench", job(i)))
-                .collect();
-            let mut acc = 0;
-            for h in hs {
-                acc = h.await.unwrap().wrapping_add(acc);
-            }
-            acc
-        })
-    });
+    bencher.bench_local(|| rt.block_on(spawn_join(|i| overrun::spawn_named("bench", job(i)))));
 }
 
 #[divan::bench]
 fn spawn_tokio_metrics(bencher: divan::Bencher<'_, '_>) {
     let rt = rt();
     let monitor = tokio_metrics::TaskMonitor::new();
-    bencher.bench_local(|| {
-        rt.block_on(async {
-            let hs: Vec<_> = (0..BATCH)
-                .map(|i| tokio::spawn(monitor.instrument(job(i))))
-                .collect();
-            let mut acc = 0;
-            for h in hs {
-                acc = h.await.unwrap().wrapping_add(acc);
-            }
-            acc
-        })
-    });
+    bencher.bench_local(|| rt.block_on(spawn_join(|i| tokio::spawn(monitor.instrument(job(i))))));
 }
 
 #[divan::bench]

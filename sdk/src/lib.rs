@@ -144,7 +144,7 @@ pub mod __private {
     pub use crate::measure::{Guard, Instrumented, mark_async_error};
     pub use crate::run::Run;
     pub use crate::site::{Site, SiteKind};
-    pub use core::{column, file, line, module_path};
+    pub use core::{file, line, module_path};
 
     /// A token moved into a measured body so its closure is `FnOnce`.
     pub struct Once;

@@ -207,7 +207,10 @@ impl<R, F: FnMut() -> R> Check<F> {
             .min(self.iterations);
         let mut preempted = 0;
         let per_batch = self.iterations / batches;
-        let mut samples: Vec<u64> = Vec::with_capacity(per_batch as usize + 1);
+        // The last batch takes the remainder: size for it, so `push` never
+        // reallocates during the run.
+        let largest = self.iterations - per_batch * (batches - 1);
+        let mut samples: Vec<u64> = Vec::with_capacity(largest as usize);
         let mut best = [u64::MAX; 5];
         let (mut alloc_max, mut alloc_total, mut bytes_max, mut bytes_total) = (0, 0, 0, 0);
         let mut done = 0;

@@ -25,47 +25,68 @@ pub(crate) struct Totals {
     pub(crate) histogram: Histogram,
 }
 
+/// Merges every thread's figures for one site. `dense` is scratch space of
+/// `BUCKETS` zeros, left zeroed.
+fn merge(shards: &[&'static shard::Shard], site: usize, dense: &mut [u64]) -> Totals {
+    let mut sums = [0u64; 8];
+    let (mut max, mut max_poll, mut touched) = (0, 0, 0u64);
+    let mut violations = [0u64; SITE_KINDS];
+    for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
+        for (sum, field) in sums.iter_mut().zip(cell.sums()) {
+            *sum = sum.wrapping_add(field.load(Ordering::Relaxed));
+        }
+        max = max.max(cell.max.load(Ordering::Relaxed));
+        max_poll = max_poll.max(cell.max_poll.load(Ordering::Relaxed));
+        for (sum, v) in violations.iter_mut().zip(&cell.violations) {
+            *sum += v.load(Ordering::Relaxed);
+        }
+        touched |= cell.add_histogram(dense);
+    }
+    let [
+        calls,
+        errors,
+        cancelled,
+        total,
+        self_time,
+        allocs,
+        bytes,
+        polls,
+    ] = sums;
+    Totals {
+        calls,
+        errors,
+        cancelled,
+        total,
+        self_time,
+        allocs,
+        bytes,
+        polls,
+        max_poll,
+        violations,
+        histogram: Histogram::from_blocks_clearing(
+            dense,
+            touched,
+            max,
+            crate::clock::ns_per_tick(),
+        ),
+    }
+}
+
 /// Merges every thread's figures for sites `0..count`. Cost: sites × threads
 /// × touched octaves; independent of how many calls were made.
 pub(crate) fn collect(count: usize) -> Vec<Totals> {
-    let ns_per_tick = crate::clock::ns_per_tick();
     let mut dense = vec![0u64; BUCKETS];
     shard::with_shards(|shards| {
         (0..count)
-            .map(|site| {
-                let mut t = [0u64; 10];
-                let mut max = 0;
-                let mut violations = [0u64; SITE_KINDS];
-                let mut touched = 0u64;
-                for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
-                    for (sum, field) in t.iter_mut().zip(cell.sums()) {
-                        *sum = sum.wrapping_add(field.load(Ordering::Relaxed));
-                    }
-                    t[8] = t[8].max(cell.max_poll.load(Ordering::Relaxed));
-                    max = max.max(cell.max.load(Ordering::Relaxed));
-                    for (sum, v) in violations.iter_mut().zip(&cell.violations) {
-                        *sum += v.load(Ordering::Relaxed);
-                    }
-                    touched |= cell.add_histogram(&mut dense);
-                }
-                let histogram =
-                    Histogram::from_blocks_clearing(&mut dense, touched, max, ns_per_tick);
-                Totals {
-                    calls: t[0],
-                    errors: t[1],
-                    cancelled: t[2],
-                    total: t[3],
-                    self_time: t[4],
-                    allocs: t[5],
-                    bytes: t[6],
-                    polls: t[7],
-                    max_poll: t[8],
-                    violations,
-                    histogram,
-                }
-            })
+            .map(|site| merge(shards, site, &mut dense))
             .collect()
     })
+}
+
+/// The merged histogram of one site (every thread).
+pub(crate) fn site_histogram(site: usize) -> Histogram {
+    let mut dense = vec![0u64; BUCKETS];
+    shard::with_shards(|shards| merge(shards, site, &mut dense).histogram)
 }
 
 /// A copy of one site's figures on the calling thread (for `testing::capture`).
@@ -127,18 +148,4 @@ pub(crate) fn this_thread(count: usize) -> Vec<Option<CellCopy>> {
             })
         })
         .collect()
-}
-
-/// The merged histogram of one site (every thread).
-pub(crate) fn site_histogram(site: usize) -> Histogram {
-    let mut dense = vec![0u64; BUCKETS];
-    let mut touched = 0;
-    let mut max = 0;
-    shard::with_shards(|shards| {
-        for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
-            touched |= cell.add_histogram(&mut dense);
-            max = max.max(cell.max.load(Ordering::Relaxed));
-        }
-    });
-    Histogram::from_blocks_clearing(&mut dense, touched, max, crate::clock::ns_per_tick())
 }
