@@ -32,6 +32,9 @@ cargo test -p overrun-benches --benches
 step "Prometheus exporter against a real Prometheus server (installs the prometheus package if missing)"
 bash exporters/prometheus/e2e.sh
 
+step "OTLP exporter against a real collector, rotel (installs rotel from PyPI, nginx for TLS, if missing)"
+bash exporters/otlp/e2e.sh
+
 step "tests with the 'enabled' feature off: macros emit functions unchanged"
 cargo test -p overrun-macros --no-default-features
 cargo test -p overrun --no-default-features --test feature_off

@@ -350,9 +350,7 @@ pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String
     out
 }
 
-/// One histogram's `_bucket`, `_sum` and `_count` lines. Each of overrun's
-/// log-linear buckets (≤1.6% wide) counts toward every `le` at or above its
-/// midpoint.
+/// One histogram's `_bucket`, `_sum` and `_count` lines.
 fn histogram(
     out: &mut String,
     name: &str,
@@ -362,18 +360,7 @@ fn histogram(
     sum_seconds: f64,
     bounds: &[f64],
 ) {
-    let ours: Vec<(u64, u64)> = h
-        .buckets()
-        .map(|(low, high, n)| ((low + high) / 2, n))
-        .collect();
-    let mut j = 0;
-    let mut cumulative = 0u64;
-    for &le in bounds {
-        let le_ns = le * 1e9;
-        while j < ours.len() && (ours[j].0 as f64) <= le_ns {
-            cumulative += ours[j].1;
-            j += 1;
-        }
+    for (le, cumulative) in bounds.iter().zip(h.cumulative_counts(bounds)) {
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
     }
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");

@@ -188,6 +188,35 @@ impl Histogram {
             (self.to_ns(low), self.to_ns(low + width), count)
         })
     }
+
+    /// How many values are at or below each bound (in seconds, ascending):
+    /// the cumulative `le` counts of an exporter's explicit buckets. Each of
+    /// overrun's buckets (≤1.6% wide) counts toward every bound at or above
+    /// its midpoint. Cost: bounds + non-empty buckets.
+    ///
+    /// ```
+    /// let h = overrun::stats::Histogram::from_values([1_000, 2_000, 3_000_000]);
+    /// assert_eq!(h.cumulative_counts(&[0.000_001, 0.001, 1.0]), [1, 2, 3]);
+    /// ```
+    pub fn cumulative_counts(&self, bounds_seconds: &[f64]) -> Vec<u64> {
+        let mut ours = self.buckets().map(|(low, high, n)| ((low + high) / 2, n));
+        let mut next = ours.next();
+        let mut cumulative = 0;
+        bounds_seconds
+            .iter()
+            .map(|&le| {
+                let le_ns = le * 1e9;
+                while let Some((mid, n)) = next {
+                    if mid as f64 > le_ns {
+                        break;
+                    }
+                    cumulative += n;
+                    next = ours.next();
+                }
+                cumulative
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,440 @@
+#!/usr/bin/env python3
+"""End-to-end test of overrun-otlp against a real OTLP collector (rotel).
+
+Started by e2e.sh, which installs rotel from PyPI and builds the driver
+(examples/otlp_driver.rs). For each protocol (gRPC, HTTP/protobuf) the driver
+makes a known number of calls and budget violations; the test reads what the
+collector printed (--debug-log metrics/logs, detailed) and checks the metric
+values, the violation log records and their attributes exactly. Then it
+stops the collector mid-run, checks the failures are counted, restarts it and
+checks that the final cumulative figures and every violation event arrived.
+
+Any failure, including a collector that cannot start, exits non-zero.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+DRIVER = sys.argv[1]
+ROTEL = sys.argv[2]
+WORK = tempfile.mkdtemp(prefix="overrun-otlp-e2e-")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+SECRET = "e2e-s3cret-value"
+FAILURES = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector:
+    """One rotel-agent process; its stdout goes to a file we parse."""
+
+    def __init__(self, grpc, http, name):
+        self.grpc, self.http = grpc, http
+        self.out_path = os.path.join(WORK, name + ".out")
+        self.out = open(self.out_path, "wb")
+        self.proc = subprocess.Popen(
+            [
+                ROTEL, "start",
+                "--exporter", "blackhole",
+                "--otlp-grpc-endpoint", f"127.0.0.1:{grpc}",
+                "--otlp-http-endpoint", f"127.0.0.1:{http}",
+                "--debug-log", "metrics", "--debug-log", "logs",
+                "--debug-log-verbosity", "detailed",
+                "--pid-file", os.path.join(WORK, name + ".pid"),
+                "--log-file", os.path.join(WORK, name + ".log"),
+            ],
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 20
+        while not (self.accepts(grpc) and self.accepts(http)):
+            if self.proc.poll() is not None or time.time() > deadline:
+                print(self.text()[-3000:])
+                sys.exit(f"rotel-agent did not start (exit {self.proc.poll()})")
+            time.sleep(0.05)
+
+    @staticmethod
+    def accepts(port):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def text(self):
+        with open(self.out_path, "rb") as f:
+            return ANSI.sub("", f.read().decode("utf-8", "replace"))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+def parse(text):
+    """The collector's detailed debug output as metric points and log records.
+
+    Returns (points, logs): points are dicts with resource, metric, attrs and
+    value / count / sum / buckets; logs are dicts with resource, event, body,
+    attrs, trace_id, span_id.
+    """
+    points, logs = [], []
+    resource, metric, current, section = {}, None, None, None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith(("ResourceMetrics #", "ResourceLog #")):
+            resource, section, current = {}, "resource", None
+        elif line == "Resource attributes:":
+            section = "resource"
+        elif line == "Descriptor:":
+            metric, section = {}, "descriptor"
+        elif line.startswith(("NumberDataPoints #", "HistogramDataPoints #")):
+            current = {"resource": resource, "metric": metric.get("Name"),
+                       "attrs": {}, "buckets": []}
+            points.append(current)
+            section = None
+        elif line.startswith("LogRecord #"):
+            current = {"resource": resource, "attrs": {}, "trace_id": None,
+                       "span_id": None}
+            logs.append(current)
+            section = None
+        elif line in ("Data point attributes:", "Attributes:"):
+            section = "attrs"
+        elif line.startswith("-> "):
+            key, _, value = line[3:].partition(": ")
+            m = re.fullmatch(r"(Str|Int|Double|Bool)\((.*)\)", value)
+            if m:
+                kind, v = m.groups()
+                value = int(v) if kind == "Int" else float(v) if kind == "Double" else v
+            if section == "resource":
+                resource[key] = value
+            elif section == "descriptor":
+                metric[key] = value
+            elif section == "attrs" and current is not None:
+                current["attrs"][key] = value
+        elif current is not None:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "Value":
+                current["value"] = float(value)
+            elif key == "Count":
+                current["count"] = int(value)
+            elif key == "Sum":
+                current["sum"] = float(value)
+            elif key.startswith("Buckets #"):
+                current["buckets"].append(int(line.rsplit(":", 1)[1]))
+            elif key == "EventName":
+                current["event"] = value
+            elif key == "Body":
+                current["body"] = value
+            elif key == "Trace ID":
+                current["trace_id"] = value or None
+            elif key == "Span ID":
+                current["span_id"] = value or None
+    return points, logs
+
+
+class Driver:
+    """The instrumented program, commanded line by line."""
+
+    def __init__(self, protocol, collector, extra_env=None):
+        port = collector.grpc if protocol == "grpc" else collector.http
+        env = dict(os.environ)
+        env.update({
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+            "OTEL_METRIC_EXPORT_INTERVAL": "200",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2000",
+        })
+        env.update(extra_env or {})
+        self.proc = subprocess.Popen(
+            [DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=env,
+        )
+        self.output = []
+        self.expect("ready")
+
+    def expect(self, prefix, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            if line.startswith(prefix):
+                return line.strip()
+        sys.exit(f"driver: no {prefix!r} line; output:\n{''.join(self.output)}")
+
+    def send(self, command, answer):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.expect(answer)
+
+    def finish(self):
+        line = self.send("quit", "stats")
+        self.proc.wait(30)
+        return dict(kv.split("=") for kv in line.split()[1:])
+
+
+def ours(items, pid):
+    return [i for i in items if i["resource"].get("test.run") == str(pid)]
+
+
+def last_value(points, metric, **attrs):
+    matching = [p for p in points if p["metric"] == metric
+                and all(p["attrs"].get(k) == v for k, v in attrs.items())]
+    return matching[-1] if matching else None
+
+
+def wait_for(collector, pid, metric, expected, timeout=15, **attrs):
+    """Waits until the collector printed `metric` at `expected` (it batches)."""
+    deadline = time.time() + timeout
+    while True:
+        points, logs = parse(collector.text())
+        points, logs = ours(points, pid), ours(logs, pid)
+        p = last_value(points, metric, **attrs)
+        if (p and p.get("value", p.get("count")) == expected) or time.time() > deadline:
+            return points, logs
+        time.sleep(0.1)
+
+
+def check_run(points, logs, label, calls, slow, events=None, trace=None, traced=0, failures=0):
+    events = slow if events is None else events
+    handle = {"function": "handle", "module": "otlp_driver"}
+    p = last_value(points, "overrun.calls", **handle)
+    check(p is not None and p["value"] == calls,
+          f"{label}: overrun.calls = {calls} (got {p and p['value']})")
+    p = last_value(points, "overrun.errors", **handle)
+    check(p is not None and p["value"] == 0, f"{label}: overrun.errors = 0")
+    p = last_value(points, "overrun.budget.violations", kind="time", **handle)
+    check(p is not None and p["value"] == slow,
+          f"{label}: overrun.budget.violations{{kind=time}} = {slow} (got {p and p['value']})")
+    p = last_value(points, "overrun.budget", **handle)
+    check(p is not None and p["value"] == 0.02, f"{label}: overrun.budget = 0.02 s")
+    h = last_value(points, "overrun.duration", **handle)
+    ok = h is not None and h["count"] == calls and sum(h["buckets"]) == calls
+    check(ok, f"{label}: overrun.duration count = bucket total = {calls}")
+    if h:
+        # Bounds ..., 0.025, 0.05, ...: the 30 ms calls land in (0.025, 0.05].
+        check(h["buckets"][14] == slow and sum(h["buckets"][:13]) == calls - slow,
+              f"{label}: {slow} slow calls in (25ms, 50ms], the rest under 10ms "
+              f"(buckets {h['buckets']})")
+        check(0.030 * slow <= h["sum"] < 0.030 * slow + 0.02 * (calls - slow) + 0.05 * slow,
+              f"{label}: overrun.duration sum {h['sum']:.4f} s plausible")
+    p = last_value(points, "overrun.export.failures", signal="metrics")
+    check(p is not None and (p["value"] >= 1 if failures else p["value"] == 0),
+          f"{label}: overrun.export.failures{{signal=metrics}} "
+          f"{'>= 1' if failures else '= 0'} (got {p and p['value']})")
+    if points:
+        res = points[-1]["resource"]
+        check(res.get("service.name") == "overrun-otlp-e2e" and "service.instance.id" in res,
+              f"{label}: resource has service.name and service.instance.id")
+
+    check(len(logs) == events, f"{label}: {events} violation log records (got {len(logs)})")
+    good = [
+        lg for lg in logs
+        if lg.get("event") == "overrun.budget.violation"
+        and lg["attrs"].get("function") == "handle"
+        and lg["attrs"].get("module") == "otlp_driver"
+        and lg["attrs"].get("kind") == "time"
+        and lg["attrs"].get("limit") == 20_000_000
+        and isinstance(lg["attrs"].get("observed"), int)
+        and lg["attrs"]["observed"] >= 30_000_000
+        and lg["attrs"].get("unit") == "ns"
+        and lg["attrs"].get("thread") == "main"
+        and str(lg["attrs"].get("code.file.path", "")).endswith("otlp_driver.rs")
+    ]
+    check(len(good) == len(logs) and logs,
+          f"{label}: every record has event name and attributes "
+          f"function, module, kind, observed, limit, unit, thread, code.*")
+    if trace:
+        trace_id, span_id = trace
+        with_trace = [lg for lg in logs if lg["trace_id"] == trace_id and lg["span_id"] == span_id]
+        without = [lg for lg in logs if lg["trace_id"] is None]
+        check(len(with_trace) == traced and len(without) == events - traced,
+              f"{label}: {traced} records carry the active span's trace/span id, "
+              f"{events - traced} (no span) carry none")
+
+
+def protocol_run(protocol, collector):
+    label = protocol
+    d = Driver(protocol, collector, {"OTEL_EXPORTER_OTLP_HEADERS": f"api-key={SECRET}"})
+    trace = d.send("calls 40 3 traced", "trace").split()[1:]
+    d.expect("called")
+    d.send("export", "exported")
+    d.send("calls 10 2", "called")
+    stats = d.finish()
+    check(stats["metric_failures"] == "0" and stats["log_failures"] == "0",
+          f"{label}: driver counted no failed export ({stats})")
+    check(stats["events_sent"] == "5", f"{label}: driver sent 5 events")
+    check(SECRET not in "".join(d.output), f"{label}: header value never printed by the driver")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 55,
+                            function="handle")
+    check_run(points, logs, label, calls=55, slow=5, trace=trace, traced=3)
+    check(SECRET not in collector.text(), f"{label}: header value not in the collector's output")
+
+
+def outage_run(protocol):
+    label = f"{protocol} outage"
+    grpc, http = free_port(), free_port()
+    first = Collector(grpc, http, f"outage-{protocol.replace('/', '-')}-1")
+    d = Driver(protocol, first)
+    pid = d.proc.pid
+    d.send("calls 20 2", "called")
+    d.send("export", "exported")
+    first.stop()
+    d.send("calls 30 3", "called")
+    failed = d.send("fail", "failed")
+    check("127.0.0.1" in failed or "connect" in failed.lower() or "error" in failed.lower(),
+          f"{label}: the failure is counted with a reason ({failed})")
+    second = Collector(grpc, http, f"outage-{protocol.replace('/', '-')}-2")
+    d.send("export", "exported")
+    d.send("calls 5 1", "called")
+    stats = d.finish()
+    check(int(stats["metric_failures"]) >= 1, f"{label}: driver counted failed exports ({stats})")
+    check(stats["queue_dropped"] == "0" and stats["events_pending"] == "0",
+          f"{label}: no event dropped or left pending")
+    _, logs_before = parse(first.text())
+    logs_before = ours(logs_before, pid)
+    points, logs_after = wait_for(second, pid, "overrun.calls", 61, function="handle")
+    check(len(logs_before) == 2, f"{label}: 2 events reached the first collector")
+    # The restarted collector sees only exports made after it came back:
+    # the cumulative figures must still be complete, and the events raised
+    # while it was down must arrive there.
+    check_run(points, logs_after, label + " (after restart)", calls=61, slow=6, events=4,
+              failures=1)
+    second.stop()
+
+
+class TlsProxy:
+    """nginx terminating TLS (a test CA's certificate for 127.0.0.1) in
+    front of the collector: HTTP/1.1 to its HTTP receiver, HTTP/2 to gRPC."""
+
+    def __init__(self, collector):
+        d = os.path.join(WORK, "tls")
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        self.ca = os.path.join(d, "ca.pem")
+        run = lambda *args: subprocess.run(args, check=True, capture_output=True, cwd=d)
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=overrun e2e test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+            "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(d, "ext.cnf"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                    "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+        run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", "server.pem", "-extfile", "ext.cnf")
+        self.grpc, self.http = free_port(), free_port()
+        tls = f"ssl_certificate {d}/server.pem; ssl_certificate_key {d}/server.key;"
+        conf = f"""
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/nginx.err;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    server {{
+        listen 127.0.0.1:{self.http} ssl;
+        {tls}
+        location / {{ proxy_pass http://127.0.0.1:{collector.http}; }}
+    }}
+    server {{
+        listen 127.0.0.1:{self.grpc} ssl http2;
+        {tls}
+        location / {{ grpc_pass grpc://127.0.0.1:{collector.grpc}; }}
+    }}
+}}
+"""
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(conf)
+        self.proc = subprocess.Popen(
+            ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "nginx.err")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while not (Collector.accepts(self.grpc) and Collector.accepts(self.http)):
+            if self.proc.poll() is not None or time.time() > deadline:
+                sys.exit("nginx (TLS proxy) did not start: "
+                         + open(os.path.join(d, "nginx.err")).read()[-2000:])
+            time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def tls_run(protocol, collector, proxy):
+    label = f"{protocol} over TLS"
+    port = proxy.grpc if protocol == "grpc" else proxy.http
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://127.0.0.1:{port}"}
+    d = Driver(protocol, collector, dict(endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE=proxy.ca))
+    d.send("calls 7 1", "called")
+    d.send("export", "exported")
+    stats = d.finish()
+    check(stats["metric_failures"] == "0", f"{label}: exports accepted through the TLS proxy")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 8, function="handle")
+    p = last_value(points, "overrun.calls", function="handle")
+    check(p is not None and p["value"] == 8, f"{label}: overrun.calls = 8 arrived")
+    check(len(logs) == 1, f"{label}: the violation event arrived")
+    # Without the test CA the server is not trusted: a counted failure.
+    d = Driver(protocol, collector, endpoint)
+    failed = d.send("fail", "failed")
+    check("certificate" in failed.lower() or "unknownissuer" in failed.lower(),
+          f"{label}: an untrusted certificate is a counted failure ({failed})")
+    d.finish()
+
+
+def main():
+    grpc, http = free_port(), free_port()
+    collector = Collector(grpc, http, "main")
+    proxy = None
+    try:
+        for protocol in ("grpc", "http/protobuf"):
+            protocol_run(protocol, collector)
+        proxy = TlsProxy(collector)
+        for protocol in ("grpc", "http/protobuf"):
+            tls_run(protocol, collector, proxy)
+    finally:
+        if proxy:
+            proxy.stop()
+        collector.stop()
+    for protocol in ("grpc", "http/protobuf"):
+        outage_run(protocol)
+    if FAILURES:
+        print(f"\n{len(FAILURES)} check(s) failed; collector output in {WORK}")
+        sys.exit(1)
+    shutil.rmtree(WORK, ignore_errors=True)
+    print("\nall OTLP end-to-end checks passed")
+
+
+if __name__ == "__main__":
+    main()

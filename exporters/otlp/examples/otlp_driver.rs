@@ -1,0 +1,104 @@
+//! Drives the OTLP exporter for the end-to-end test (`exporters/otlp/e2e.py`):
+//! a known number of calls and budget violations, in phases commanded on
+//! stdin, so the test can stop and restart the collector between them.
+//!
+//! Commands, one per line:
+//! - `calls FAST SLOW [traced]`: FAST calls within budget, SLOW over it
+//!   (each a time violation); `traced` runs them inside an OpenTelemetry span
+//!   and prints its trace id.
+//! - `export`: waits until a round of exports succeeded after this command.
+//! - `fail`: waits until a metrics export failed after this command.
+//! - `quit`: shuts the exporter down (a last export) and prints its counters.
+//!
+//! Settings come from the standard `OTEL_*` variables.
+
+use std::io::BufRead as _;
+use std::time::Duration;
+
+use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+
+#[overrun::measure(budget = "20ms")]
+fn handle(slow: bool) -> u64 {
+    if slow {
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    std::hint::black_box(7)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let exporter = overrun_otlp::OtlpExporter::builder()
+        .service_name("overrun-otlp-e2e")
+        .resource_attribute("test.run", std::process::id().to_string())
+        .install()?;
+    let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let tracer = tracer_provider.tracer("otlp-driver");
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["calls", fast, slow, rest @ ..] => {
+                let (fast, slow): (u64, u64) = (fast.parse()?, slow.parse()?);
+                let run = || {
+                    for _ in 0..fast {
+                        handle(false);
+                    }
+                    for _ in 0..slow {
+                        handle(true);
+                    }
+                };
+                if rest == ["traced"] {
+                    tracer.in_span("driver-span", |cx| {
+                        let sc = cx.span().span_context().clone();
+                        println!("trace {} {}", sc.trace_id(), sc.span_id());
+                        run();
+                    });
+                } else {
+                    run();
+                }
+                println!("called");
+            }
+            ["export"] => {
+                let before = exporter.stats();
+                let deadline = std::time::Instant::now() + Duration::from_secs(30);
+                loop {
+                    let now = exporter.stats();
+                    if now.metric_exports > before.metric_exports
+                        && now.events_pending == 0
+                        && now.log_failures == before.log_failures
+                        && exporter.rounds() > 0
+                    {
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        return Err(format!("no successful export in 30 s: {now:?}").into());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                println!("exported");
+            }
+            ["fail"] => {
+                let before = exporter.stats().metric_failures;
+                while exporter.stats().metric_failures == before {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                println!("failed {:?}", exporter.stats().last_error);
+            }
+            ["quit"] => break,
+            _ => return Err(format!("unknown command {line:?}").into()),
+        }
+    }
+    let stats = exporter.shutdown();
+    println!(
+        "stats metric_exports={} metric_failures={} log_exports={} log_failures={} events_sent={} events_pending={} rate_limited={} queue_dropped={}",
+        stats.metric_exports,
+        stats.metric_failures,
+        stats.log_exports,
+        stats.log_failures,
+        stats.events_sent,
+        stats.events_pending,
+        stats.events_rate_limited,
+        stats.events_queue_dropped
+    );
+    Ok(())
+}
