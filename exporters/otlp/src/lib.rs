@@ -348,6 +348,7 @@ impl Builder {
             ));
         }
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg.timeout);
+        let cfg_timeout = cfg.timeout;
         let resource = encode::resource(self.service_name.as_deref(), &self.resource);
         let queue = Arc::new(events::Queue::new(
             self.max_pending_events,
@@ -374,6 +375,7 @@ impl Builder {
         let now = unix_nanos();
         let start = now.saturating_sub(overrun::snapshot().run.wall_ns);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let flush = Arc::new(tokio::sync::Notify::new());
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let worker = Worker {
             cfg,
@@ -383,6 +385,7 @@ impl Builder {
             shared: Arc::clone(&shared),
             start,
             delta: encode::DeltaState::new(start),
+            flush: Arc::clone(&flush),
         };
         let thread = std::thread::Builder::new()
             .name("overrun-otlp".into())
@@ -404,6 +407,8 @@ impl Builder {
             done: done_rx,
             thread: Some(thread),
             shutdown_timeout,
+            flush,
+            timeout: cfg_timeout,
         })
     }
 }
@@ -460,6 +465,8 @@ pub struct OtlpExporter {
     done: std::sync::mpsc::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
     shutdown_timeout: Duration,
+    flush: Arc<tokio::sync::Notify>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -504,6 +511,31 @@ impl OtlpExporter {
         true
     }
 
+    /// Exports now, without waiting for the interval, and waits for that
+    /// round (bounded by twice the request timeout: metrics, then events).
+    /// `true` if every request of the round was accepted.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let otlp = overrun_otlp::OtlpExporter::builder()
+    ///     .endpoint("http://127.0.0.1:1") // nothing listens there
+    ///     .timeout(Duration::from_millis(500))
+    ///     .install()
+    ///     .unwrap();
+    /// assert!(!otlp.flush());
+    /// assert_eq!(otlp.stats().metric_failures, 1);
+    /// ```
+    pub fn flush(&self) -> bool {
+        let before = self.stats();
+        let round = self.rounds();
+        self.flush.notify_one();
+        let finished = self.wait_rounds(round + 1, self.timeout * 2 + Duration::from_millis(500));
+        let after = self.stats();
+        finished
+            && after.metric_failures == before.metric_failures
+            && after.log_failures == before.log_failures
+    }
+
     /// Makes a last export of everything pending and stops, within the
     /// shutdown timeout (plus a moment to stop the thread). Returns the
     /// final counters.
@@ -544,6 +576,7 @@ struct Worker {
     shared: Arc<Shared>,
     start: u64,
     delta: encode::DeltaState,
+    flush: Arc<tokio::sync::Notify>,
 }
 
 /// Events sent per logs request.
@@ -553,17 +586,20 @@ impl Worker {
     async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>, shutdown: Duration) {
         let mut next = tokio::time::Instant::now() + self.cfg.interval;
         loop {
+            let flush = Arc::clone(&self.flush);
             tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
+                _ = tokio::time::sleep_until(next) => {
+                    next += self.cfg.interval;
+                }
+                _ = flush.notified() => {}
                 _ = stop.changed() => break,
             }
-            next += self.cfg.interval;
+            self.round(None).await;
             let now = tokio::time::Instant::now();
             if next < now {
                 // An export took longer than the interval: skip, don't burst.
                 next = now + self.cfg.interval;
             }
-            self.round(None).await;
         }
         let deadline = tokio::time::Instant::now() + shutdown;
         let _ = tokio::time::timeout_at(deadline, self.round(Some(deadline))).await;

@@ -51,6 +51,7 @@ impl Transport {
                     if url.scheme_str() == Some("https") {
                         let mut tls = ClientTlsConfig::new().with_native_roots();
                         if let Some(pem) = &cfg.ca_pem {
+                            ca_certificates(pem)?;
                             tls = tls.ca_certificate(Certificate::from_pem(pem));
                         }
                         ep = ep.tls_config(tls).map_err(|e| {
@@ -89,22 +90,10 @@ impl Transport {
                 let native = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(native.certs);
                 if let Some(pem) = &cfg.ca_pem {
-                    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
-                    let mut n = 0;
-                    for cert in CertificateDer::pem_slice_iter(pem) {
-                        let cert = cert.map_err(|e| {
-                            Error::invalid("CA certificate", format!("not PEM: {e}"))
-                        })?;
+                    for cert in ca_certificates(pem)? {
                         roots.add(cert).map_err(|e| {
                             Error::invalid("CA certificate", format!("rejected: {e}"))
                         })?;
-                        n += 1;
-                    }
-                    if n == 0 {
-                        return Err(Error::invalid(
-                            "CA certificate",
-                            "no certificate found in the PEM",
-                        ));
                     }
                 }
                 let tls = rustls::ClientConfig::builder_with_provider(
@@ -192,6 +181,22 @@ impl Transport {
             } => post(client, logs, headers, req.encode_to_vec()).await,
         }
     }
+}
+
+/// The certificates of a PEM bundle; an error if there is none or one is
+/// malformed.
+fn ca_certificates(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::invalid("CA certificate", format!("not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::invalid(
+            "CA certificate",
+            "no certificate found in the PEM",
+        ));
+    }
+    Ok(certs)
 }
 
 fn grpc_error(status: &tonic::Status) -> String {

@@ -1,0 +1,214 @@
+//! Cases the real collector (e2e.sh) cannot show: what exactly is on the
+//! wire over HTTP (headers, content type, delta temporality when the
+//! collector refused an export). A small HTTP/1.1 receiver decodes each
+//! request with the OTLP protobuf types.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric::Data};
+use overrun_otlp::{OtlpExporter, Protocol, Temporality};
+use prost::Message as _;
+
+struct Request {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Serves until the test ends: each request is sent on the channel and
+/// answered with the next status from `statuses` (200 once they run out).
+fn receiver(statuses: Vec<u16>) -> (u16, mpsc::Receiver<Request>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut statuses = statuses.into_iter();
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    let h = h.trim_end();
+                    if h.is_empty() {
+                        break;
+                    }
+                    let (k, v) = h.split_once(':').unwrap();
+                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let status = if path == "/v1/metrics" {
+                    statuses.next().unwrap_or(200)
+                } else {
+                    200
+                };
+                let _ = tx.send(Request {
+                    path,
+                    headers,
+                    body,
+                });
+                let reason = if status == 200 { "OK" } else { "Unavailable" };
+                let _ = write!(
+                    writer,
+                    "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n"
+                );
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[overrun::measure]
+fn delta_fn() -> u64 {
+    std::hint::black_box(3)
+}
+
+#[overrun::measure]
+fn cumulative_fn() -> u64 {
+    std::hint::black_box(4)
+}
+
+/// The calls of `function` in a metrics request, with the temporality.
+fn calls_of(req: &ExportMetricsServiceRequest, function: &str) -> (i64, i32, u64) {
+    let metric = req.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .find(|m| m.name == "overrun.calls")
+        .expect("overrun.calls sent");
+    let Some(Data::Sum(sum)) = &metric.data else {
+        panic!("overrun.calls is a sum")
+    };
+    let point = sum
+        .data_points
+        .iter()
+        .find(|p| {
+            p.attributes.iter().any(|a| {
+                a.value.as_ref().and_then(|v| v.value.as_ref())
+                    == Some(&Value::StringValue(function.into()))
+            })
+        })
+        .expect("a point for the function");
+    let value = match point.value {
+        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i,
+        _ => panic!("an integer count"),
+    };
+    (
+        value,
+        sum.aggregation_temporality,
+        point.start_time_unix_nano,
+    )
+}
+
+fn calls(req: &ExportMetricsServiceRequest) -> (i64, i32, u64) {
+    calls_of(req, "delta_fn")
+}
+
+fn next_metrics(rx: &mpsc::Receiver<Request>) -> Request {
+    loop {
+        let r = rx.recv_timeout(Duration::from_secs(20)).expect("a request");
+        if r.path == "/v1/metrics" {
+            return r;
+        }
+    }
+}
+
+#[test]
+fn delta_after_a_refused_export_covers_both_windows() {
+    // First export accepted, second refused (503), third accepted.
+    let (port, rx) = receiver(vec![200, 503, 200]);
+    for _ in 0..4 {
+        delta_fn();
+    }
+    let exporter = OtlpExporter::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .protocol(Protocol::HttpProtobuf)
+        .temporality(Temporality::Delta)
+        .interval(Duration::from_secs(3600))
+        .header("api-key", "k-123")
+        .install()
+        .unwrap();
+
+    // The interval is an hour: each `flush` below is the only thing that
+    // sends.
+    assert!(exporter.flush());
+    let first = next_metrics(&rx);
+    assert!(first.headers.contains(&("api-key".into(), "k-123".into())));
+    assert!(
+        first
+            .headers
+            .contains(&("content-type".into(), "application/x-protobuf".into()))
+    );
+    let req = ExportMetricsServiceRequest::decode(&*first.body).unwrap();
+    let (n, temporality, start1) = calls(&req);
+    assert_eq!(n, 4);
+    assert_eq!(temporality, AggregationTemporality::Delta as i32);
+
+    for _ in 0..3 {
+        delta_fn();
+    }
+    assert!(!exporter.flush()); // refused
+    let refused = ExportMetricsServiceRequest::decode(&*next_metrics(&rx).body).unwrap();
+    assert_eq!(calls(&refused).0, 3);
+    assert_eq!(exporter.stats().metric_failures, 1);
+    assert!(
+        exporter
+            .stats()
+            .last_error
+            .unwrap()
+            .contains("HTTP 503 Service Unavailable")
+    );
+
+    for _ in 0..2 {
+        delta_fn();
+    }
+    assert!(exporter.flush());
+    let third = ExportMetricsServiceRequest::decode(&*next_metrics(&rx).body).unwrap();
+    let (n, _, start3) = calls(&third);
+    // Nothing lost: the refused window's 3 calls come with the new 2, and
+    // the window starts where the last accepted one ended.
+    assert_eq!(n, 5);
+    assert!(start3 > start1);
+    assert_eq!(exporter.stats().metric_exports, 2);
+}
+
+#[test]
+fn cumulative_by_default_with_an_instance_id() {
+    let (port, rx) = receiver(vec![]);
+    cumulative_fn();
+    let exporter = OtlpExporter::builder()
+        .endpoint(format!("http://127.0.0.1:{port}/"))
+        .protocol(Protocol::HttpProtobuf)
+        .interval(Duration::from_secs(3600))
+        .install()
+        .unwrap();
+    assert!(exporter.flush());
+    let req = ExportMetricsServiceRequest::decode(&*next_metrics(&rx).body).unwrap();
+    let (n, temporality, _) = calls_of(&req, "cumulative_fn");
+    assert_eq!(n, 1);
+    assert_eq!(temporality, AggregationTemporality::Cumulative as i32);
+    let resource = req.resource_metrics[0].resource.as_ref().unwrap();
+    assert!(
+        resource
+            .attributes
+            .iter()
+            .any(|a| a.key == "service.instance.id")
+    );
+}
