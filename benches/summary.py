@@ -49,7 +49,7 @@ def main():
         ours = (benches.get("overrun_measure") or benches.get("overrun_measure_counting") or 0) / BATCH or None
         for name, median in benches.items():
             polls = target == "async_poll" or (target == "tasks" and name.startswith("poll_"))
-            whole = target == "snapshot" or name.startswith("render_")
+            whole = target == "snapshot" or name.startswith(("render_", "export_"))
             div = 1 if whole else (POLLS if polls else BATCH)
             value = median / div
             per_call[(target, name)] = value
@@ -121,6 +121,12 @@ def main():
     if off and on and render:
         print(f"  prometheus: call without / with exporter installed {off:.1f} / {on:.1f} ns; "
               f"render 1 000 sites {render / 1e6:.2f} ms")
+    none, up, down = (get("otlp", f"overrun_measure_exporter/{c}") for c in ("none", "collector_up", "collector_down"))
+    sdk, export = get("otlp", "otel_sdk_histogram_record"), get("otlp", "export_1000_sites")
+    if none and up and down and sdk and export:
+        print(f"  otlp: call with no exporter / collector up / collector down {none:.1f} / {up:.1f} / {down:.1f} ns "
+              f"(×{up / none:.2f}, ×{down / none:.2f}); OpenTelemetry SDK histogram record {sdk:.1f} ns "
+              f"(×{sdk / none:.2f} overrun); export round of 1 000 sites {export / 1e6:.2f} ms")
     s1, s10 = get("snapshot", "snapshot/1000"), get("snapshot", "snapshot/10000")
     if s1 and s10:
         print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "

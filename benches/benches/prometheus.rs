@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use overrun::__private::{Budget, Guard, Site, SiteKind};
 use overrun_benches::{batch, floors, work};
 
 floors!();
@@ -35,23 +34,7 @@ fn overrun_measure_exporter(bencher: divan::Bencher<'_, '_>, installed: bool) {
 /// One scrape's body for 1 000 sites, each with calls.
 #[divan::bench(sample_count = 30, sample_size = 1)]
 fn render_1000_sites(bencher: divan::Bencher<'_, '_>) {
-    static SITES: OnceLock<()> = OnceLock::new();
-    SITES.get_or_init(|| {
-        for i in 0..1_000u32 {
-            let name: &'static str = Box::leak(format!("site_{i}").into_boxed_str());
-            let site: &'static Site = Box::leak(Box::new(Site::new(
-                name,
-                "bench",
-                file!(),
-                i,
-                SiteKind::Sync,
-                Budget::none().with_time_ns(1_000_000),
-            )));
-            for _ in 0..10 {
-                Guard::enter(site).finish(false);
-            }
-        }
-    });
+    overrun_benches::thousand_sites();
     let renderer = overrun_prometheus::PrometheusExporter::builder()
         .build()
         .unwrap();

@@ -92,3 +92,80 @@ impl Future for YieldN {
         }
     }
 }
+
+/// Registers 1 000 sites (`site_0` … `site_999`, module `bench`, a 1 ms
+/// budget) and records 10 calls on each, once per process: what the
+/// exporter benches render or export.
+///
+/// ```
+/// overrun_benches::thousand_sites();
+/// assert_eq!(overrun::snapshot().site("site_999").unwrap().calls, 10);
+/// ```
+pub fn thousand_sites() {
+    use overrun::__private::{Budget, Guard, Site, SiteKind};
+    static SITES: std::sync::Once = std::sync::Once::new();
+    SITES.call_once(|| {
+        for i in 0..1_000u32 {
+            let name: &'static str = Box::leak(format!("site_{i}").into_boxed_str());
+            let site: &'static Site = Box::leak(Box::new(Site::new(
+                name,
+                "bench",
+                file!(),
+                i,
+                SiteKind::Sync,
+                Budget::none().with_time_ns(1_000_000),
+            )));
+            for _ in 0..10 {
+                Guard::enter(site).finish(false);
+            }
+        }
+    });
+}
+
+/// A minimal OTLP/HTTP receiver on loopback that answers 200 to every
+/// request and discards the body: a collector that costs the exporter
+/// nothing beyond the round trip. Returns its base URL.
+pub fn http_sink() -> String {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().expect("clone a socket");
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut len = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = line.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = header.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if reader.read_exact(&mut body).is_err()
+                        || writer
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}

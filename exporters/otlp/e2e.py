@@ -280,7 +280,12 @@ def check_run(points, logs, label, calls, slow, events=None, trace=None, traced=
 
 def protocol_run(protocol, collector):
     label = protocol
-    d = Driver(protocol, collector, {"OTEL_EXPORTER_OTLP_HEADERS": f"api-key={SECRET}"})
+    d = Driver(protocol, collector, {
+        "OTEL_EXPORTER_OTLP_HEADERS": f"api-key={SECRET}",
+        # The builder's service name wins over the variable; attributes add up.
+        "OTEL_SERVICE_NAME": "name-from-env",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=e2e,team=perf%20tools",
+    })
     trace = d.send("calls 40 3 traced", "trace").split()[1:]
     d.expect("called")
     d.send("export", "exported")
@@ -293,6 +298,13 @@ def protocol_run(protocol, collector):
     points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 55,
                             function="handle")
     check_run(points, logs, label, calls=55, slow=5, trace=trace, traced=3)
+    for items, what in ((points, "metrics"), (logs, "logs")):
+        res = items[-1]["resource"] if items else {}
+        check(res.get("service.name") == "overrun-otlp-e2e"
+              and res.get("deployment.environment") == "e2e"
+              and res.get("team") == "perf tools"
+              and res.get("host.name"),
+              f"{label}: {what} resource = builder + OTEL_RESOURCE_ATTRIBUTES + host ({res})")
     check(SECRET not in collector.text(), f"{label}: header value not in the collector's output")
 
 

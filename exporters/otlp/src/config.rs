@@ -281,7 +281,7 @@ fn check_header(key: &str, value: &str, setting: &str) -> Result<(), Error> {
 /// Decodes `%XX` escapes (W3C Baggage style, as the specification asks for
 /// `OTEL_EXPORTER_OTLP_HEADERS`). `None` for a malformed escape or invalid
 /// UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -209,12 +209,41 @@ impl Temporality {
     }
 }
 
-/// The cumulative metrics of `snap` (times in Unix nanoseconds).
+/// Sites per metrics request: about 100 KiB of protobuf, far below the
+/// 4 MiB a collector accepts by default, however many sites there are.
+pub(crate) const SITES_PER_REQUEST: usize = 200;
+
+/// The cumulative metrics of `snap` (times in Unix nanoseconds), as one
+/// request per [`SITES_PER_REQUEST`] sites; the process-wide series (tasks,
+/// memory, exporter health) go in the first.
 pub(crate) fn metrics(
     snap: &Snapshot,
     resource: &Resource,
     bounds: &[f64],
     health: Health,
+    start: u64,
+    now: u64,
+) -> Vec<ExportMetricsServiceRequest> {
+    let mut chunks: Vec<&[overrun::report::SiteSnapshot]> =
+        snap.sites.chunks(SITES_PER_REQUEST).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, sites)| {
+            let process = (i == 0).then_some((snap, health));
+            request(sites, process, resource, bounds, start, now)
+        })
+        .collect()
+}
+
+fn request(
+    sites: &[overrun::report::SiteSnapshot],
+    process: Option<(&Snapshot, Health)>,
+    resource: &Resource,
+    bounds: &[f64],
     start: u64,
     now: u64,
 ) -> ExportMetricsServiceRequest {
@@ -226,7 +255,6 @@ pub(crate) fn metrics(
     };
     let site_attrs =
         |s: &overrun::report::SiteSnapshot| vec![kv("function", s.name), kv("module", s.module)];
-    let sites = &snap.sites;
     let per_site = |f: fn(&overrun::report::SiteSnapshot) -> Option<Val>| {
         sites
             .iter()
@@ -278,20 +306,33 @@ pub(crate) fn metrics(
         per_site(|s| s.budget.time_ns.map(|ns| Val::Double(seconds(ns)))),
     );
 
+    // One series per budget the site declares (from 0, so rates work from
+    // the start); a kind without a budget cannot be violated.
     let mut violations = Vec::new();
     for s in sites {
-        let v = s.violations;
-        for (kind, n) in [
-            ("time", v.time),
-            ("allocs", v.allocs),
-            ("bytes", v.bytes),
-            ("poll", v.poll),
+        let (v, budget) = (s.violations, s.budget);
+        for (kind, n, declared) in [
+            ("time", v.time, budget.time_ns.is_some()),
+            ("allocs", v.allocs, budget.allocs.is_some()),
+            ("bytes", v.bytes, budget.bytes.is_some()),
+            ("poll", v.poll, budget.poll_ns.is_some()),
         ] {
-            let mut a = site_attrs(s);
-            a.push(kv("kind", kind));
-            violations.push((a, Val::Int(n)));
+            if declared || n > 0 {
+                let mut a = site_attrs(s);
+                a.push(kv("kind", kind));
+                violations.push((a, Val::Int(n)));
+            }
         }
     }
+    let Some((snap, health)) = process else {
+        b.sum(
+            "overrun.budget.violations",
+            "{violation}",
+            "Calls, polls, tasks or runs over their budget, by kind.",
+            violations,
+        );
+        return finish(b.metrics, resource);
+    };
     for t in &snap.tasks {
         for (kind, n) in [("poll", t.poll_violations), ("lifetime", t.leaked)] {
             let a = vec![
@@ -428,12 +469,16 @@ pub(crate) fn metrics(
         .map(|(reason, n)| (vec![exporter(), kv("reason", reason)], Val::Int(n))),
     );
 
+    finish(b.metrics, resource)
+}
+
+fn finish(metrics: Vec<Metric>, resource: &Resource) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.clone()),
             scope_metrics: vec![ScopeMetrics {
                 scope: Some(scope()),
-                metrics: b.metrics,
+                metrics,
                 ..ScopeMetrics::default()
             }],
             ..ResourceMetrics::default()
@@ -453,15 +498,20 @@ pub(crate) enum Prev {
     },
 }
 
-/// Turns cumulative requests into deltas against the last export the
-/// collector accepted.
+/// Turns cumulative requests into deltas against the last values the
+/// collector accepted, series by series (a round may send several requests
+/// and only some may get through).
 #[derive(Debug, Default)]
 pub(crate) struct DeltaState {
-    accepted: HashMap<String, Prev>,
-    /// When the accepted figures were taken (Unix ns); the start of the next
-    /// delta.
-    accepted_at: u64,
+    /// Per series: its last accepted cumulative value and when it was taken
+    /// (Unix ns), the start of its next delta.
+    accepted: HashMap<String, (Prev, u64)>,
+    /// Start of a series never accepted before.
+    start: u64,
 }
+
+/// What [`DeltaState::apply`] hands back for [`DeltaState::accept`].
+pub(crate) type Pending = Vec<(String, Prev, u64)>;
 
 fn series_key(metric: &str, attributes: &[KeyValue]) -> String {
     let mut key = String::from(metric);
@@ -483,19 +533,22 @@ impl DeltaState {
     pub(crate) fn new(start: u64) -> Self {
         Self {
             accepted: HashMap::new(),
-            accepted_at: start,
+            start,
+        }
+    }
+
+    fn baseline(&self, key: &str) -> (Option<&Prev>, u64) {
+        match self.accepted.get(key) {
+            Some((prev, at)) => (Some(prev), *at),
+            None => (None, self.start),
         }
     }
 
     /// Rewrites the sums and histograms of the cumulative `req` as deltas
-    /// since the last accepted export; returns the cumulative values to
-    /// [`DeltaState::accept`] once the collector took it.
-    pub(crate) fn apply(
-        &self,
-        req: &mut ExportMetricsServiceRequest,
-    ) -> (HashMap<String, Prev>, u64) {
-        let mut next = HashMap::new();
-        let mut now = self.accepted_at;
+    /// since each series' last accepted export; returns the cumulative
+    /// values to [`DeltaState::accept`] once the collector took it.
+    pub(crate) fn apply(&self, req: &mut ExportMetricsServiceRequest) -> Pending {
+        let mut next = Vec::new();
         for m in req
             .resource_metrics
             .iter_mut()
@@ -507,20 +560,23 @@ impl DeltaState {
                     sum.aggregation_temporality = AggregationTemporality::Delta as i32;
                     for p in &mut sum.data_points {
                         let key = series_key(&m.name, &p.attributes);
-                        now = p.time_unix_nano;
-                        p.start_time_unix_nano = self.accepted_at;
+                        let (old, since) = self.baseline(&key);
+                        p.start_time_unix_nano = since;
+                        let now = p.time_unix_nano;
                         match &mut p.value {
                             Some(Number::AsInt(v)) => {
-                                next.insert(key.clone(), Prev::Int(*v));
-                                if let Some(Prev::Int(old)) = self.accepted.get(&key) {
+                                let cumulative = *v;
+                                if let Some(Prev::Int(old)) = old {
                                     *v -= old;
                                 }
+                                next.push((key, Prev::Int(cumulative), now));
                             }
                             Some(Number::AsDouble(v)) => {
-                                next.insert(key.clone(), Prev::Double(*v));
-                                if let Some(Prev::Double(old)) = self.accepted.get(&key) {
+                                let cumulative = *v;
+                                if let Some(Prev::Double(old)) = old {
                                     *v -= old;
                                 }
+                                next.push((key, Prev::Double(cumulative), now));
                             }
                             None => {}
                         }
@@ -530,22 +586,20 @@ impl DeltaState {
                     h.aggregation_temporality = AggregationTemporality::Delta as i32;
                     for p in &mut h.data_points {
                         let key = series_key(&m.name, &p.attributes);
-                        p.start_time_unix_nano = self.accepted_at;
-                        next.insert(
-                            key.clone(),
-                            Prev::Histogram {
-                                count: p.count,
-                                sum: p.sum.unwrap_or(0.0),
-                                buckets: p.bucket_counts.clone(),
-                            },
-                        );
+                        let (old, since) = self.baseline(&key);
+                        p.start_time_unix_nano = since;
+                        let cumulative = Prev::Histogram {
+                            count: p.count,
+                            sum: p.sum.unwrap_or(0.0),
+                            buckets: p.bucket_counts.clone(),
+                        };
                         // The maximum is over the whole run, not this window.
                         p.max = None;
                         if let Some(Prev::Histogram {
                             count,
                             sum,
                             buckets,
-                        }) = self.accepted.get(&key)
+                        }) = old
                         {
                             p.count -= count;
                             p.sum = p.sum.map(|s| s - sum);
@@ -553,18 +607,20 @@ impl DeltaState {
                                 *b -= old;
                             }
                         }
+                        next.push((key, cumulative, p.time_unix_nano));
                     }
                 }
                 _ => {}
             }
         }
-        (next, now)
+        next
     }
 
     /// The collector took the request `apply` returned these values for.
-    pub(crate) fn accept(&mut self, (values, at): (HashMap<String, Prev>, u64)) {
-        self.accepted = values;
-        self.accepted_at = at;
+    pub(crate) fn accept(&mut self, values: Pending) {
+        for (key, prev, at) in values {
+            self.accepted.insert(key, (prev, at));
+        }
     }
 }
 
@@ -617,50 +673,71 @@ fn record(e: &Event) -> LogRecord {
     }
 }
 
-/// The resource of every request: `opentelemetry_sdk`'s detection
-/// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, telemetry SDK) with the
-/// builder's attributes on top, plus a `service.instance.id` and `host.name`
-/// when nothing set them.
-pub(crate) fn resource(service_name: Option<&str>, attributes: &[(String, String)]) -> Resource {
-    use opentelemetry::KeyValue as OtelKv;
-    let mut builder = opentelemetry_sdk::Resource::builder();
-    if let Some(name) = service_name {
-        builder = builder.with_service_name(name.to_owned());
+/// The resource of every request, later entries winning: the telemetry SDK
+/// attributes (`opentelemetry_sdk`'s detector), `service.name =
+/// unknown_service:<program>`, `OTEL_RESOURCE_ATTRIBUTES` (percent-decoded,
+/// as the specification asks; the SDK's own detector leaves `%20` as is),
+/// `OTEL_SERVICE_NAME`, the builder's attributes, the builder's service
+/// name; then a `service.instance.id` and `host.name` when nothing set them.
+pub(crate) fn resource(
+    service_name: Option<&str>,
+    attributes: &[(String, String)],
+    env: crate::config::Env<'_>,
+) -> Resource {
+    use opentelemetry_sdk::resource::ResourceDetector as _;
+    let mut attrs: Vec<(String, AnyValue)> = Vec::new();
+    /// Sets `key` (replacing an earlier value); `None` leaves it alone.
+    fn set(key: &str, value: Option<AnyValue>, attrs: &mut Vec<(String, AnyValue)>) {
+        let Some(value) = value else { return };
+        attrs.retain(|(k, _)| k != key);
+        attrs.push((key.to_owned(), value));
     }
-    builder = builder.with_attributes(
-        attributes
-            .iter()
-            .map(|(k, v)| OtelKv::new(k.clone(), v.clone())),
+    let telemetry = opentelemetry_sdk::resource::TelemetryResourceDetector.detect();
+    for (k, v) in telemetry.iter() {
+        set(k.as_str(), string(v.to_string()), &mut attrs);
+    }
+    let program = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    set(
+        "service.name",
+        string(format!("unknown_service:{program}")),
+        &mut attrs,
     );
-    let detected = builder.build();
-    let mut extra = Vec::new();
-    let has = |key: &str| {
-        detected
-            .get(&opentelemetry::Key::from(key.to_owned()))
-            .is_some()
-    };
-    if !has("service.instance.id") {
-        extra.push(OtelKv::new("service.instance.id", instance_id()));
+    if let Some(list) = env("OTEL_RESOURCE_ATTRIBUTES") {
+        for entry in list.split(',') {
+            if let Some((k, v)) = entry.split_once('=') {
+                let value =
+                    crate::config::percent_decode(v.trim()).unwrap_or_else(|| v.trim().to_owned());
+                set(k.trim(), string(value), &mut attrs);
+            }
+        }
     }
-    if !has("host.name")
-        && let Some(host) = hostname()
-    {
-        extra.push(OtelKv::new("host.name", host));
+    if let Some(name) = env("OTEL_SERVICE_NAME") {
+        set("service.name", string(name), &mut attrs);
     }
-    let merged = if extra.is_empty() {
-        detected
-    } else {
-        let known = detected
-            .iter()
-            .map(|(k, v)| OtelKv::new(k.clone(), v.clone()));
-        opentelemetry_sdk::Resource::builder_empty()
-            .with_attributes(known.chain(extra))
-            .build()
-    };
-    let with_schema =
-        opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema::from(&merged);
+    for (k, v) in attributes {
+        set(k, string(v.clone()), &mut attrs);
+    }
+    if let Some(name) = service_name {
+        set("service.name", string(name), &mut attrs);
+    }
+    if !attrs.iter().any(|(k, _)| k == "service.instance.id") {
+        set("service.instance.id", string(instance_id()), &mut attrs);
+    }
+    if !attrs.iter().any(|(k, _)| k == "host.name") {
+        set("host.name", hostname().and_then(string), &mut attrs);
+    }
     Resource {
-        attributes: with_schema.attributes.0,
+        attributes: attrs
+            .into_iter()
+            .map(|(key, value)| KeyValue {
+                key,
+                value: Some(value),
+                ..KeyValue::default()
+            })
+            .collect(),
         ..Resource::default()
     }
 }
@@ -719,14 +796,25 @@ mod tests {
         std::hint::black_box(n * 2)
     }
 
+    fn one(snap: &Snapshot, now: u64) -> ExportMetricsServiceRequest {
+        let mut reqs = metrics(
+            snap,
+            &Resource::default(),
+            &[0.001],
+            Health::default(),
+            1,
+            now,
+        );
+        assert_eq!(reqs.len(), 1);
+        reqs.pop().unwrap()
+    }
+
     #[test]
     fn cumulative_then_delta() {
         for i in 0..10 {
             encoded_fn(i);
         }
-        let res = Resource::default();
-        let snap = overrun::snapshot();
-        let req = metrics(&snap, &res, &[0.001], Health::default(), 1, 2);
+        let req = one(&overrun::snapshot(), 2);
         assert_eq!(point_int(&req, "overrun.calls", "encoded_fn"), Some(10));
 
         let mut delta = DeltaState::new(1);
@@ -738,8 +826,7 @@ mod tests {
         for i in 0..5 {
             encoded_fn(i);
         }
-        let snap = overrun::snapshot();
-        let mut req = metrics(&snap, &res, &[0.001], Health::default(), 1, 3);
+        let mut req = one(&overrun::snapshot(), 3);
         // A rejected export is not accepted: the next delta covers both.
         let _rejected = delta.apply(&mut req.clone());
         let accepted = delta.apply(&mut req);
@@ -765,7 +852,95 @@ mod tests {
             AggregationTemporality::Delta as i32
         );
         delta.accept(accepted);
-        assert_eq!(delta.accepted_at, 3);
+        let key = series_key(
+            "overrun.calls",
+            &[kv("function", "encoded_fn"), kv("module", module_path!())],
+        );
+        assert!(matches!(delta.accepted.get(&key), Some((Prev::Int(15), 3))));
+    }
+
+    #[overrun::measure(budget = "1s")]
+    fn chunked_fn(site: usize) -> usize {
+        site
+    }
+
+    #[test]
+    fn many_sites_are_split_into_requests() {
+        use overrun::__private::{Budget, Guard, Site, SiteKind};
+        for i in 0..(SITES_PER_REQUEST * 2 + 1) {
+            let name: &'static str = Box::leak(format!("chunk_site_{i}").into_boxed_str());
+            let site: &'static Site = Box::leak(Box::new(Site::new(
+                name,
+                "chunks",
+                file!(),
+                i as u32,
+                SiteKind::Sync,
+                Budget::none(),
+            )));
+            Guard::enter(site).finish(false);
+        }
+        chunked_fn(1);
+        let snap = overrun::snapshot();
+        let reqs = metrics(
+            &snap,
+            &Resource::default(),
+            &[0.001],
+            Health::default(),
+            1,
+            2,
+        );
+        assert_eq!(reqs.len(), snap.sites.len().div_ceil(SITES_PER_REQUEST));
+        let names = |r: &ExportMetricsServiceRequest| -> Vec<String> {
+            r.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        // Process-wide series once, in the first request.
+        assert!(names(&reqs[0]).contains(&"overrun.export.failures".to_owned()));
+        assert!(
+            reqs[1..]
+                .iter()
+                .all(|r| !names(r).contains(&"overrun.export.failures".to_owned()))
+        );
+        // Every site's calls exactly once across the requests.
+        let total: usize = reqs
+            .iter()
+            .map(|r| {
+                r.resource_metrics[0].scope_metrics[0]
+                    .metrics
+                    .iter()
+                    .filter(|m| m.name == "overrun.calls")
+                    .map(|m| match &m.data {
+                        Some(Data::Sum(s)) => s.data_points.len(),
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(total, snap.sites.len());
+        // A site without budgets has no violation series; one with a time
+        // budget has exactly the `time` one.
+        let kinds_of = |function: &str| -> Vec<String> {
+            reqs.iter()
+                .flat_map(|r| &r.resource_metrics[0].scope_metrics[0].metrics)
+                .filter(|m| m.name == "overrun.budget.violations")
+                .flat_map(|m| match &m.data {
+                    Some(Data::Sum(s)) => s.data_points.clone(),
+                    _ => Vec::new(),
+                })
+                .filter(|p| p.attributes[0].value == string(function))
+                .map(|p| match &p.attributes[2].value {
+                    Some(AnyValue {
+                        value: Some(AnyInner::StringValue(k)),
+                    }) => k.clone(),
+                    _ => String::new(),
+                })
+                .collect()
+        };
+        assert!(kinds_of("chunk_site_0").is_empty());
+        assert_eq!(kinds_of("chunked_fn"), ["time"]);
     }
 
     #[test]
@@ -788,19 +963,40 @@ mod tests {
     }
 
     #[test]
-    fn resource_has_identity() {
-        let r = resource(
-            Some("svc"),
-            &[("deployment.environment".into(), "ci".into())],
-        );
-        let get = |k: &str| {
+    fn resource_layers_env_and_builder() {
+        let env = |name: &str| match name {
+            "OTEL_RESOURCE_ATTRIBUTES" => Some(
+                "service.name=from-attrs, team=perf%20tools,deployment.environment=ci,broken"
+                    .into(),
+            ),
+            "OTEL_SERVICE_NAME" => Some("from-env".into()),
+            _ => None,
+        };
+        let get = |r: &Resource, k: &str| {
             r.attributes
                 .iter()
                 .find(|a| a.key == k)
                 .and_then(|a| a.value.clone())
         };
-        assert_eq!(get("service.name"), string("svc"));
-        assert_eq!(get("deployment.environment"), string("ci"));
-        assert!(get("service.instance.id").is_some());
+        let r = resource(
+            None,
+            &[("deployment.environment".into(), "prod".into())],
+            &env,
+        );
+        assert_eq!(get(&r, "service.name"), string("from-env"));
+        assert_eq!(get(&r, "team"), string("perf tools"));
+        assert_eq!(get(&r, "deployment.environment"), string("prod"));
+        assert_eq!(get(&r, "telemetry.sdk.language"), string("rust"));
+        assert!(get(&r, "service.instance.id").is_some());
+        let r = resource(Some("svc"), &[], &env);
+        assert_eq!(get(&r, "service.name"), string("svc"));
+        let r = resource(None, &[], &|_| None);
+        let Some(AnyValue {
+            value: Some(AnyInner::StringValue(name)),
+        }) = get(&r, "service.name")
+        else {
+            panic!("no service.name")
+        };
+        assert!(name.starts_with("unknown_service:"), "{name}");
     }
 }

@@ -43,10 +43,10 @@
 //!
 //! [`Context`]: opentelemetry::Context
 //!
-//! The resource comes from `opentelemetry_sdk`'s detection
-//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) with the builder's
-//! [`Builder::service_name`] and [`Builder::resource_attribute`] on top, and a
-//! `service.instance.id` and `host.name` when nothing else set them.
+//! The resource: the telemetry SDK attributes, `OTEL_RESOURCE_ATTRIBUTES`
+//! (percent-decoded) and `OTEL_SERVICE_NAME`, with the builder's
+//! [`Builder::resource_attribute`] and [`Builder::service_name`] on top, and
+//! a `service.instance.id` and `host.name` when nothing else set them.
 //!
 //! # Settings
 //!
@@ -349,7 +349,7 @@ impl Builder {
         }
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg.timeout);
         let cfg_timeout = cfg.timeout;
-        let resource = encode::resource(self.service_name.as_deref(), &self.resource);
+        let resource = encode::resource(self.service_name.as_deref(), &self.resource, env);
         let queue = Arc::new(events::Queue::new(
             self.max_pending_events,
             self.events_per_second,
@@ -615,7 +615,7 @@ impl Worker {
 
         let health = self.health();
         let snap = overrun::snapshot();
-        let mut req = encode::metrics(
+        let requests = encode::metrics(
             &snap,
             &self.resource,
             &self.buckets,
@@ -623,12 +623,14 @@ impl Worker {
             self.start,
             unix_nanos(),
         );
-        let accepted =
-            (self.cfg.temporality == Temporality::Delta).then(|| self.delta.apply(&mut req));
-        let result = tokio::time::timeout_at(bounded(deadline), self.transport.send_metrics(req))
-            .await
-            .unwrap_or_else(|_| Err(format!("metrics export timed out after {timeout:?}")));
-        {
+        drop(snap);
+        for mut req in requests {
+            let accepted =
+                (self.cfg.temporality == Temporality::Delta).then(|| self.delta.apply(&mut req));
+            let result =
+                tokio::time::timeout_at(bounded(deadline), self.transport.send_metrics(req))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("metrics export timed out after {timeout:?}")));
             let mut stats = self.shared.stats.lock();
             match result {
                 Ok(()) => {
@@ -640,6 +642,10 @@ impl Worker {
                 Err(e) => {
                     stats.metric_failures += 1;
                     stats.last_error = Some(e);
+                    // The collector is likely down: the rest of this round
+                    // waits for the next one (cumulative figures lose
+                    // nothing by it).
+                    break;
                 }
             }
         }

@@ -200,8 +200,16 @@ fn ca_certificates(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'
 }
 
 fn grpc_error(status: &tonic::Status) -> String {
-    // The status message, never the request metadata.
-    format!("gRPC {:?}: {}", status.code(), status.message())
+    // The status message and its causes, never the request metadata.
+    let mut out = format!("gRPC {:?}: {}", status.code(), status.message());
+    if let Some(cause) = std::error::Error::source(status) {
+        let chain = source_chain(cause);
+        if !out.contains(&chain) {
+            out.push_str(": ");
+            out.push_str(&chain);
+        }
+    }
+    out
 }
 
 /// An error and its causes on one line ("connection refused" is usually a
