@@ -212,3 +212,21 @@ fn cumulative_by_default_with_an_instance_id() {
             .any(|a| a.key == "service.instance.id")
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn installs_and_stops_inside_an_async_runtime() {
+    // A service's `main` is usually async: the exporter's own runtime lives
+    // on its own thread, so installing, flushing and dropping it from inside
+    // another runtime neither panics nor blocks that runtime for long.
+    let (port, rx) = receiver(vec![]);
+    let exporter = OtlpExporter::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .protocol(Protocol::HttpProtobuf)
+        .interval(Duration::from_secs(3600))
+        .install()
+        .unwrap();
+    assert!(exporter.flush());
+    assert!(!next_metrics(&rx).body.is_empty());
+    tokio::task::yield_now().await;
+    drop(exporter);
+}
