@@ -28,15 +28,8 @@ if [ -z "$agent" ] || [ "$(python3 -c 'import importlib.metadata as m; print(m.v
 fi
 [ -n "$agent" ] || { echo "rotel-agent not found after installing rotel" >&2; exit 1; }
 
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v openssl >/dev/null || need+=(openssl)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing Debian packages: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. "$root/scripts/debian-packages.sh"
+need_packages nginx=nginx-light openssl=openssl
 # The nginx package may start its own daemon on port 80; the test runs its
 # own instance on free loopback ports.
 

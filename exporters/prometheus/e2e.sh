@@ -10,15 +10,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-need=()
-command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing Debian packages: ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. "$root/scripts/debian-packages.sh"
+need_packages prometheus=prometheus promtool=prometheus curl=curl
 # The package may start a daemon of its own; ours uses its own free port.
 
 work="$(mktemp -d)"

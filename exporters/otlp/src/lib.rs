@@ -97,30 +97,7 @@ pub use encode::EVENT_NAME;
 
 /// Default upper bounds of the duration histograms, in seconds: 1 µs to
 /// 10 s, three per decade (the same as the Prometheus exporter's).
-pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.000_001,
-    0.000_002_5,
-    0.000_005,
-    0.000_01,
-    0.000_025,
-    0.000_05,
-    0.000_1,
-    0.000_25,
-    0.000_5,
-    0.001,
-    0.002_5,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-];
+pub use overrun::stats::DEFAULT_BUCKETS;
 
 /// How requests travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -579,6 +556,18 @@ struct Worker {
     flush: Arc<tokio::sync::Notify>,
 }
 
+/// `send`, or a timeout error once `deadline` passes.
+async fn within(
+    deadline: tokio::time::Instant,
+    signal: &str,
+    timeout: Duration,
+    send: impl std::future::Future<Output = Result<(), String>>,
+) -> Result<(), String> {
+    tokio::time::timeout_at(deadline, send)
+        .await
+        .unwrap_or_else(|_| Err(format!("{signal} export timed out after {timeout:?}")))
+}
+
 /// Events sent per logs request.
 const EVENTS_PER_REQUEST: usize = 512;
 
@@ -627,10 +616,13 @@ impl Worker {
         for mut req in requests {
             let accepted =
                 (self.cfg.temporality == Temporality::Delta).then(|| self.delta.apply(&mut req));
-            let result =
-                tokio::time::timeout_at(bounded(deadline), self.transport.send_metrics(req))
-                    .await
-                    .unwrap_or_else(|_| Err(format!("metrics export timed out after {timeout:?}")));
+            let result = within(
+                bounded(deadline),
+                "metrics",
+                timeout,
+                self.transport.send_metrics(req),
+            )
+            .await;
             let mut stats = self.shared.stats.lock();
             match result {
                 Ok(()) => {
@@ -657,9 +649,13 @@ impl Worker {
             }
             let n = events.len();
             let req = encode::logs(&events, &self.resource);
-            let result = tokio::time::timeout_at(bounded(deadline), self.transport.send_logs(req))
-                .await
-                .unwrap_or_else(|_| Err(format!("logs export timed out after {timeout:?}")));
+            let result = within(
+                bounded(deadline),
+                "logs",
+                timeout,
+                self.transport.send_logs(req),
+            )
+            .await;
             let mut stats = self.shared.stats.lock();
             match result {
                 Ok(()) => {

@@ -6,30 +6,7 @@ use overrun::Snapshot;
 
 /// Default upper bounds of `overrun_duration_seconds`, in seconds: 1 µs to
 /// 10 s, three per decade.
-pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.000_001,
-    0.000_002_5,
-    0.000_005,
-    0.000_01,
-    0.000_025,
-    0.000_05,
-    0.000_1,
-    0.000_25,
-    0.000_5,
-    0.001,
-    0.002_5,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-];
+pub use overrun::stats::DEFAULT_BUCKETS;
 
 /// Counters an exporter keeps about itself.
 #[derive(Debug, Default, Clone, Copy)]

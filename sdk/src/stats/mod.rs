@@ -1,6 +1,38 @@
 //! Per-site aggregates: counts, time, allocations and a latency histogram,
 //! sharded per thread and merged on snapshot.
 
+/// Default upper bounds of exporters' duration histograms, in seconds: 1 µs
+/// to 10 s, three per decade (1, 2.5, 5). Each of overrun's own buckets is
+/// ≤1.6% wide, so they map onto these with that error at most.
+///
+/// ```
+/// assert_eq!(overrun::stats::DEFAULT_BUCKETS.len(), 22);
+/// ```
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.002_5,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+];
+
 mod histogram;
 pub(crate) mod shard;
 
