@@ -24,6 +24,10 @@ use crate::Temporality;
 use crate::events::Event;
 
 /// The event name of every violation log record.
+///
+/// ```
+/// assert_eq!(overrun_otlp::EVENT_NAME, "overrun.budget.violation");
+/// ```
 pub const EVENT_NAME: &str = "overrun.budget.violation";
 
 fn string(v: impl Into<String>) -> Option<AnyValue> {

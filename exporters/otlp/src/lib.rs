@@ -100,6 +100,13 @@ pub use encode::EVENT_NAME;
 pub use overrun::stats::DEFAULT_BUCKETS;
 
 /// How requests travel.
+///
+/// ```
+/// use overrun_otlp::{OtlpExporter, Protocol};
+/// let http = OtlpExporter::builder().protocol(Protocol::HttpProtobuf); // posts to <endpoint>/v1/metrics
+/// let grpc = OtlpExporter::builder().protocol(Protocol::Grpc); // OTEL_EXPORTER_OTLP_PROTOCOL=grpc
+/// # let _ = (http, grpc);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// OTLP over gRPC (default port 4317).
@@ -110,6 +117,13 @@ pub enum Protocol {
 }
 
 /// How sums and histograms are reported.
+///
+/// ```
+/// // For backends that want deltas (or OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta).
+/// let builder = overrun_otlp::OtlpExporter::builder()
+///     .temporality(overrun_otlp::Temporality::Delta);
+/// # let _ = builder;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Temporality {
     /// Totals since the process started (the default; nothing is lost when
@@ -120,6 +134,14 @@ pub enum Temporality {
 }
 
 /// Why the exporter could not start.
+///
+/// ```
+/// let err = overrun_otlp::OtlpExporter::builder()
+///     .timeout(std::time::Duration::ZERO)
+///     .install()
+///     .unwrap_err();
+/// assert!(matches!(err, overrun_otlp::Error::Invalid { ref setting, .. } if setting == "timeout"));
+/// ```
 #[derive(Debug)]
 pub enum Error {
     /// A setting (builder value or environment variable) is not usable.
@@ -456,11 +478,32 @@ impl std::fmt::Debug for OtlpExporter {
 
 impl OtlpExporter {
     /// A builder with the defaults and the standard environment variables.
+    ///
+    /// ```
+    /// let otlp = overrun_otlp::OtlpExporter::builder()
+    ///     .endpoint("http://127.0.0.1:4318")
+    ///     .service_name("checkout")
+    ///     .resource_attribute("deployment.environment", "staging")
+    ///     .install()
+    ///     .unwrap();
+    /// # drop(otlp);
+    /// ```
     pub fn builder() -> Builder {
         Builder::default()
     }
 
     /// Counters of exports, failures and events.
+    ///
+    /// ```
+    /// let otlp = overrun_otlp::OtlpExporter::builder()
+    ///     .endpoint("http://127.0.0.1:1") // nothing listens there
+    ///     .install()
+    ///     .unwrap();
+    /// otlp.flush();
+    /// let stats = otlp.stats();
+    /// assert_eq!(stats.metric_failures, 1);
+    /// assert!(stats.last_error.unwrap().contains("Connection refused"));
+    /// ```
     pub fn stats(&self) -> ExportStats {
         let mut s = self.shared.stats.lock().clone();
         let q = &self.shared.queue;
@@ -471,12 +514,24 @@ impl OtlpExporter {
     }
 
     /// Export rounds finished so far (each sends metrics, then events).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let otlp = overrun_otlp::OtlpExporter::builder()
+    ///     .endpoint("http://127.0.0.1:1")
+    ///     .interval(Duration::from_millis(10))
+    ///     .install()
+    ///     .unwrap();
+    /// assert!(otlp.wait_rounds(2, Duration::from_secs(10)));
+    /// assert!(otlp.rounds() >= 2);
+    /// ```
     pub fn rounds(&self) -> u64 {
         self.shared.exports.load(Ordering::Acquire)
     }
 
     /// Waits until `n` export rounds have finished or `timeout` passed;
-    /// `true` if they have. Handy in tests and short programs.
+    /// `true` if they have. Handy in tests and short programs (see
+    /// [`OtlpExporter::rounds`]).
     pub fn wait_rounds(&self, n: u64, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         while self.rounds() < n {
@@ -516,6 +571,17 @@ impl OtlpExporter {
     /// Makes a last export of everything pending and stops, within the
     /// shutdown timeout (plus a moment to stop the thread). Returns the
     /// final counters.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let otlp = overrun_otlp::OtlpExporter::builder()
+    ///     .endpoint("http://127.0.0.1:1")
+    ///     .shutdown_timeout(Duration::from_millis(200))
+    ///     .install()
+    ///     .unwrap();
+    /// let last = otlp.shutdown(); // the last export failed: counted, not lost silently
+    /// assert_eq!(last.metric_failures, 1);
+    /// ```
     pub fn shutdown(mut self) -> ExportStats {
         self.stop_now();
         self.stats()
