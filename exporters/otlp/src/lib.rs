@@ -357,6 +357,7 @@ impl Builder {
         let shared = Arc::new(Shared {
             queue,
             stats: Mutex::new(ExportStats::default()),
+            started: AtomicU64::new(0),
             exports: AtomicU64::new(0),
         });
 
@@ -450,7 +451,8 @@ pub struct ExportStats {
 struct Shared {
     queue: Arc<events::Queue>,
     stats: Mutex<ExportStats>,
-    /// Export rounds finished (successful or not), to wait on.
+    /// Export rounds started and finished (successful or not), to wait on.
+    started: AtomicU64,
     exports: AtomicU64,
 }
 
@@ -544,7 +546,8 @@ impl OtlpExporter {
     }
 
     /// Exports now, without waiting for the interval, and waits for that
-    /// round (bounded by twice the request timeout: metrics, then events).
+    /// round (bounded by a few request timeouts: one may be under way, then
+    /// metrics and events).
     /// `true` if every request of the round was accepted.
     ///
     /// ```
@@ -559,9 +562,11 @@ impl OtlpExporter {
     /// ```
     pub fn flush(&self) -> bool {
         let before = self.stats();
-        let round = self.rounds();
+        // A round already under way took its snapshot before this call: wait
+        // for the next one to start and finish.
+        let next = self.shared.started.load(Ordering::Acquire) + 1;
         self.flush.notify_one();
-        let finished = self.wait_rounds(round + 1, self.timeout * 2 + Duration::from_millis(500));
+        let finished = self.wait_rounds(next, self.timeout * 4 + Duration::from_millis(500));
         let after = self.stats();
         finished
             && after.metric_failures == before.metric_failures
@@ -662,6 +667,7 @@ impl Worker {
 
     /// One export: metrics, then pending events (all of them at shutdown).
     async fn round(&mut self, deadline: Option<tokio::time::Instant>) {
+        self.shared.started.fetch_add(1, Ordering::AcqRel);
         let timeout = self.cfg.timeout;
         let bounded = |d: Option<tokio::time::Instant>| {
             let by_timeout = tokio::time::Instant::now() + timeout;
