@@ -8,6 +8,10 @@
 //! curl 'localhost:3000/slow?ms=40'    # over its 20ms budget
 //! curl localhost:3000/metrics
 //! ```
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set (and the other standard `OTEL_*`
+//! variables), the same figures and every violation also go to that
+//! OpenTelemetry collector.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -94,6 +98,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         overrun: overrun_prometheus::PrometheusExporter::builder().build()?,
         metrics,
     });
+    let _otlp = match std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        Some(_) => Some(
+            overrun_otlp::OtlpExporter::builder()
+                .service_name("overrun-example-service")
+                .install()?,
+        ),
+        None => None,
+    };
     let router = Router::new()
         .route("/users/{id}", get(get_user))
         .route("/slow", get(slow))

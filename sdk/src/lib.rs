@@ -155,8 +155,3 @@ pub mod __private {
         pub fn consume(self) {}
     }
 }
-
-/// The README's Rust snippets, compiled and run as doctests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
