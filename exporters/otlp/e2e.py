@@ -2,8 +2,9 @@
 """End-to-end test of overrun-otlp against a real OTLP collector (rotel).
 
 Started by e2e.sh, which installs rotel from PyPI and builds the driver
-(examples/otlp_driver.rs). For each protocol (gRPC, HTTP/protobuf) the driver
-makes a known number of calls and budget violations; the test reads what the
+(examples/otlp_driver.rs). For each protocol (gRPC, HTTP/protobuf; plain, gzipped, and
+over TLS through nginx with a test CA) the driver makes a known number of
+calls and budget violations; the test reads what the
 collector printed (--debug-log metrics/logs, detailed) and checks the metric
 values, the violation log records and their attributes exactly. Then it
 stops the collector mid-run, checks the failures are counted, restarts it and
@@ -404,19 +405,25 @@ http {{
         self.proc.wait(10)
 
 
+def short_run(label, protocol, collector, env):
+    """10 calls, one over budget: all of it must arrive."""
+    d = Driver(protocol, collector, env)
+    d.send("calls 9 1", "called")
+    d.send("export", "exported")
+    stats = d.finish()
+    check(stats["metric_failures"] == "0", f"{label}: exports accepted ({stats})")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 10, function="handle")
+    p = last_value(points, "overrun.calls", function="handle")
+    check(p is not None and p["value"] == 10, f"{label}: overrun.calls = 10 arrived")
+    check(len(logs) == 1 and logs[0]["attrs"].get("function") == "handle",
+          f"{label}: the violation event arrived")
+
+
 def tls_run(protocol, collector, proxy):
     label = f"{protocol} over TLS"
     port = proxy.grpc if protocol == "grpc" else proxy.http
     endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://127.0.0.1:{port}"}
-    d = Driver(protocol, collector, dict(endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE=proxy.ca))
-    d.send("calls 7 1", "called")
-    d.send("export", "exported")
-    stats = d.finish()
-    check(stats["metric_failures"] == "0", f"{label}: exports accepted through the TLS proxy")
-    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 8, function="handle")
-    p = last_value(points, "overrun.calls", function="handle")
-    check(p is not None and p["value"] == 8, f"{label}: overrun.calls = 8 arrived")
-    check(len(logs) == 1, f"{label}: the violation event arrived")
+    short_run(label, protocol, collector, dict(endpoint, OTEL_EXPORTER_OTLP_CERTIFICATE=proxy.ca))
     # Without the test CA the server is not trusted: a counted failure.
     d = Driver(protocol, collector, endpoint)
     failed = d.send("fail", "failed")
@@ -432,6 +439,8 @@ def main():
     try:
         for protocol in ("grpc", "http/protobuf"):
             protocol_run(protocol, collector)
+            short_run(f"{protocol} gzip", protocol, collector,
+                      {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
         proxy = TlsProxy(collector)
         for protocol in ("grpc", "http/protobuf"):
             tls_run(protocol, collector, proxy)

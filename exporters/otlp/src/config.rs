@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Error, Protocol, Temporality};
+use crate::{Compression, Error, Protocol, Temporality};
 
 /// Reads one environment variable; a value that is not UTF-8 is an error,
 /// an empty value counts as unset (as the specification asks).
@@ -25,6 +25,7 @@ pub(crate) struct Resolved {
     pub(crate) timeout: Duration,
     pub(crate) interval: Duration,
     pub(crate) temporality: Temporality,
+    pub(crate) compression: Compression,
     /// Extra trusted CA certificates, PEM.
     pub(crate) ca_pem: Option<Vec<u8>>,
 }
@@ -39,6 +40,7 @@ impl std::fmt::Debug for Resolved {
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
             .field("temporality", &self.temporality)
+            .field("compression", &self.compression)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +63,7 @@ pub(crate) struct Explicit {
     pub(crate) timeout: Option<Duration>,
     pub(crate) interval: Option<Duration>,
     pub(crate) temporality: Option<Temporality>,
+    pub(crate) compression: Option<Compression>,
     pub(crate) ca_pem: Option<Vec<u8>>,
 }
 
@@ -152,6 +155,22 @@ pub(crate) fn resolve(explicit: &Explicit, env: Env<'_>) -> Result<Resolved, Err
             None => Temporality::Cumulative,
         },
     };
+    let compression = match explicit.compression {
+        Some(c) => c,
+        None => match env("OTEL_EXPORTER_OTLP_COMPRESSION") {
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "gzip" => Compression::Gzip,
+                "none" => Compression::None,
+                _ => {
+                    return Err(Error::invalid(
+                        "OTEL_EXPORTER_OTLP_COMPRESSION",
+                        format!("{v:?} is not one of gzip, none"),
+                    ));
+                }
+            },
+            None => Compression::None,
+        },
+    };
     let ca_pem = match &explicit.ca_pem {
         Some(pem) => Some(pem.clone()),
         None => match env("OTEL_EXPORTER_OTLP_CERTIFICATE") {
@@ -172,6 +191,7 @@ pub(crate) fn resolve(explicit: &Explicit, env: Env<'_>) -> Result<Resolved, Err
         timeout,
         interval,
         temporality,
+        compression,
         ca_pem,
     })
 }
@@ -325,6 +345,7 @@ mod tests {
         assert_eq!(r.timeout, Duration::from_secs(10));
         assert_eq!(r.interval, Duration::from_secs(60));
         assert_eq!(r.temporality, Temporality::Cumulative);
+        assert_eq!(r.compression, Compression::None);
         let r = resolve_env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap();
         assert_eq!(r.metrics_url, "http://localhost:4317/");
     }
@@ -344,6 +365,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "100"),
             ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
         ])
         .unwrap();
         assert_eq!(r.metrics_url, "https://collector:4318/v1/metrics");
@@ -358,6 +380,7 @@ mod tests {
         assert_eq!(r.timeout, Duration::from_millis(2500));
         assert_eq!(r.interval, Duration::from_millis(100));
         assert_eq!(r.temporality, Temporality::Delta);
+        assert_eq!(r.compression, Compression::Gzip);
     }
 
     #[test]
@@ -412,6 +435,10 @@ mod tests {
             (
                 &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
                 "OTEL_EXPORTER_OTLP_TIMEOUT: \"10s\" is not a whole number of milliseconds",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")],
+                "OTEL_EXPORTER_OTLP_COMPRESSION: \"brotli\" is not one of gzip, none",
             ),
             (
                 &[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")],

@@ -60,6 +60,7 @@
 //! | [`timeout`](Builder::timeout) | `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | 10 s |
 //! | [`interval`](Builder::interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
 //! | [`temporality`](Builder::temporality) | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | cumulative |
+//! | [`compression`](Builder::compression) | `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`) | none |
 //! | [`ca_certificate_pem`](Builder::ca_certificate_pem) | `OTEL_EXPORTER_OTLP_CERTIFICATE` (a PEM file) | the system's roots |
 //!
 //! `https://` endpoints use TLS (rustls) with the system's roots plus the CA
@@ -131,6 +132,23 @@ pub enum Temporality {
     Cumulative,
     /// The change since the last export the collector accepted.
     Delta,
+}
+
+/// Whether request bodies are compressed.
+///
+/// ```
+/// // Or OTEL_EXPORTER_OTLP_COMPRESSION=gzip.
+/// let builder = overrun_otlp::OtlpExporter::builder()
+///     .compression(overrun_otlp::Compression::Gzip);
+/// # let _ = builder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain protobuf (the default).
+    None,
+    /// gzip: `Content-Encoding: gzip` over HTTP, `grpc-encoding: gzip` over
+    /// gRPC. Metrics shrink several times; the exporter thread pays the CPU.
+    Gzip,
 }
 
 /// Why the exporter could not start.
@@ -275,6 +293,12 @@ impl Builder {
     /// Cumulative (default) or delta sums and histograms.
     pub fn temporality(mut self, temporality: Temporality) -> Self {
         self.explicit.temporality = Some(temporality);
+        self
+    }
+
+    /// gzip request bodies, or not (the default).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.explicit.compression = Some(compression);
         self
     }
 

@@ -19,7 +19,7 @@ use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::config::Resolved;
-use crate::{Error, Protocol};
+use crate::{Compression, Error, Protocol};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -34,6 +34,7 @@ pub(crate) enum Transport {
         metrics: http::Uri,
         logs: http::Uri,
         headers: http::HeaderMap,
+        gzip: bool,
     },
 }
 
@@ -79,9 +80,16 @@ impl Transport {
                     })?;
                     metadata.insert(key, val);
                 }
+                let mut metrics = MetricsServiceClient::new(metrics_channel);
+                let mut logs = LogsServiceClient::new(logs_channel);
+                if cfg.compression == Compression::Gzip {
+                    use tonic::codec::CompressionEncoding::Gzip;
+                    metrics = metrics.send_compressed(Gzip).accept_compressed(Gzip);
+                    logs = logs.send_compressed(Gzip).accept_compressed(Gzip);
+                }
                 Ok(Self::Grpc {
-                    metrics: MetricsServiceClient::new(metrics_channel),
-                    logs: LogsServiceClient::new(logs_channel),
+                    metrics,
+                    logs,
                     metadata,
                 })
             }
@@ -128,11 +136,18 @@ impl Transport {
                     value.set_sensitive(true);
                     headers.insert(name, value);
                 }
+                if cfg.compression == Compression::Gzip {
+                    headers.insert(
+                        http::header::CONTENT_ENCODING,
+                        http::HeaderValue::from_static("gzip"),
+                    );
+                }
                 Ok(Self::Http {
                     client,
                     metrics: cfg.metrics_url.clone(),
                     logs: cfg.logs_url.clone(),
                     headers,
+                    gzip: cfg.compression == Compression::Gzip,
                 })
             }
         }
@@ -158,8 +173,9 @@ impl Transport {
                 client,
                 metrics,
                 headers,
+                gzip,
                 ..
-            } => post(client, metrics, headers, req.encode_to_vec()).await,
+            } => post(client, metrics, headers, body(req.encode_to_vec(), *gzip)?).await,
         }
     }
 
@@ -177,8 +193,9 @@ impl Transport {
                 client,
                 logs,
                 headers,
+                gzip,
                 ..
-            } => post(client, logs, headers, req.encode_to_vec()).await,
+            } => post(client, logs, headers, body(req.encode_to_vec(), *gzip)?).await,
         }
     }
 }
@@ -197,6 +214,22 @@ fn ca_certificates(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'
         ));
     }
     Ok(certs)
+}
+
+/// The request body, gzipped when asked.
+fn body(protobuf: Vec<u8>, gzip: bool) -> Result<Vec<u8>, String> {
+    if !gzip {
+        return Ok(protobuf);
+    }
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(protobuf.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(&protobuf)
+        .and_then(|()| encoder.finish())
+        .map_err(|e| format!("gzip: {e}"))
 }
 
 fn grpc_error(status: &tonic::Status) -> String {

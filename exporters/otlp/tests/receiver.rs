@@ -230,3 +230,35 @@ async fn installs_and_stops_inside_an_async_runtime() {
     tokio::task::yield_now().await;
     drop(exporter);
 }
+
+#[overrun::measure]
+fn gzip_fn() -> u64 {
+    std::hint::black_box(5)
+}
+
+#[test]
+fn gzip_bodies_are_gzip() {
+    let (port, rx) = receiver(vec![]);
+    gzip_fn();
+    let exporter = OtlpExporter::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .protocol(Protocol::HttpProtobuf)
+        .compression(overrun_otlp::Compression::Gzip)
+        .interval(Duration::from_secs(3600))
+        .install()
+        .unwrap();
+    assert!(exporter.flush());
+    let request = next_metrics(&rx);
+    assert!(
+        request
+            .headers
+            .contains(&("content-encoding".into(), "gzip".into()))
+    );
+    let mut protobuf = Vec::new();
+    flate2::read::GzDecoder::new(&*request.body)
+        .read_to_end(&mut protobuf)
+        .unwrap();
+    assert!(protobuf.len() > request.body.len());
+    let req = ExportMetricsServiceRequest::decode(&*protobuf).unwrap();
+    assert_eq!(calls_of(&req, "gzip_fn").0, 1);
+}
