@@ -283,6 +283,7 @@ def protocol_run(protocol, collector):
     label = protocol
     d = Driver(protocol, collector, {
         "OTEL_EXPORTER_OTLP_HEADERS": f"api-key={SECRET}",
+        "OTLP_DRIVER_TRACE": "1",
         # The builder's service name wins over the variable; attributes add up.
         "OTEL_SERVICE_NAME": "name-from-env",
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=e2e,team=perf%20tools",
@@ -295,7 +296,10 @@ def protocol_run(protocol, collector):
     check(stats["metric_failures"] == "0" and stats["log_failures"] == "0",
           f"{label}: driver counted no failed export ({stats})")
     check(stats["events_sent"] == "5", f"{label}: driver sent 5 events")
-    check(SECRET not in "".join(d.output), f"{label}: header value never printed by the driver")
+    traced_lines = sum(1 for line in d.output if " TRACE " in line or " DEBUG " in line)
+    check(traced_lines > 0 and SECRET not in "".join(d.output),
+          f"{label}: header value in none of the {traced_lines} TRACE/DEBUG lines "
+          f"of the transport crates")
     points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 55,
                             function="handle")
     check_run(points, logs, label, calls=55, slow=5, trace=trace, traced=3)

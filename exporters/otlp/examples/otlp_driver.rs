@@ -10,7 +10,10 @@
 //! - `fail`: waits until a metrics export failed after this command.
 //! - `quit`: shuts the exporter down (a last export) and prints its counters.
 //!
-//! Settings come from the standard `OTEL_*` variables.
+//! Settings come from the standard `OTEL_*` variables. With
+//! `OTLP_DRIVER_TRACE` set, every `tracing` event of the transport crates is
+//! printed at TRACE level, so the test can check that no header value is
+//! ever logged.
 
 use std::io::BufRead as _;
 use std::time::Duration;
@@ -26,6 +29,15 @@ fn handle(slow: bool) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::var_os("OTLP_DRIVER_TRACE").is_some() {
+        // Every log line of the transport crates (tonic, hyper, h2, rustls)
+        // at TRACE, to stdout: the test checks no header value shows up.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with_writer(std::io::stdout)
+            .with_ansi(false)
+            .init();
+    }
     let exporter = overrun_otlp::OtlpExporter::builder()
         .service_name("overrun-otlp-e2e")
         .resource_attribute("test.run", std::process::id().to_string())

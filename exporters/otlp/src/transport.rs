@@ -72,12 +72,14 @@ impl Transport {
                     let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| {
                         Error::invalid("headers", format!("{k:?} is not valid in gRPC metadata"))
                     })?;
-                    let val = MetadataValue::try_from(v.as_str()).map_err(|_| {
+                    let mut val = MetadataValue::try_from(v.as_str()).map_err(|_| {
                         Error::invalid(
                             "headers",
                             format!("the value of {k:?} is not valid in gRPC metadata"),
                         )
                     })?;
+                    // Kept out of any Debug output of hyper, h2 or tonic.
+                    val.set_sensitive(true);
                     metadata.insert(key, val);
                 }
                 let mut metrics = MetricsServiceClient::new(metrics_channel);
