@@ -383,6 +383,8 @@ impl Builder {
             stats: Mutex::new(ExportStats::default()),
             started: AtomicU64::new(0),
             exports: AtomicU64::new(0),
+            finished: parking_lot::Condvar::new(),
+            finished_lock: Mutex::new(()),
         });
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -478,6 +480,9 @@ struct Shared {
     /// Export rounds started and finished (successful or not), to wait on.
     started: AtomicU64,
     exports: AtomicU64,
+    /// Signalled when a round finishes (paired with `finished_lock`).
+    finished: parking_lot::Condvar,
+    finished_lock: Mutex<()>,
 }
 
 /// A running OTLP exporter. Dropping it (or [`OtlpExporter::shutdown`])
@@ -560,11 +565,16 @@ impl OtlpExporter {
     /// [`OtlpExporter::rounds`]).
     pub fn wait_rounds(&self, n: u64, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
+        let mut guard = self.shared.finished_lock.lock();
         while self.rounds() < n {
-            if std::time::Instant::now() >= deadline {
-                return false;
+            if self
+                .shared
+                .finished
+                .wait_until(&mut guard, deadline)
+                .timed_out()
+            {
+                return self.rounds() >= n;
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
         true
     }
@@ -772,7 +782,13 @@ impl Worker {
                 break;
             }
         }
-        self.shared.exports.fetch_add(1, Ordering::Release);
+        {
+            // Under the lock, so a waiter between its check and its wait
+            // cannot miss the wake-up.
+            let _guard = self.shared.finished_lock.lock();
+            self.shared.exports.fetch_add(1, Ordering::Release);
+        }
+        self.shared.finished.notify_all();
     }
 
     fn health(&self) -> encode::Health {
