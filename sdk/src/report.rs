@@ -172,6 +172,32 @@ pub struct SiteSnapshot {
 }
 
 impl SiteSnapshot {
+    /// The violation counts an exporter publishes for this site: one per
+    /// budget the site declares (from 0, so rates work from the start), plus
+    /// any other kind that happened. A kind without a budget cannot be
+    /// violated, so it gets no series.
+    ///
+    /// ```
+    /// #[overrun::measure(budget = "1s")]
+    /// fn timed() {}
+    /// timed();
+    /// let snap = overrun::snapshot();
+    /// let kinds: Vec<_> = snap.site("timed").unwrap().violation_counts().collect();
+    /// assert_eq!(kinds, [(overrun::ViolationKind::Time, 0)]);
+    /// ```
+    pub fn violation_counts(&self) -> impl Iterator<Item = (ViolationKind, u64)> + '_ {
+        let (v, b) = (&self.violations, &self.budget);
+        [
+            (ViolationKind::Time, v.time, b.time_ns.is_some()),
+            (ViolationKind::Allocs, v.allocs, b.allocs.is_some()),
+            (ViolationKind::Bytes, v.bytes, b.bytes.is_some()),
+            (ViolationKind::Poll, v.poll, b.poll_ns.is_some()),
+        ]
+        .into_iter()
+        .filter(|&(_, n, declared)| declared || n > 0)
+        .map(|(kind, n, _)| (kind, n))
+    }
+
     /// Mean call duration, ns.
     pub fn mean_ns(&self) -> u64 {
         self.total_ns.checked_div(self.calls).unwrap_or(0)

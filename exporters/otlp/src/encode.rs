@@ -310,22 +310,12 @@ fn request(
         per_site(|s| s.budget.time_ns.map(|ns| Val::Double(seconds(ns)))),
     );
 
-    // One series per budget the site declares (from 0, so rates work from
-    // the start); a kind without a budget cannot be violated.
     let mut violations = Vec::new();
     for s in sites {
-        let (v, budget) = (s.violations, s.budget);
-        for (kind, n, declared) in [
-            ("time", v.time, budget.time_ns.is_some()),
-            ("allocs", v.allocs, budget.allocs.is_some()),
-            ("bytes", v.bytes, budget.bytes.is_some()),
-            ("poll", v.poll, budget.poll_ns.is_some()),
-        ] {
-            if declared || n > 0 {
-                let mut a = site_attrs(s);
-                a.push(kv("kind", kind));
-                violations.push((a, Val::Int(n)));
-            }
+        for (kind, n) in s.violation_counts() {
+            let mut a = site_attrs(s);
+            a.push(kv("kind", kind.as_str()));
+            violations.push((a, Val::Int(n)));
         }
     }
     let Some((snap, health)) = process else {

@@ -151,13 +151,7 @@ pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String
         "Calls, polls, tasks or runs over their budget, by kind.",
     );
     for (i, s) in snap.sites.iter().enumerate() {
-        let v = s.violations;
-        for (kind, n) in [
-            ("time", v.time),
-            ("allocs", v.allocs),
-            ("bytes", v.bytes),
-            ("poll", v.poll),
-        ] {
+        for (kind, n) in s.violation_counts() {
             let _ = writeln!(out, "{name}{{{},kind=\"{kind}\"}} {n}", fm[i]);
         }
     }
