@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::{Compression, Error, Protocol, Temporality};
 
-/// Reads one environment variable; a value that is not UTF-8 is an error,
-/// an empty value counts as unset (as the specification asks).
+/// Reads one environment variable; an empty value (as the specification
+/// asks) or one that is not UTF-8 counts as unset.
 pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 pub(crate) fn process_env(name: &str) -> Option<String> {

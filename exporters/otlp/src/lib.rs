@@ -695,8 +695,12 @@ impl Worker {
                 next = now + self.cfg.interval;
             }
         }
+        // Every request of the last round is bounded by the deadline, so the
+        // round ends by then and events it could not send go back to the
+        // queue (counted as pending). Cancelling the round from outside
+        // instead could drop events it had already taken, uncounted.
         let deadline = tokio::time::Instant::now() + shutdown;
-        let _ = tokio::time::timeout_at(deadline, self.round(Some(deadline))).await;
+        self.round(Some(deadline)).await;
     }
 
     /// One export: metrics, then pending events (all of them at shutdown).

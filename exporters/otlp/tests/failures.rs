@@ -75,14 +75,19 @@ fn silent_collector_times_out_and_shutdown_is_bounded() {
             error.contains("timed out") || error.contains("timeout"),
             "{protocol:?}: {error}"
         );
+        always_over();
         let started = Instant::now();
-        drop(exporter);
+        let last = exporter.shutdown();
         // The last export is bounded by the timeout; allow scheduling slack.
         assert!(
             started.elapsed() < timeout + Duration::from_millis(1500),
             "{protocol:?}: shutdown took {:?}",
             started.elapsed()
         );
+        // The event the last round could not deliver is still accounted
+        // for, as pending, not silently gone.
+        assert_eq!(last.events_sent, 0, "{protocol:?}: {last:?}");
+        assert!(last.events_pending >= 1, "{protocol:?}: {last:?}");
     }
     drop(held);
 }
