@@ -85,28 +85,38 @@
 
 #![warn(missing_docs)]
 
-pub mod alloc;
-pub mod baseline;
-pub mod budget;
-pub mod clock;
-mod measure;
-pub mod report;
+// The crate in layers; each uses only the layers above it in this list (a
+// test, `tests/layers.rs`, fails on any cycle among them):
+//
+// vocab   units, `Budget`, `ViolationKind`: the words every layer speaks
+// record  the hot path: clock, alloc counters, shards, sites, `#[measure]`
+// tasks   async task lifetimes, recorded into the same sites and shards
+// run     the whole run: start, resource usage, the run's budget
+// read    the snapshot model, the export schema, the report and `#[main]`
+// tools   budgets as tests, baselines and `overrun diff`
+mod read;
+mod record;
 pub mod run;
-mod site;
-pub mod stats;
 pub mod tasks;
-pub mod testing;
-pub mod violation;
+mod tools;
+mod vocab;
 
-pub use alloc::CountingAlloc;
-pub use budget::Budget;
-pub use measure::{enabled, set_enabled};
-pub use report::{Snapshot, report, snapshot};
-pub use site::{Site, SiteKind};
+pub use read::{export, report};
+pub use record::{alloc, clock, stats, violation};
+pub use tools::{baseline, testing};
+pub use vocab::{budget, units};
+
+pub use read::report::{Snapshot, report};
+pub use read::snapshot::snapshot;
+pub use record::alloc::CountingAlloc;
+pub use record::measure::{enabled, set_enabled};
+pub use record::site::{Site, SiteKind};
+pub use record::violation::{HookId, Violation, on_violation, remove_hook};
 pub use tasks::track;
 #[cfg(feature = "tokio")]
 pub use tasks::{spawn, spawn_blocking, spawn_blocking_named, spawn_named};
-pub use violation::{HookId, Violation, ViolationKind, on_violation, remove_hook};
+pub use vocab::budget::Budget;
+pub use vocab::kind::ViolationKind;
 
 /// Measures a function: time, allocations, errors, budget violations.
 ///
@@ -139,11 +149,11 @@ pub use overrun_macros::main;
 /// Macro plumbing. Not public API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::budget::Budget;
-    pub use crate::measure::is_err::{NotResult, ResultErr};
-    pub use crate::measure::{Guard, Instrumented, mark_async_error};
-    pub use crate::run::Run;
-    pub use crate::site::{Site, SiteKind};
+    pub use crate::read::report::Run;
+    pub use crate::record::measure::is_err::{NotResult, ResultErr};
+    pub use crate::record::measure::{Guard, Instrumented, mark_async_error};
+    pub use crate::record::site::{Site, SiteKind};
+    pub use crate::vocab::budget::Budget;
     pub use core::{file, line, module_path};
 
     /// A token moved into a measured body so its closure is `FnOnce`.

@@ -1,26 +1,52 @@
-//! The whole run: what `#[overrun::main]` expands to, and process figures.
+//! The whole run: its start, the process' resource usage, and the run's own
+//! budget (`#[overrun::main(budget = …, memory = …)]`) and violations.
+
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use parking_lot::Mutex;
+use serde::Serialize;
 
-use crate::budget::{NONE, limit};
-use crate::report::{RunBudget, RunViolation};
-use crate::site::Site;
-use crate::violation::{ViolationKind, publish};
+use crate::record::measure::site_violation;
+use crate::record::site::Site;
+use crate::record::violation::publish;
+use crate::vocab::budget::{NONE, limit};
+use crate::vocab::kind::ViolationKind;
+
+static START: OnceLock<(Instant, u64)> = OnceLock::new();
+
+/// The instant the run started, and the process CPU time then: the start of
+/// `#[overrun::main]`, or the first time overrun was asked. CPU time is
+/// reported from there, not from `exec` (resource usage survives `exec`, so a
+/// program started by `cargo run` would otherwise be charged cargo's CPU).
+pub(crate) fn run_start() -> (Instant, u64) {
+    *START.get_or_init(|| (Instant::now(), usage().cpu_ns))
+}
 
 /// Process resource usage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Usage {
     /// User + system CPU time, ns.
     pub cpu_ns: u64,
-    /// Peak resident set size, bytes.
+    /// Peak resident set size since the program started (`exec`), bytes.
     pub peak_rss_bytes: u64,
+    /// Resident set size now, bytes (`None` where the system does not say).
+    pub rss_bytes: Option<u64>,
 }
 
-/// The process' CPU time and peak resident memory so far.
+/// The process' CPU time, and its peak and current resident memory.
+///
+/// On Linux the memory figures come from `/proc/self/status` (`VmHWM`,
+/// `VmRSS`), which start at `exec`: a program started by `cargo run` is not
+/// charged cargo's memory, as it would be by `getrusage`, whose maximum
+/// survives `exec`. Elsewhere the peak comes from `getrusage`.
 ///
 /// ```
 /// let u = overrun::run::usage();
 /// assert!(u.peak_rss_bytes > 0);
+/// # #[cfg(target_os = "linux")]
+/// assert!(u.rss_bytes.unwrap() <= u.peak_rss_bytes);
 /// ```
 pub fn usage() -> Usage {
     #[cfg(all(unix, not(miri)))]
@@ -35,15 +61,40 @@ pub fn usage() -> Usage {
         let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1_000;
         // Linux reports ru_maxrss in KiB, macOS in bytes.
         let rss_unit = if cfg!(target_os = "macos") { 1 } else { 1024 };
+        let (peak, now) = proc_status_memory();
         Usage {
             cpu_ns: tv(ru.ru_utime) + tv(ru.ru_stime),
-            peak_rss_bytes: ru.ru_maxrss as u64 * rss_unit,
+            peak_rss_bytes: peak.unwrap_or(ru.ru_maxrss as u64 * rss_unit),
+            rss_bytes: now,
         }
     }
     #[cfg(any(not(unix), miri))]
     {
         Usage::default()
     }
+}
+
+/// `VmHWM` and `VmRSS` from `/proc/self/status`, bytes (Linux); `None`
+/// elsewhere or when a line is missing.
+#[cfg(all(unix, not(miri)))]
+fn proc_status_memory() -> (Option<u64>, Option<u64>) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (None, None);
+    };
+    parse_status_memory(&status)
+}
+
+/// The `VmHWM` and `VmRSS` lines of a `/proc/<pid>/status` text, in bytes.
+#[cfg_attr(any(not(unix), miri), allow(dead_code))]
+fn parse_status_memory(status: &str) -> (Option<u64>, Option<u64>) {
+    let field = |key: &str| {
+        status.lines().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+            let kib = rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok()?;
+            Some(kib * 1024)
+        })
+    };
+    (field("VmHWM"), field("VmRSS"))
 }
 
 struct RunState {
@@ -64,57 +115,69 @@ pub(crate) fn budget_and_violations() -> (RunBudget, Vec<RunViolation>) {
     (state.budget, state.violations.clone())
 }
 
-/// The guard `#[overrun::main]` keeps for the whole of `main`: on drop it
-/// checks the run's time and memory budgets and prints the report. It does
-/// not touch the program's exit code.
-#[doc(hidden)]
-#[must_use]
-pub struct Run {
-    site: &'static Site,
-    memory_bytes: u64,
+/// The budget of the whole run.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RunBudget {
+    /// Wall time, ns.
+    pub time_ns: Option<u64>,
+    /// Peak resident memory, bytes.
+    pub memory_bytes: Option<u64>,
 }
 
-impl Run {
-    /// Starts the run. `site` carries `main`'s location and time budget.
-    pub fn start(site: &'static Site, memory_bytes: u64) -> Self {
-        let _ = crate::report::run_start();
-        let mut state = STATE.lock();
-        state.budget = RunBudget {
-            time_ns: limit(site.budget().time_ns),
-            memory_bytes: limit(memory_bytes),
-        };
-        Self { site, memory_bytes }
-    }
+/// A broken run budget.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RunViolation {
+    /// `time` or `memory`.
+    pub kind: ViolationKind,
+    /// Measured, ns or bytes.
+    pub observed: u64,
+    /// Budget, same unit.
+    pub limit: u64,
+}
 
-    fn check(&self) {
-        let wall = crate::report::run_start().0.elapsed().as_nanos() as u64;
-        let rss = usage().peak_rss_bytes;
-        let time_limit = self.site.budget().time_ns;
-        let mut found = Vec::new();
-        if time_limit != NONE && wall > time_limit {
-            found.push((ViolationKind::Time, wall, time_limit));
-        }
-        if self.memory_bytes != NONE && rss > self.memory_bytes {
-            found.push((ViolationKind::Memory, rss, self.memory_bytes));
-        }
-        for (kind, observed, limit) in found {
-            STATE.lock().violations.push(RunViolation {
-                kind,
-                observed,
-                limit,
-            });
-            publish(crate::measure::site_violation(
-                self.site, kind, observed, limit,
-            ));
-        }
+/// Records the run's budget; the start of `#[overrun::main]`.
+pub(crate) fn start(site: &'static Site, memory_bytes: u64) {
+    let _ = run_start();
+    STATE.lock().budget = RunBudget {
+        time_ns: limit(site.budget().time_ns),
+        memory_bytes: limit(memory_bytes),
+    };
+}
+
+/// Checks the run's time and memory budgets (the end of `#[overrun::main]`),
+/// counting and publishing each broken one.
+pub(crate) fn check(site: &'static Site, memory_bytes: u64) {
+    let wall = run_start().0.elapsed().as_nanos() as u64;
+    let rss = usage().peak_rss_bytes;
+    let time_limit = site.budget().time_ns;
+    let mut found = Vec::new();
+    if time_limit != NONE && wall > time_limit {
+        found.push((ViolationKind::Time, wall, time_limit));
+    }
+    if memory_bytes != NONE && rss > memory_bytes {
+        found.push((ViolationKind::Memory, rss, memory_bytes));
+    }
+    for (kind, observed, limit) in found {
+        STATE.lock().violations.push(RunViolation {
+            kind,
+            observed,
+            limit,
+        });
+        publish(site_violation(site, kind, observed, limit));
     }
 }
 
-impl Drop for Run {
-    fn drop(&mut self) {
-        if crate::enabled() {
-            self.check();
-            crate::report();
-        }
+#[cfg(test)]
+mod tests {
+    use super::parse_status_memory;
+
+    #[test]
+    fn reads_peak_and_current_resident_memory() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmHWM:\t    2540 kB\nVmRSS:\t    2100 kB\n";
+        assert_eq!(
+            parse_status_memory(status),
+            (Some(2540 * 1024), Some(2100 * 1024))
+        );
+        assert_eq!(parse_status_memory("Name:\tx\n"), (None, None));
     }
 }

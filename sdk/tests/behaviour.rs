@@ -133,14 +133,21 @@ fn violations_are_counted_and_hooked() {
     assert_eq!(SEEN.load(Ordering::Relaxed), 10, "the hook saw each one");
     assert_eq!(OK_FIELDS.load(Ordering::Relaxed), 10);
     assert_eq!(s.budget.time_ns, Some(20_000_000));
-    // The ring holds them for exporters.
-    let recent = overrun::violation::recent(0);
-    let in_ring = recent
-        .events
-        .iter()
-        .filter(|v| v.name == "every_tenth")
-        .count();
-    assert_eq!(in_ring, 10);
+}
+
+#[overrun::measure(budget = "1ns")]
+fn unread_violation() {}
+
+#[test]
+fn violations_nobody_reads_are_not_counted_as_dropped() {
+    // Before: a ring of 1 024 events with no reader counted every violation
+    // past its capacity as "dropped" (1 500 violations gave 476).
+    let before = overrun::violation::dropped();
+    for _ in 0..1_500 {
+        unread_violation();
+    }
+    assert_eq!(site("unread_violation").violations.time, 1_500);
+    assert_eq!(overrun::violation::dropped(), before);
 }
 
 #[overrun::measure(budget = "1ns")]

@@ -99,7 +99,7 @@ fn merge(shards: &[&'static shard::Shard], site: usize, dense: &mut [u64]) -> To
             dense,
             touched,
             max,
-            crate::clock::ns_per_tick(),
+            crate::record::clock::ns_per_tick(),
         ),
     }
 }
@@ -155,7 +155,7 @@ impl CellCopy {
             let (low, width) = histogram::bounds(i);
             low + width - 1
         });
-        Histogram::from_dense(&self.hist, max, crate::clock::ns_per_tick())
+        Histogram::from_dense(&self.hist, max, crate::record::clock::ns_per_tick())
     }
 }
 

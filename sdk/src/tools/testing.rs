@@ -38,48 +38,9 @@ use std::fmt::{self, Write as _};
 use std::hint::black_box;
 use std::time::Duration;
 
-use crate::report::{fmt_bytes, fmt_ns};
-use crate::stats::{CellCopy, Histogram, this_thread};
-
-/// Something that can be read as a duration budget: a literal such as
-/// `"50us"` (same syntax as the attributes) or a [`Duration`].
-pub trait TimeLimit {
-    /// The limit in nanoseconds. Panics on a malformed literal, naming it.
-    fn nanos(self) -> u64;
-}
-
-impl TimeLimit for &str {
-    fn nanos(self) -> u64 {
-        crate::budget::parse_duration(self)
-            .unwrap_or_else(|e| panic!("invalid duration budget {self:?}: {e}"))
-    }
-}
-
-impl TimeLimit for Duration {
-    fn nanos(self) -> u64 {
-        u64::try_from(self.as_nanos()).unwrap_or(u64::MAX)
-    }
-}
-
-/// Something that can be read as a size budget: a literal such as `"4KiB"`
-/// or a number of bytes.
-pub trait SizeLimit {
-    /// The limit in bytes. Panics on a malformed literal, naming it.
-    fn bytes(self) -> u64;
-}
-
-impl SizeLimit for &str {
-    fn bytes(self) -> u64 {
-        crate::budget::parse_size(self)
-            .unwrap_or_else(|e| panic!("invalid size budget {self:?}: {e}"))
-    }
-}
-
-impl SizeLimit for u64 {
-    fn bytes(self) -> u64 {
-        self
-    }
-}
+use crate::record::stats::{CellCopy, Histogram, this_thread};
+pub use crate::vocab::units::{SizeLimit, TimeLimit};
+use crate::vocab::units::{fmt_bytes, fmt_ns};
 
 /// Starts a budget check of `f`; see [`Check`].
 ///
@@ -190,7 +151,8 @@ impl<R, F: FnMut() -> R> Check<F> {
     /// assert_eq!(report.iterations, 100);
     /// ```
     pub fn run(mut self) -> CheckReport {
-        if (self.allocs.is_some() || self.bytes.is_some()) && !crate::alloc::is_installed() {
+        if (self.allocs.is_some() || self.bytes.is_some()) && !crate::record::alloc::is_installed()
+        {
             panic!(
                 "overrun::testing::check: allocs_per_call/bytes_per_call need \
                  `#[global_allocator] static A: overrun::CountingAlloc = overrun::CountingAlloc::system();` \
@@ -223,11 +185,11 @@ impl<R, F: FnMut() -> R> Check<F> {
             samples.clear();
             let switches = involuntary_switches();
             for _ in 0..n {
-                let a0 = crate::alloc::thread_allocs();
-                let t0 = crate::clock::now();
+                let a0 = crate::record::alloc::thread_allocs();
+                let t0 = crate::record::clock::now();
                 let out = black_box((self.f)());
-                let t1 = crate::clock::now();
-                let a1 = crate::alloc::thread_allocs();
+                let t1 = crate::record::clock::now();
+                let a1 = crate::record::alloc::thread_allocs();
                 drop(out);
                 samples.push(t1.saturating_sub(t0));
                 let (da, db) = (a1.count - a0.count, a1.bytes - a0.bytes);
@@ -243,10 +205,11 @@ impl<R, F: FnMut() -> R> Check<F> {
             samples.sort_unstable();
             let q = |q: f64| {
                 let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-                crate::clock::ticks_to_ns(samples[rank - 1])
+                crate::record::clock::ticks_to_ns(samples[rank - 1])
             };
-            let mean =
-                crate::clock::ticks_to_ns(samples.iter().sum::<u64>() / samples.len() as u64);
+            let mean = crate::record::clock::ticks_to_ns(
+                samples.iter().sum::<u64>() / samples.len() as u64,
+            );
             let figures = [q(0.50), q(0.95), q(0.99), q(1.0), mean];
             for (best, f) in best.iter_mut().zip(figures) {
                 *best = (*best).min(f);
@@ -260,7 +223,7 @@ impl<R, F: FnMut() -> R> Check<F> {
             warmup,
             figures: best,
             limits: self.limits,
-            allocs_available: crate::alloc::is_installed(),
+            allocs_available: crate::record::alloc::is_installed(),
             allocs_max: alloc_max,
             allocs_mean: alloc_total as f64 / calls as f64,
             bytes_max,
@@ -445,10 +408,10 @@ pub fn capture(f: impl FnOnce()) -> Captured {
 /// assert!(stats.sites().is_empty());
 /// ```
 pub fn capture_value<R>(f: impl FnOnce() -> R) -> (R, Captured) {
-    let before = crate::alloc::uncounted(|| this_thread(crate::site::all().len()));
+    let before = crate::record::alloc::uncounted(|| this_thread(crate::record::site::all().len()));
     let value = f();
-    let captured = crate::alloc::uncounted(|| {
-        let sites = crate::site::all();
+    let captured = crate::record::alloc::uncounted(|| {
+        let sites = crate::record::site::all();
         let after = this_thread(sites.len());
         let figures = sites
             .iter()
@@ -461,7 +424,7 @@ pub fn capture_value<R>(f: impl FnOnce() -> R) -> (R, Captured) {
             .collect();
         Captured {
             sites: figures,
-            allocs_available: crate::alloc::is_installed(),
+            allocs_available: crate::record::alloc::is_installed(),
         }
     });
     (value, captured)
@@ -500,14 +463,14 @@ impl Captured {
 #[derive(Debug, Clone)]
 pub struct CapturedSite {
     name: String,
-    site: Option<&'static crate::Site>,
+    site: Option<&'static crate::record::site::Site>,
     counters: [u64; 8],
     violations: [u64; 4],
     histogram: Histogram,
 }
 
 impl CapturedSite {
-    fn new(site: &'static crate::Site, copy: CellCopy) -> Self {
+    fn new(site: &'static crate::record::site::Site, copy: CellCopy) -> Self {
         Self {
             name: site.name().to_string(),
             site: Some(site),
@@ -544,7 +507,7 @@ impl CapturedSite {
 
     /// Sum of call durations.
     pub fn total(&self) -> Duration {
-        Duration::from_nanos(crate::clock::ticks_to_ns(self.counters[3]))
+        Duration::from_nanos(crate::record::clock::ticks_to_ns(self.counters[3]))
     }
 
     /// Heap allocations, callees included.

@@ -16,10 +16,10 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
 
-use crate::alloc::{ThreadAllocs, thread_allocs};
-use crate::site::Site;
-use crate::stats::shard::{LOCAL, SiteCell, bump, raise};
-use crate::violation::{Violation, ViolationKind, publish};
+use crate::record::alloc::{ThreadAllocs, thread_allocs};
+use crate::record::site::Site;
+use crate::record::stats::shard::{LOCAL, SiteCell, bump, raise};
+use crate::record::violation::{Violation, ViolationKind, publish};
 
 const UNKNOWN: u8 = 0;
 const ON: u8 = 1;
@@ -121,7 +121,7 @@ fn over_budget(site: &'static Site, cell: &SiteCell, call: &Call) {
             site,
             cell,
             ViolationKind::Time,
-            crate::clock::ticks_to_ns(call.elapsed),
+            crate::record::clock::ticks_to_ns(call.elapsed),
             site.budget().time_ns,
         );
     }
@@ -166,7 +166,7 @@ impl Scope {
         let saved_child = LOCAL.with(|l| l.child.replace(0));
         let allocs = thread_allocs();
         Self {
-            start: crate::clock::now(),
+            start: crate::record::clock::now(),
             allocs,
             saved_child,
         }
@@ -176,7 +176,7 @@ impl Scope {
     /// charges `elapsed` to the enclosing call's callees.
     #[inline(always)]
     fn close(&self) -> (u64, u64, u64, u64) {
-        let end = crate::clock::now();
+        let end = crate::record::clock::now();
         let allocs = thread_allocs();
         let elapsed = end.saturating_sub(self.start);
         let child = LOCAL.with(|l| l.child.replace(self.saved_child.wrapping_add(elapsed)));
@@ -339,7 +339,7 @@ fn poll_violation(call: &AsyncCall, elapsed: u64) {
             call.site,
             cell,
             ViolationKind::Poll,
-            crate::clock::ticks_to_ns(elapsed),
+            crate::record::clock::ticks_to_ns(elapsed),
             call.site.budget().poll_ns,
         );
     }
@@ -370,7 +370,7 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(call) = this.call.as_mut().filter(|c| !c.done) {
-                call.end(crate::clock::now(), false, true);
+                call.end(crate::record::clock::now(), false, true);
             }
         }
     }

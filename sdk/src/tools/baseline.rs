@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::report::{REPORT_VERSION, fmt_bytes, fmt_ns};
+use crate::read::report::{REPORT_VERSION, fmt_bytes, fmt_ns};
 
 /// Why a report could not be read.
 #[derive(Debug)]

@@ -1,102 +1,23 @@
 //! Budget violations: counted exactly per site and kind on the calling
-//! thread; reported as events to hooks and to a bounded ring that exporters
-//! read.
+//! thread, and delivered as events to the hooks registered with
+//! [`on_violation`] (the OTLP exporter is one).
 //!
 //! Everything here runs on the cold path, only for a call that broke a budget.
-//! Counting never loses a violation; events can be lost only to the ring's
-//! bound (the oldest is evicted) or when another thread holds the ring at
-//! that instant (the event is dropped rather than making a hot thread wait).
-//! Both are counted in [`dropped`].
+//! Counting never loses a violation. An event is not delivered to hooks only
+//! when it is raised while a hook runs on the same thread (a hook that itself
+//! breaks a budget): such events are counted in [`dropped`], and only while
+//! some hook is registered, so the figure is what readers missed.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::ThreadId;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
-/// What budget was broken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ViolationKind {
-    /// A call took longer than its `budget`.
-    Time,
-    /// A call made more heap allocations than `allocs`.
-    Allocs,
-    /// A call allocated more heap bytes than `bytes`.
-    Bytes,
-    /// A single poll of an `async fn` took longer than `poll`.
-    Poll,
-    /// A task lived longer than its `lifetime` budget.
-    Lifetime,
-    /// The process' peak resident memory exceeded `memory`.
-    Memory,
-    /// A service-level objective (such as a p99) was missed.
-    Objective,
-}
-
-impl ViolationKind {
-    /// Every kind, in a fixed order.
-    pub const ALL: [ViolationKind; 7] = [
-        Self::Time,
-        Self::Allocs,
-        Self::Bytes,
-        Self::Poll,
-        Self::Lifetime,
-        Self::Memory,
-        Self::Objective,
-    ];
-
-    /// The label value used in reports and metrics.
-    ///
-    /// ```
-    /// assert_eq!(overrun::ViolationKind::Poll.as_str(), "poll");
-    /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Time => "time",
-            Self::Allocs => "allocs",
-            Self::Bytes => "bytes",
-            Self::Poll => "poll",
-            Self::Lifetime => "lifetime",
-            Self::Memory => "memory",
-            Self::Objective => "objective",
-        }
-    }
-
-    /// The unit of `observed` and `limit`: `"ns"`, `"allocs"` or `"bytes"`.
-    ///
-    /// ```
-    /// assert_eq!(overrun::ViolationKind::Memory.unit(), "bytes");
-    /// ```
-    pub const fn unit(self) -> &'static str {
-        match self {
-            Self::Time | Self::Poll | Self::Lifetime | Self::Objective => "ns",
-            Self::Allocs => "allocs",
-            Self::Bytes | Self::Memory => "bytes",
-        }
-    }
-
-    /// Index of the per-site counter (time, allocs, bytes, poll).
-    pub(crate) const fn site_slot(self) -> Option<usize> {
-        match self {
-            Self::Time => Some(0),
-            Self::Allocs => Some(1),
-            Self::Bytes => Some(2),
-            Self::Poll => Some(3),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for ViolationKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::vocab::kind::ViolationKind;
 
 /// One budget violation.
 ///
@@ -128,7 +49,8 @@ pub struct Violation {
     pub thread: ThreadId,
     /// When it was detected, nanoseconds since the Unix epoch.
     pub unix_nanos: u64,
-    /// Position in the process' sequence of violation events, from 0.
+    /// Position in the process' sequence of violation events, from 0
+    /// (0 until it is published).
     pub seq: u64,
 }
 
@@ -150,7 +72,7 @@ impl Violation {
             observed,
             limit,
             // May allocate on a thread's first use: never charge a call.
-            thread: crate::alloc::uncounted(|| std::thread::current().id()),
+            thread: crate::record::alloc::uncounted(|| std::thread::current().id()),
             unix_nanos: 0,
             seq: 0,
         }
@@ -160,8 +82,8 @@ impl Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let show = |v: u64| match self.kind.unit() {
-            "ns" => crate::report::fmt_ns(v),
-            "bytes" => crate::report::fmt_bytes(v),
+            "ns" => crate::vocab::units::fmt_ns(v),
+            "bytes" => crate::vocab::units::fmt_bytes(v),
             _ => v.to_string(),
         };
         write!(
@@ -190,18 +112,7 @@ static HOOKS: RwLock<Hooks> = RwLock::new(None);
 static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
 static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
 
-/// Capacity of the ring of recent events.
-pub const RING_CAPACITY: usize = 1024;
-
-struct Ring {
-    events: VecDeque<Violation>,
-    next_seq: u64,
-}
-
-static RING: Mutex<Ring> = Mutex::new(Ring {
-    events: VecDeque::new(),
-    next_seq: 0,
-});
+static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
@@ -269,88 +180,51 @@ pub fn hook_panics() -> u64 {
     HOOK_PANICS.load(Ordering::Relaxed)
 }
 
-/// Events lost before any reader could see them: evicted from the full ring,
-/// or dropped because the ring was busy at that instant.
+/// Events that registered hooks did not receive: raised while a hook was
+/// running on the same thread. Counted only while at least one hook is
+/// registered.
 ///
 /// ```
-/// let _ = overrun::violation::dropped();
+/// let id = overrun::on_violation(|_| {
+///     #[overrun::measure(allocs = 0)]
+///     fn inside_hook() -> Vec<u8> { Vec::with_capacity(8) }
+///     inside_hook(); // breaks its budget inside a hook: not delivered
+/// });
+/// # #[global_allocator]
+/// # static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
+/// #[overrun::measure(allocs = 0)]
+/// fn outside() -> Vec<u8> { Vec::with_capacity(8) }
+///
+/// let before = overrun::violation::dropped();
+/// outside(); // delivered; the hook's own violation is dropped
+/// assert_eq!(overrun::violation::dropped(), before + 1);
+/// overrun::remove_hook(id);
 /// ```
 pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 
-/// What [`recent`] returns.
-#[derive(Debug, Clone, Default)]
-pub struct Recent {
-    /// Events with `seq >= from`, oldest first.
-    pub events: Vec<Violation>,
-    /// The `from` to pass next time.
-    pub next: u64,
-    /// Events after `from` that are no longer in the ring.
-    pub missed: u64,
-}
-
-/// The events still in the ring with `seq >= from`. Each reader (an exporter)
-/// keeps its own cursor, so several readers see every event.
-///
-/// ```
-/// let first = overrun::violation::recent(0);
-/// let again = overrun::violation::recent(first.next);
-/// assert!(again.events.iter().all(|v| v.seq >= first.next));
-/// ```
-pub fn recent(from: u64) -> Recent {
-    let ring = RING.lock();
-    let oldest = ring.next_seq - ring.events.len() as u64;
-    let start = from.max(oldest);
-    let events = ring
-        .events
-        .iter()
-        .skip((start - oldest) as usize)
-        .copied()
-        .collect();
-    Recent {
-        events,
-        next: ring.next_seq,
-        missed: start - from.min(start),
-    }
-}
-
-/// Counts nothing; publishes one violation to the ring and the hooks. The
-/// caller has already counted it.
+/// Counts nothing; publishes one violation to the hooks. The caller has
+/// already counted it.
 #[cold]
 #[inline(never)]
 pub(crate) fn publish(mut v: Violation) {
-    crate::alloc::uncounted(|| {
+    crate::record::alloc::uncounted(|| {
         v.unix_nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        match RING.try_lock() {
-            Some(mut ring) => {
-                if ring.events.capacity() == 0 {
-                    ring.events.reserve_exact(RING_CAPACITY);
-                }
-                v.seq = ring.next_seq;
-                ring.next_seq += 1;
-                if ring.events.len() == RING_CAPACITY {
-                    ring.events.pop_front();
-                    DROPPED.fetch_add(1, Ordering::Relaxed);
-                }
-                ring.events.push_back(v);
-            }
-            None => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-                v.seq = u64::MAX;
-            }
-        }
+        v.seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+        let hooks = HOOKS.read().clone();
+        let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
+            return;
+        };
         if IN_HOOK.with(|h| h.replace(true)) {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let hooks = HOOKS.read().clone();
-        if let Some(hooks) = hooks {
-            for (_, hook) in hooks.iter() {
-                if catch_unwind(AssertUnwindSafe(|| hook(&v))).is_err() {
-                    HOOK_PANICS.fetch_add(1, Ordering::Relaxed);
-                }
+        for (_, hook) in hooks.iter() {
+            if catch_unwind(AssertUnwindSafe(|| hook(&v))).is_err() {
+                HOOK_PANICS.fetch_add(1, Ordering::Relaxed);
             }
         }
         IN_HOOK.with(|h| h.set(false));

@@ -5,7 +5,7 @@
 //! parsed by the same code at compile time (attribute arguments) and at run
 //! time ([`parse_duration`], [`parse_size`]).
 
-pub use overrun_literal::{LiteralError, parse_duration, parse_size};
+pub use super::units::{LiteralError, parse_duration, parse_size};
 
 /// The "no limit" value of every budget field.
 pub const NONE: u64 = u64::MAX;

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use crate::budget::{Budget, NONE};
-use crate::clock;
-use crate::stats::shard::MAX_SITES;
+use crate::record::clock;
+use crate::record::stats::shard::MAX_SITES;
+use crate::vocab::budget::{Budget, NONE};
 
 /// What a site instruments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -146,7 +146,7 @@ impl Site {
     #[cold]
     #[inline(never)]
     fn register(&'static self) -> Option<usize> {
-        crate::alloc::uncounted(|| {
+        crate::record::alloc::uncounted(|| {
             let mut sites = SITES.write();
             match self.id.load(Ordering::Acquire) {
                 0 => {}

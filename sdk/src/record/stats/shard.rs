@@ -208,7 +208,7 @@ impl Drop for SiteCell {
 #[cold]
 #[inline(never)]
 fn new_block(slot: &AtomicPtr<Block>) -> *mut Block {
-    let block = crate::alloc::uncounted(|| {
+    let block = crate::record::alloc::uncounted(|| {
         Box::into_raw(Box::new(Block(std::array::from_fn(|_| AtomicU64::new(0)))))
     });
     // Release: a snapshot that loads this pointer with Acquire sees the zeros.
@@ -264,7 +264,7 @@ impl Shard {
     #[cold]
     #[inline(never)]
     fn grow(&self, bucket: usize) -> *mut SiteCell {
-        let cells = crate::alloc::uncounted(|| {
+        let cells = crate::record::alloc::uncounted(|| {
             let cells: Box<[SiteCell]> = (0..bucket_len(bucket))
                 .map(|_| SiteCell::default())
                 .collect();
@@ -348,7 +348,7 @@ struct Owner;
 impl Drop for Owner {
     fn drop(&mut self) {
         let shard = LOCAL.with(|l| l.shard.replace(DEAD));
-        crate::alloc::flush_thread();
+        crate::record::alloc::flush_thread();
         if shard.is_null() || shard == DEAD {
             return;
         }
@@ -383,7 +383,7 @@ impl Local {
         if self.shard.get() == DEAD {
             return None;
         }
-        crate::alloc::uncounted(|| {
+        crate::record::alloc::uncounted(|| {
             // Registers `Owner`'s destructor; fails once teardown has begun.
             if OWNER.try_with(|_| ()).is_err() {
                 return None;

@@ -1,0 +1,253 @@
+//! The builder: settings from the code, the environment and the defaults,
+//! resolved and checked before anything starts.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::worker::{Worker, unix_nanos};
+use crate::{
+    Compression, DEFAULT_BUCKETS, Error, ExportStats, OtlpExporter, Protocol, Shared, Temporality,
+    config, encode, events, transport,
+};
+
+/// Configures an [`OtlpExporter`].
+///
+/// ```
+/// let builder = overrun_otlp::OtlpExporter::builder()
+///     .header("api-key", "s3cret")
+///     .service_name("checkout");
+/// assert!(!format!("{builder:?}").contains("s3cret"));
+/// ```
+#[must_use]
+#[derive(Clone)]
+pub struct Builder {
+    explicit: config::Explicit,
+    service_name: Option<String>,
+    resource: Vec<(String, String)>,
+    buckets: Vec<f64>,
+    events_per_second: u64,
+    max_pending_events: usize,
+    shutdown_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("endpoint", &self.explicit.endpoint)
+            .field("protocol", &self.explicit.protocol)
+            .field("headers", &config::redacted(&self.explicit.headers))
+            .field("timeout", &self.explicit.timeout)
+            .field("interval", &self.explicit.interval)
+            .field("service_name", &self.service_name)
+            .field("resource", &self.resource)
+            .field("events_per_second", &self.events_per_second)
+            .field("max_pending_events", &self.max_pending_events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            explicit: config::Explicit::default(),
+            service_name: None,
+            resource: Vec::new(),
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            events_per_second: 100,
+            max_pending_events: 4096,
+            shutdown_timeout: None,
+        }
+    }
+}
+
+impl Builder {
+    /// The collector's URL (`http://` or `https://`). For HTTP it is the base
+    /// under which `/v1/metrics` and `/v1/logs` are posted.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.explicit.endpoint = Some(url.into());
+        self
+    }
+
+    /// gRPC or HTTP/protobuf.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.explicit.protocol = Some(protocol);
+        self
+    }
+
+    /// How often metrics and pending events are sent.
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.explicit.interval = Some(every);
+        self
+    }
+
+    /// The most one request (connection included) may take.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.explicit.timeout = Some(timeout);
+        self
+    }
+
+    /// How long [`OtlpExporter::shutdown`] may take for its last export
+    /// (default: the request timeout).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// A header sent with every request (an API key, a tenant). Replaces the
+    /// same header from `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub fn header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.explicit.headers.push((key.into(), value.into()));
+        self
+    }
+
+    /// Cumulative (default) or delta sums and histograms.
+    pub fn temporality(mut self, temporality: Temporality) -> Self {
+        self.explicit.temporality = Some(temporality);
+        self
+    }
+
+    /// gzip request bodies, or not (the default).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.explicit.compression = Some(compression);
+        self
+    }
+
+    /// Extra CA certificates (PEM) to trust for `https://` endpoints.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.explicit.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// `service.name`, over `OTEL_SERVICE_NAME`.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// A resource attribute, over `OTEL_RESOURCE_ATTRIBUTES`.
+    pub fn resource_attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.resource.push((key.into(), value.into()));
+        self
+    }
+
+    /// Upper bounds of the duration histograms, in seconds, increasing.
+    pub fn buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
+        self.buckets = bounds.into();
+        self
+    }
+
+    /// Violation events admitted per second (default 100); the rest are
+    /// counted in `overrun.violations.dropped{reason="rate_limit"}`. Every
+    /// violation is still counted in `overrun.budget.violations`.
+    pub fn events_per_second(mut self, n: u64) -> Self {
+        self.events_per_second = n;
+        self
+    }
+
+    /// Events kept while the collector is unreachable (default 4096).
+    pub fn max_pending_events(mut self, n: usize) -> Self {
+        self.max_pending_events = n;
+        self
+    }
+
+    /// Starts the exporter thread. Errors name the setting that is wrong; a
+    /// collector that is down is not an error (exports fail, are counted,
+    /// and are retried).
+    ///
+    /// ```
+    /// let err = overrun_otlp::OtlpExporter::builder()
+    ///     .endpoint("localhost:4317")
+    ///     .install()
+    ///     .unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "endpoint(): \"localhost:4317\" has no scheme; \
+    ///      write http://localhost:4317 or https://localhost:4317"
+    /// );
+    /// ```
+    pub fn install(self) -> Result<OtlpExporter, Error> {
+        self.install_with_env(&config::process_env)
+    }
+
+    fn install_with_env(self, env: config::Env<'_>) -> Result<OtlpExporter, Error> {
+        let cfg = config::resolve(&self.explicit, env)?;
+        if self.buckets.is_empty()
+            || !self.buckets.iter().all(|b| b.is_finite() && *b > 0.0)
+            || !self.buckets.windows(2).all(|w| w[0] < w[1])
+        {
+            return Err(Error::invalid(
+                "buckets()",
+                "bounds must be finite, positive and increasing",
+            ));
+        }
+        let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg.timeout);
+        let cfg_timeout = cfg.timeout;
+        let resource = encode::resource(self.service_name.as_deref(), &self.resource, env);
+        let queue = Arc::new(events::Queue::new(
+            self.max_pending_events,
+            self.events_per_second,
+        ));
+        let hook_queue = Arc::clone(&queue);
+        let shared = Arc::new(Shared {
+            queue,
+            stats: Mutex::new(ExportStats::default()),
+            started: AtomicU64::new(0),
+            exports: AtomicU64::new(0),
+            finished: parking_lot::Condvar::new(),
+            finished_lock: Mutex::new(()),
+        });
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Thread)?;
+        // The gRPC channel spawns its worker on the runtime, so the
+        // transport is built inside it.
+        let transport = {
+            let _enter = runtime.enter();
+            transport::Transport::new(&cfg)?
+        };
+        let hook = overrun::on_violation(move |v| hook_queue.offer(v));
+        let now = unix_nanos();
+        let start = now.saturating_sub(overrun::snapshot().run.wall_ns);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let flush = Arc::new(tokio::sync::Notify::new());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let worker = Worker {
+            cfg,
+            transport,
+            resource,
+            buckets: self.buckets,
+            shared: Arc::clone(&shared),
+            start,
+            delta: encode::DeltaState::new(start),
+            flush: Arc::clone(&flush),
+        };
+        let thread = std::thread::Builder::new()
+            .name("overrun-otlp".into())
+            .spawn(move || {
+                runtime.block_on(worker.run(stop_rx, shutdown_timeout));
+                let _ = done_tx.send(());
+            });
+        let thread = match thread {
+            Ok(t) => t,
+            Err(e) => {
+                overrun::remove_hook(hook);
+                return Err(Error::Thread(e));
+            }
+        };
+        Ok(OtlpExporter {
+            shared,
+            hook: Some(hook),
+            stop: stop_tx,
+            done: done_rx,
+            thread: Some(thread),
+            shutdown_timeout,
+            flush,
+            timeout: cfg_timeout,
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! Violation events as OTLP log records.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use super::{EVENT_NAME, kv, kv_int, scope, string};
+use crate::events::Event;
+
+/// The violation events as one logs request.
+pub(crate) fn logs(events: &[Event], resource: &Resource) -> ExportLogsServiceRequest {
+    let log_records = events.iter().map(record).collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource.clone()),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records,
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+}
+
+fn record(e: &Event) -> LogRecord {
+    let v = &e.violation;
+    let as_int = |x: u64| x.min(i64::MAX as u64) as i64;
+    let attributes = vec![
+        kv("function", v.name),
+        kv("module", v.module),
+        kv("kind", v.kind.as_str()),
+        kv_int("observed", as_int(v.observed)),
+        kv_int("limit", as_int(v.limit)),
+        kv("unit", v.kind.unit()),
+        kv("thread", e.thread.clone()),
+        kv("code.file.path", v.file),
+        kv_int("code.line.number", i64::from(v.line)),
+    ];
+    let (trace_id, span_id, flags) = match &e.trace {
+        Some(t) => (t.trace_id.to_vec(), t.span_id.to_vec(), u32::from(t.flags)),
+        None => (Vec::new(), Vec::new(), 0),
+    };
+    LogRecord {
+        time_unix_nano: v.unix_nanos,
+        observed_time_unix_nano: v.unix_nanos,
+        severity_number: SeverityNumber::Warn as i32,
+        severity_text: "WARN".to_owned(),
+        body: string(v.to_string()),
+        attributes,
+        flags,
+        trace_id,
+        span_id,
+        event_name: EVENT_NAME.to_owned(),
+        ..LogRecord::default()
+    }
+}

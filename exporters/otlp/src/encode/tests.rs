@@ -1,0 +1,255 @@
+//! Encoding tests: cumulative and delta requests, chunking, histograms,
+//! the resource.
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, metric::Data, number_data_point::Value as Number,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use overrun::Snapshot;
+use overrun::export::{self, Point, Value};
+
+use super::delta::*;
+use super::metrics::*;
+use super::resource::*;
+use super::*;
+
+fn point_int(req: &ExportMetricsServiceRequest, metric: &str, function: &str) -> Option<i64> {
+    let m = req.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .find(|m| m.name == metric)?;
+    let Some(Data::Sum(s)) = &m.data else {
+        return None;
+    };
+    s.data_points
+        .iter()
+        .find(|p| {
+            p.attributes
+                .iter()
+                .any(|a| a.key == "function" && a.value == string(function))
+        })
+        .and_then(|p| match p.value {
+            Some(Number::AsInt(i)) => Some(i),
+            _ => None,
+        })
+}
+
+#[overrun::measure]
+fn encoded_fn(n: u64) -> u64 {
+    std::hint::black_box(n * 2)
+}
+
+/// The request that carries `encoded_fn` (other tests of this binary
+/// register sites too, so there may be several).
+fn one(snap: &Snapshot, now: u64) -> ExportMetricsServiceRequest {
+    let reqs = metrics(
+        snap,
+        &Resource::default(),
+        &[0.001],
+        Health::default(),
+        1,
+        now,
+    );
+    reqs.into_iter()
+        .find(|r| point_int(r, "overrun.calls", "encoded_fn").is_some())
+        .expect("encoded_fn exported")
+}
+
+#[test]
+fn cumulative_then_delta() {
+    for i in 0..10 {
+        encoded_fn(i);
+    }
+    let req = one(&overrun::snapshot(), 2);
+    assert_eq!(point_int(&req, "overrun.calls", "encoded_fn"), Some(10));
+
+    let mut delta = DeltaState::new(1);
+    let mut first = req.clone();
+    let accepted = delta.apply(&mut first);
+    assert_eq!(point_int(&first, "overrun.calls", "encoded_fn"), Some(10));
+    delta.accept(accepted);
+
+    for i in 0..5 {
+        encoded_fn(i);
+    }
+    let mut req = one(&overrun::snapshot(), 3);
+    // A rejected export is not accepted: the next delta covers both.
+    let _rejected = delta.apply(&mut req.clone());
+    let accepted = delta.apply(&mut req);
+    assert_eq!(point_int(&req, "overrun.calls", "encoded_fn"), Some(5));
+    let m = req.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .find(|m| m.name == "overrun.duration")
+        .unwrap();
+    let Some(Data::Histogram(h)) = &m.data else {
+        panic!("not a histogram")
+    };
+    let p = h
+        .data_points
+        .iter()
+        .find(|p| p.attributes[0].value == string("encoded_fn"))
+        .unwrap();
+    assert_eq!(p.count, 5);
+    assert_eq!(p.bucket_counts.iter().sum::<u64>(), 5);
+    assert_eq!(p.start_time_unix_nano, 2);
+    assert_eq!(
+        h.aggregation_temporality,
+        AggregationTemporality::Delta as i32
+    );
+    delta.accept(accepted);
+    let key = series_key(
+        "overrun.calls",
+        &[kv("function", "encoded_fn"), kv("module", module_path!())],
+    );
+    assert!(matches!(delta.accepted.get(&key), Some((Prev::Int(15), 3))));
+}
+
+#[overrun::measure(budget = "1s")]
+fn chunked_fn(site: usize) -> usize {
+    site
+}
+
+#[test]
+fn many_sites_are_split_into_requests() {
+    use overrun::__private::{Budget, Guard, Site, SiteKind};
+    for i in 0..(SITES_PER_REQUEST * 2 + 1) {
+        let name: &'static str = Box::leak(format!("chunk_site_{i}").into_boxed_str());
+        let site: &'static Site = Box::leak(Box::new(Site::new(
+            name,
+            "chunks",
+            file!(),
+            i as u32,
+            SiteKind::Sync,
+            Budget::none(),
+        )));
+        Guard::enter(site).finish(false);
+    }
+    chunked_fn(1);
+    let snap = overrun::snapshot();
+    let reqs = metrics(
+        &snap,
+        &Resource::default(),
+        &[0.001],
+        Health::default(),
+        1,
+        2,
+    );
+    assert_eq!(reqs.len(), snap.sites.len().div_ceil(SITES_PER_REQUEST));
+    let names = |r: &ExportMetricsServiceRequest| -> Vec<String> {
+        r.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    // Process-wide series once, in the first request.
+    assert!(names(&reqs[0]).contains(&"overrun.export.failures".to_owned()));
+    assert!(
+        reqs[1..]
+            .iter()
+            .all(|r| !names(r).contains(&"overrun.export.failures".to_owned()))
+    );
+    // Every site's calls exactly once across the requests.
+    let total: usize = reqs
+        .iter()
+        .map(|r| {
+            r.resource_metrics[0].scope_metrics[0]
+                .metrics
+                .iter()
+                .filter(|m| m.name == "overrun.calls")
+                .map(|m| match &m.data {
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    _ => 0,
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    assert_eq!(total, snap.sites.len());
+    // A site without budgets has no violation series; one with a time
+    // budget has exactly the `time` one.
+    let kinds_of = |function: &str| -> Vec<String> {
+        reqs.iter()
+            .flat_map(|r| &r.resource_metrics[0].scope_metrics[0].metrics)
+            .filter(|m| m.name == "overrun.budget.violations")
+            .flat_map(|m| match &m.data {
+                Some(Data::Sum(s)) => s.data_points.clone(),
+                _ => Vec::new(),
+            })
+            .filter(|p| p.attributes[0].value == string(function))
+            .map(|p| match &p.attributes[2].value {
+                Some(AnyValue {
+                    value: Some(AnyInner::StringValue(k)),
+                }) => k.clone(),
+                _ => String::new(),
+            })
+            .collect()
+    };
+    assert!(kinds_of("chunk_site_0").is_empty());
+    assert_eq!(kinds_of("chunked_fn"), ["time"]);
+}
+
+#[test]
+fn histogram_buckets_add_up() {
+    let h = overrun::stats::Histogram::from_values([500, 1_500, 2_000_000, 20_000_000_000]);
+    let mut e = Encoder {
+        start: 0,
+        now: 1,
+        bounds: &[0.000_001, 0.001, 1.0],
+        metrics: Vec::new(),
+    };
+    let point = Point {
+        labels: Vec::new(),
+        value: Value::Histogram {
+            histogram: &h,
+            count: 4,
+            sum_seconds: 1e-8,
+        },
+    };
+    e.add(&export::DURATION, &[point]);
+    let Some(Data::Histogram(hist)) = &e.metrics[0].data else {
+        panic!()
+    };
+    let p = &hist.data_points[0];
+    assert_eq!(p.bucket_counts, [1, 1, 1, 1]);
+    assert_eq!(p.explicit_bounds, [0.000_001, 0.001, 1.0]);
+    assert_eq!(p.max, Some(20.0));
+}
+
+#[test]
+fn resource_layers_env_and_builder() {
+    let env = |name: &str| match name {
+        "OTEL_RESOURCE_ATTRIBUTES" => Some(
+            "service.name=from-attrs, team=perf%20tools,deployment.environment=ci,broken".into(),
+        ),
+        "OTEL_SERVICE_NAME" => Some("from-env".into()),
+        _ => None,
+    };
+    let get = |r: &Resource, k: &str| {
+        r.attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.clone())
+    };
+    let r = resource(
+        None,
+        &[("deployment.environment".into(), "prod".into())],
+        &env,
+    );
+    assert_eq!(get(&r, "service.name"), string("from-env"));
+    assert_eq!(get(&r, "team"), string("perf tools"));
+    assert_eq!(get(&r, "deployment.environment"), string("prod"));
+    assert_eq!(get(&r, "telemetry.sdk.language"), string("rust"));
+    assert!(get(&r, "service.instance.id").is_some());
+    let r = resource(Some("svc"), &[], &env);
+    assert_eq!(get(&r, "service.name"), string("svc"));
+    let r = resource(None, &[], &|_| None);
+    let Some(AnyValue {
+        value: Some(AnyInner::StringValue(name)),
+    }) = get(&r, "service.name")
+    else {
+        panic!("no service.name")
+    };
+    assert!(name.starts_with("unknown_service:"), "{name}");
+}

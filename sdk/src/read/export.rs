@@ -1,0 +1,430 @@
+//! The metric schema, defined once: what every exporter publishes.
+//!
+//! [`series`] walks a [`Snapshot`] and yields each series once — its
+//! [`Metric`] (name, kind, unit, help) and its points (labels and a value or
+//! a histogram). An exporter only renames ([`Metric::prometheus_name`] for
+//! the text format; OTLP uses [`Metric::name`] as it is) and encodes. A new
+//! signal becomes new series here, and every exporter publishes it.
+//!
+//! ```
+//! #[overrun::measure(budget = "1s")]
+//! fn schema_doc_fn() {}
+//! schema_doc_fn();
+//!
+//! let snap = overrun::snapshot();
+//! let all = overrun::export::series(&snap);
+//! let calls = all.iter().find(|s| s.metric.name == "overrun.calls").unwrap();
+//! assert_eq!(calls.metric.prometheus_name(), "overrun_calls_total");
+//! let point = calls.points.iter().find(|p| p.label("function") == Some("schema_doc_fn")).unwrap();
+//! assert!(matches!(point.value, overrun::export::Value::Int(1)));
+//! ```
+//!
+//! The exporters' own health (failed exports, events they dropped) is not in
+//! a snapshot; its metrics are declared here too ([`EXPORT_FAILURES`],
+//! [`VIOLATIONS_DROPPED`], [`EXPORTER_SCRAPES`]) and each exporter supplies
+//! the points.
+
+use crate::read::snapshot::{SiteSnapshot, Snapshot};
+use crate::record::stats::Histogram;
+use crate::tasks::TaskStats;
+
+/// How a metric's points combine over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic, cumulative since the process started.
+    Counter,
+    /// A value at the instant of the snapshot.
+    Gauge,
+    /// Distribution of durations, cumulative; values in seconds.
+    Histogram,
+}
+
+/// One metric: name, kind, unit and help, the same for every exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metric {
+    /// The OpenTelemetry name, dotted (`overrun.calls`).
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: MetricKind,
+    /// UCUM unit as OpenTelemetry writes it: `s`, `By`, or an annotation
+    /// such as `{call}`.
+    pub unit: &'static str,
+    /// One sentence for people.
+    pub help: &'static str,
+}
+
+impl Metric {
+    /// The Prometheus name, by OpenTelemetry's compatibility rules: dots
+    /// become underscores, the unit is appended (`_seconds`, `_bytes`) unless
+    /// the name already ends with it, and counters end in `_total`.
+    ///
+    /// ```
+    /// use overrun::export::{DURATION, SELF_DURATION, ALLOCATED_BYTES};
+    /// assert_eq!(DURATION.prometheus_name(), "overrun_duration_seconds");
+    /// assert_eq!(SELF_DURATION.prometheus_name(), "overrun_self_duration_seconds_total");
+    /// assert_eq!(ALLOCATED_BYTES.prometheus_name(), "overrun_allocated_bytes_total");
+    /// ```
+    pub fn prometheus_name(&self) -> String {
+        let mut name = self.name.replace('.', "_");
+        let suffix = match self.unit {
+            "s" => "seconds",
+            "By" => "bytes",
+            _ => "",
+        };
+        if !suffix.is_empty() && !name.ends_with(suffix) {
+            name.push('_');
+            name.push_str(suffix);
+        }
+        if self.kind == MetricKind::Counter {
+            name.push_str("_total");
+        }
+        name
+    }
+}
+
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $id:ident = $name:literal, $kind:ident, $unit:literal, $help:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $id: Metric = Metric {
+                name: $name,
+                kind: MetricKind::$kind,
+                unit: $unit,
+                help: $help,
+            };
+        )*
+
+        /// Every metric of the schema, in the order [`series`] yields them
+        /// (the exporters' own health last).
+        pub const ALL: &[Metric] = &[$($id),*];
+    };
+}
+
+metrics! {
+    /// Completed calls of a measured function.
+    CALLS = "overrun.calls", Counter, "{call}", "Completed calls of a measured function.";
+    /// Calls that returned `Err` or panicked.
+    ERRORS = "overrun.errors", Counter, "{call}", "Calls that returned Err or panicked.";
+    /// Call durations.
+    DURATION = "overrun.duration", Histogram, "s", "Duration of calls (async fn: first poll to completion).";
+    /// Self time: measured callees excluded.
+    SELF_DURATION = "overrun.self_duration", Counter, "s", "Time spent in the function itself, measured callees excluded.";
+    /// Heap allocations during calls (needs `CountingAlloc`).
+    ALLOCATIONS = "overrun.allocations", Counter, "{allocation}", "Heap allocations made during calls, callees included.";
+    /// Heap bytes allocated during calls (needs `CountingAlloc`).
+    ALLOCATED_BYTES = "overrun.allocated_bytes", Counter, "By", "Heap bytes allocated during calls, callees included.";
+    /// The declared time budget of one call.
+    BUDGET = "overrun.budget", Gauge, "s", "The time budget of one call, as declared.";
+    /// Budget violations by kind, of sites, tasks and the run.
+    BUDGET_VIOLATIONS = "overrun.budget.violations", Counter, "{violation}", "Calls, polls, tasks or runs over their budget, by kind.";
+    /// Tasks created.
+    TASKS_SPAWNED = "overrun.tasks.spawned", Counter, "{task}", "Tasks created.";
+    /// Tasks that ran to completion.
+    TASKS_COMPLETED = "overrun.tasks.completed", Counter, "{task}", "Tasks that ran to completion.";
+    /// Tasks dropped before completion.
+    TASKS_CANCELLED = "overrun.tasks.cancelled", Counter, "{task}", "Tasks dropped before completion.";
+    /// Tasks ended by a panic.
+    TASKS_PANICKED = "overrun.tasks.panicked", Counter, "{task}", "Tasks ended by a panic.";
+    /// Tasks alive now.
+    TASKS_LIVE = "overrun.tasks.live", Gauge, "{task}", "Tasks alive now.";
+    /// Tasks that outlived their lifetime budget.
+    TASKS_LEAKED = "overrun.tasks.leaked", Counter, "{task}", "Tasks that outlived their lifetime budget.";
+    /// Polls of tasks.
+    TASK_POLLS = "overrun.task.polls", Counter, "{poll}", "Polls of tasks.";
+    /// Time tasks spent in polls.
+    TASK_BUSY = "overrun.task.busy", Counter, "s", "Time tasks spent in polls.";
+    /// Durations of single polls.
+    TASK_POLL_DURATION = "overrun.task.poll_duration", Histogram, "s", "Duration of single polls of tracked tasks.";
+    /// Longest single poll.
+    TASK_POLL_MAX = "overrun.task.poll_max", Gauge, "s", "Longest single poll of a task of this name.";
+    /// Resident memory now.
+    RESIDENT_MEMORY = "overrun.process.resident_memory", Gauge, "By", "Resident memory of the process now.";
+    /// Peak resident memory since the program started.
+    PEAK_RESIDENT_MEMORY = "overrun.process.peak_resident_memory", Gauge, "By", "Peak resident memory of the process since it started.";
+    /// Live heap bytes (needs `CountingAlloc`).
+    HEAP_LIVE = "overrun.heap.live", Gauge, "By", "Live heap bytes (CountingAlloc).";
+    /// Exports that did not reach their backend (points from the exporter).
+    EXPORT_FAILURES = "overrun.export.failures", Counter, "{export}", "Exports that could not be delivered in full, by exporter.";
+    /// Violation events an exporter did not deliver (points from the exporter).
+    VIOLATIONS_DROPPED = "overrun.violations.dropped", Counter, "{event}", "Violation events an exporter did not deliver, by reason.";
+    /// Scrapes served (points from the Prometheus exporter).
+    EXPORTER_SCRAPES = "overrun.exporter.scrapes", Counter, "{scrape}", "Scrapes served.";
+}
+
+/// A point's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    /// A count.
+    Int(u64),
+    /// Seconds, or another fractional figure.
+    Float(f64),
+    /// A duration distribution: the histogram (ns), the number of values
+    /// and their sum in seconds.
+    Histogram {
+        /// Values in nanoseconds; bucket counts come from
+        /// [`Histogram::cumulative_counts`].
+        histogram: &'a Histogram,
+        /// Number of values.
+        count: u64,
+        /// Sum of values, seconds.
+        sum_seconds: f64,
+    },
+}
+
+/// One point: its labels and its value.
+#[derive(Debug, Clone)]
+pub struct Point<'a> {
+    /// Label (attribute) keys and values, in a fixed order.
+    pub labels: Vec<(&'static str, &'a str)>,
+    /// The value.
+    pub value: Value<'a>,
+}
+
+impl Point<'_> {
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
+    }
+}
+
+/// One metric and its points.
+#[derive(Debug, Clone)]
+pub struct Series<'a> {
+    /// What it is.
+    pub metric: &'static Metric,
+    /// Its points; never empty.
+    pub points: Vec<Point<'a>>,
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn site_labels(s: &SiteSnapshot) -> Vec<(&'static str, &str)> {
+    vec![("function", s.name), ("module", s.module)]
+}
+
+fn task_labels(t: &TaskStats) -> Vec<(&'static str, &str)> {
+    vec![("task", t.name)]
+}
+
+/// What [`series_of`] covers of a snapshot: its sites, its process-wide
+/// figures (tasks, run, memory), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Everything.
+    All,
+    /// Only the sites `[from, to)` of `snapshot.sites` (an exporter that
+    /// splits a large snapshot into several requests).
+    Sites {
+        /// First site.
+        from: usize,
+        /// One past the last site.
+        to: usize,
+    },
+    /// Only the process-wide series: tasks, the run's violations, memory.
+    Process,
+}
+
+/// Every series of `snap`, each once, in the order of [`ALL`]. Metrics with
+/// no point (no sites yet, no `CountingAlloc`) are left out.
+pub fn series(snap: &Snapshot) -> Vec<Series<'_>> {
+    series_of(snap, Part::All)
+}
+
+/// The series of one [`Part`] of `snap`.
+///
+/// ```
+/// use overrun::export::{Part, series_of};
+/// let snap = overrun::snapshot();
+/// let process = series_of(&snap, Part::Process);
+/// assert!(process.iter().any(|s| s.metric.name == "overrun.process.peak_resident_memory"));
+/// assert!(process.iter().all(|s| s.metric.name != "overrun.calls"));
+/// ```
+pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
+    let (sites, process) = match part {
+        Part::All => (&snap.sites[..], true),
+        Part::Sites { from, to } => {
+            let to = to.min(snap.sites.len());
+            (&snap.sites[from.min(to)..to], false)
+        }
+        Part::Process => (&[][..], true),
+    };
+    let mut out: Vec<Series<'_>> = Vec::new();
+    fn add<'a>(out: &mut Vec<Series<'a>>, metric: &'static Metric, points: Vec<Point<'a>>) {
+        if !points.is_empty() {
+            out.push(Series { metric, points });
+        }
+    }
+    macro_rules! push {
+        ($metric:expr, $points:expr $(,)?) => {
+            add(&mut out, $metric, $points)
+        };
+    }
+    let per_site = |f: &dyn Fn(&SiteSnapshot) -> Option<Value<'_>>| -> Vec<Point<'_>> {
+        sites
+            .iter()
+            .filter_map(|s| {
+                f(s).map(|value| Point {
+                    labels: site_labels(s),
+                    value,
+                })
+            })
+            .collect()
+    };
+    push!(&CALLS, per_site(&|s| Some(Value::Int(s.calls))));
+    push!(&ERRORS, per_site(&|s| Some(Value::Int(s.errors))));
+    push!(
+        &DURATION,
+        sites
+            .iter()
+            .map(|s| Point {
+                labels: site_labels(s),
+                value: Value::Histogram {
+                    histogram: &s.histogram,
+                    count: s.calls,
+                    sum_seconds: seconds(s.total_ns),
+                },
+            })
+            .collect(),
+    );
+    push!(
+        &SELF_DURATION,
+        per_site(&|s| Some(Value::Float(seconds(s.self_ns)))),
+    );
+    push!(&ALLOCATIONS, per_site(&|s| s.allocs.map(Value::Int)));
+    push!(
+        &ALLOCATED_BYTES,
+        per_site(&|s| s.alloc_bytes.map(Value::Int))
+    );
+    push!(
+        &BUDGET,
+        per_site(&|s| s.budget.time_ns.map(|ns| Value::Float(seconds(ns)))),
+    );
+
+    let mut violations = Vec::new();
+    for s in sites {
+        for (kind, n) in s.violation_counts() {
+            let mut labels = site_labels(s);
+            labels.push(("kind", kind.as_str()));
+            violations.push(Point {
+                labels,
+                value: Value::Int(n),
+            });
+        }
+    }
+    let tasks: &[TaskStats] = if process { &snap.tasks } else { &[] };
+    if process {
+        for t in tasks {
+            for (kind, n) in [("poll", t.poll_violations), ("lifetime", t.leaked)] {
+                violations.push(Point {
+                    labels: vec![("function", t.name), ("module", "task"), ("kind", kind)],
+                    value: Value::Int(n),
+                });
+            }
+        }
+        for v in &snap.run.violations {
+            violations.push(Point {
+                labels: vec![
+                    ("function", "main"),
+                    ("module", "run"),
+                    ("kind", v.kind.as_str()),
+                ],
+                value: Value::Int(1),
+            });
+        }
+    }
+    push!(&BUDGET_VIOLATIONS, violations);
+
+    let per_task = |f: fn(&TaskStats) -> Value<'_>| -> Vec<Point<'_>> {
+        tasks
+            .iter()
+            .map(|t| Point {
+                labels: task_labels(t),
+                value: f(t),
+            })
+            .collect()
+    };
+    push!(&TASKS_SPAWNED, per_task(|t| Value::Int(t.spawned)));
+    push!(&TASKS_COMPLETED, per_task(|t| Value::Int(t.completed)));
+    push!(&TASKS_CANCELLED, per_task(|t| Value::Int(t.cancelled)));
+    push!(&TASKS_PANICKED, per_task(|t| Value::Int(t.panicked)));
+    push!(&TASKS_LIVE, per_task(|t| Value::Int(t.live)));
+    push!(&TASKS_LEAKED, per_task(|t| Value::Int(t.leaked)));
+    push!(&TASK_POLLS, per_task(|t| Value::Int(t.polls)));
+    push!(&TASK_BUSY, per_task(|t| Value::Float(seconds(t.busy_ns))));
+    push!(
+        &TASK_POLL_DURATION,
+        per_task(|t| Value::Histogram {
+            histogram: &t.poll_histogram,
+            count: t.poll_histogram.count(),
+            sum_seconds: seconds(t.busy_ns),
+        }),
+    );
+    push!(
+        &TASK_POLL_MAX,
+        per_task(|t| Value::Float(seconds(t.max_poll_ns))),
+    );
+
+    if process {
+        let run = &snap.run;
+        let unlabelled = |v: Option<u64>| -> Vec<Point<'_>> {
+            v.map(|v| Point {
+                labels: Vec::new(),
+                value: Value::Int(v),
+            })
+            .into_iter()
+            .collect()
+        };
+        push!(&RESIDENT_MEMORY, unlabelled(run.rss_bytes));
+        push!(
+            &PEAK_RESIDENT_MEMORY,
+            unlabelled((run.peak_rss_bytes > 0).then_some(run.peak_rss_bytes)),
+        );
+        push!(&HEAP_LIVE, unlabelled(run.heap_live_bytes));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_names_follow_the_compatibility_rules() {
+        let names: Vec<String> = ALL.iter().map(Metric::prometheus_name).collect();
+        for expected in [
+            "overrun_calls_total",
+            "overrun_errors_total",
+            "overrun_duration_seconds",
+            "overrun_self_duration_seconds_total",
+            "overrun_allocations_total",
+            "overrun_allocated_bytes_total",
+            "overrun_budget_seconds",
+            "overrun_budget_violations_total",
+            "overrun_tasks_live",
+            "overrun_task_busy_seconds_total",
+            "overrun_task_poll_duration_seconds",
+            "overrun_task_poll_max_seconds",
+            "overrun_process_resident_memory_bytes",
+            "overrun_process_peak_resident_memory_bytes",
+            "overrun_heap_live_bytes",
+            "overrun_export_failures_total",
+            "overrun_violations_dropped_total",
+            "overrun_exporter_scrapes_total",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} in {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_name_is_unique() {
+        let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+    }
+}

@@ -1,0 +1,291 @@
+//! The end-of-run report: a table for people, JSON for tools, and the
+//! guard `#[overrun::main]` keeps for the whole of `main`.
+//!
+//! [`report`] takes a [`snapshot`](crate::snapshot) and prints the table to
+//! stderr, or JSON, as chosen by the environment:
+//!
+//! | variable | effect |
+//! | --- | --- |
+//! | `OVERRUN_REPORT=table` (default) | table on stderr |
+//! | `OVERRUN_REPORT=json` | the JSON report on stderr instead of the table |
+//! | `OVERRUN_REPORT=off` | nothing on stderr |
+//! | `OVERRUN_REPORT_FILE=path` | also write the JSON report to `path` |
+//!
+//! The data model ([`Snapshot`], [`SiteSnapshot`], …) is defined by the
+//! snapshot layer and re-exported here, where it has always been.
+
+use std::fmt::Write as _;
+
+pub use super::snapshot::{
+    REPORT_VERSION, RunSnapshot, SiteBudget, SiteSnapshot, SiteViolations, Snapshot, snapshot,
+};
+use crate::record::site::Site;
+pub use crate::run::{RunBudget, RunViolation};
+use crate::vocab::kind::ViolationKind;
+pub use crate::vocab::units::{fmt_bytes, fmt_ns};
+
+/// Where the report goes, from `OVERRUN_REPORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+    Off,
+}
+
+fn format_from_env() -> Format {
+    match std::env::var("OVERRUN_REPORT")
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "json" => Format::Json,
+        "off" | "none" | "0" | "false" => Format::Off,
+        _ => Format::Table,
+    }
+}
+
+/// Takes a snapshot and reports it as the environment says (see the module
+/// docs): by default a table on stderr; `OVERRUN_REPORT_FILE` also writes the
+/// JSON to a file. Returns the snapshot.
+///
+/// ```
+/// // SAFETY: doctests run single-threaded here.
+/// unsafe { std::env::set_var("OVERRUN_REPORT", "off") };
+/// let snap = overrun::report();
+/// assert_eq!(snap.version, 1);
+/// ```
+pub fn report() -> Snapshot {
+    let snap = snapshot();
+    match format_from_env() {
+        Format::Table => eprint!("{}", render_table(&snap)),
+        Format::Json => eprintln!("{}", snap.to_json()),
+        Format::Off => {}
+    }
+    let file = std::env::var_os("OVERRUN_REPORT_FILE").filter(|p| !p.is_empty());
+    if let Some(path) = file
+        && let Err(err) = std::fs::write(&path, snap.to_json() + "\n")
+    {
+        eprintln!(
+            "overrun: cannot write the report to {}: {err}",
+            std::path::Path::new(&path).display()
+        );
+    }
+    snap
+}
+
+fn per_call(v: Option<f64>, bytes: bool) -> String {
+    match v {
+        None => "n/a".into(),
+        Some(v) if bytes => fmt_bytes(v.round() as u64),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+/// Renders the report table, as printed by [`report`].
+///
+/// ```
+/// let table = overrun::report::render_table(&overrun::snapshot());
+/// assert!(table.contains("overrun"));
+/// ```
+pub fn render_table(snap: &Snapshot) -> String {
+    let run = &snap.run;
+    let mut out = String::new();
+    let wall = run.wall_ns.max(1);
+    let check = |over: bool| if over { "OVER BUDGET" } else { "ok" };
+    let _ = write!(out, "overrun report — run {}", fmt_ns(run.wall_ns));
+    if let Some(b) = run.budget.time_ns {
+        let over = run.violations.iter().any(|v| v.kind == ViolationKind::Time);
+        let _ = write!(out, " (budget {}: {})", fmt_ns(b), check(over));
+    }
+    let _ = write!(
+        out,
+        ", CPU {} ({:.0}%), peak RSS {}",
+        fmt_ns(run.cpu_ns),
+        run.cpu_ns as f64 * 100.0 / wall as f64,
+        fmt_bytes(run.peak_rss_bytes)
+    );
+    if let Some(b) = run.budget.memory_bytes {
+        let over = run
+            .violations
+            .iter()
+            .any(|v| v.kind == ViolationKind::Memory);
+        let _ = write!(out, " (budget {}: {})", fmt_bytes(b), check(over));
+    }
+    match run.heap_peak_bytes {
+        Some(peak) => {
+            let _ = write!(out, ", heap peak {}", fmt_bytes(peak));
+        }
+        None => out.push_str(", allocations n/a (no CountingAlloc)"),
+    }
+    out.push('\n');
+
+    let mut sites: Vec<&SiteSnapshot> = snap.sites.iter().collect();
+    sites.sort_by_key(|s| std::cmp::Reverse(s.total_ns));
+    let name_width = sites
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 40);
+    if !sites.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  violations",
+            "function",
+            "calls",
+            "errors",
+            "p50",
+            "p95",
+            "p99",
+            "max",
+            "self%",
+            "allocs/c",
+            "bytes/c"
+        );
+    }
+    for s in sites {
+        let name: String = s.name.chars().take(name_width).collect();
+        let v = s.violations;
+        let mut violations = String::new();
+        for (kind, n) in [
+            ("time", v.time),
+            ("allocs", v.allocs),
+            ("bytes", v.bytes),
+            ("poll", v.poll),
+        ] {
+            if n > 0 {
+                let _ = write!(violations, "{kind}:{n} ");
+            }
+        }
+        if violations.is_empty() {
+            violations.push('-');
+        }
+        let _ = writeln!(
+            out,
+            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6.1}% {:>9} {:>9}  {}",
+            name,
+            s.calls,
+            s.errors,
+            fmt_ns(s.p50_ns),
+            fmt_ns(s.p95_ns),
+            fmt_ns(s.p99_ns),
+            fmt_ns(s.max_ns),
+            s.self_ns as f64 * 100.0 / wall as f64,
+            per_call(s.allocs_per_call(), false),
+            per_call(s.bytes_per_call(), true),
+            violations.trim_end()
+        );
+    }
+    if !snap.tasks.is_empty() {
+        let width = snap
+            .tasks
+            .iter()
+            .map(|t| t.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 40);
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>8} {:>9} {:>9} {:>8} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9}",
+            "task",
+            "spawned",
+            "completed",
+            "cancelled",
+            "panicked",
+            "live",
+            "leaked",
+            "polls",
+            "max poll",
+            "life p50",
+            "life p99"
+        );
+        for t in &snap.tasks {
+            let _ = writeln!(
+                out,
+                "  {:<width$} {:>8} {:>9} {:>9} {:>8} {:>5} {:>6} {:>8} {:>9} {:>9} {:>9}{}",
+                t.name,
+                t.spawned,
+                t.completed,
+                t.cancelled,
+                t.panicked,
+                t.live,
+                t.leaked,
+                t.polls,
+                fmt_ns(t.max_poll_ns),
+                fmt_ns(t.lifetime_p50_ns),
+                fmt_ns(t.lifetime_p99_ns),
+                if t.poll_violations > 0 {
+                    format!("  poll:{}", t.poll_violations)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    for t in &snap.live_tasks {
+        let _ = writeln!(
+            out,
+            "  still running: {} spawned at {}:{}, age {}, {} polls{}",
+            t.name,
+            t.file,
+            t.line,
+            fmt_ns(t.age.as_nanos() as u64),
+            t.polls,
+            if t.leaked {
+                " (LEAKED: over its lifetime budget)"
+            } else {
+                ""
+            }
+        );
+    }
+    for v in &run.violations {
+        let show = |x| match v.kind {
+            ViolationKind::Memory => fmt_bytes(x),
+            _ => fmt_ns(x),
+        };
+        let _ = writeln!(
+            out,
+            "  run over its {} budget: {} > {}",
+            v.kind,
+            show(v.observed),
+            show(v.limit)
+        );
+    }
+    let dropped = run.violations_dropped;
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  ({dropped} violation events raised inside a hook, not delivered to hooks)"
+        );
+    }
+    out
+}
+
+/// The guard `#[overrun::main]` keeps for the whole of `main`: on drop it
+/// checks the run's time and memory budgets and prints the report. It does
+/// not touch the program's exit code.
+#[doc(hidden)]
+#[must_use]
+pub struct Run {
+    site: &'static Site,
+    memory_bytes: u64,
+}
+
+impl Run {
+    /// Starts the run. `site` carries `main`'s location and time budget.
+    pub fn start(site: &'static Site, memory_bytes: u64) -> Self {
+        crate::run::start(site, memory_bytes);
+        Self { site, memory_bytes }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if crate::record::measure::enabled() {
+            crate::run::check(self.site, self.memory_bytes);
+            report();
+        }
+    }
+}

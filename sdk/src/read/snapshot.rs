@@ -1,0 +1,294 @@
+//! The data model of the read side: everything overrun knows at one
+//! instant, as plain numbers. Exporters, the report and the tools read a
+//! [`Snapshot`]; nothing above this layer touches the per-thread shards.
+//!
+//! [`snapshot`] merges every thread's figures (cost grows with sites ×
+//! threads × histogram octaves in use, never with the number of calls).
+
+use serde::Serialize;
+
+use crate::record::site::{self, SiteKind};
+use crate::record::stats::{Histogram, collect};
+use crate::run::{RunBudget, RunViolation};
+use crate::vocab::budget::limit;
+use crate::vocab::kind::ViolationKind;
+
+/// Version of the JSON report format.
+pub const REPORT_VERSION: u32 = 1;
+
+/// Everything overrun knows at one instant.
+///
+/// ```
+/// #[overrun::measure]
+/// fn step() -> u32 { 7 }
+/// step();
+/// let snap = overrun::snapshot();
+/// assert_eq!(snap.site("step").unwrap().calls, 1);
+/// assert_eq!(snap.version, 1);
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    /// Format version ([`REPORT_VERSION`]).
+    pub version: u32,
+    /// Process-wide figures.
+    pub run: RunSnapshot,
+    /// One entry per site that was called at least once, in registration order.
+    pub sites: Vec<SiteSnapshot>,
+    /// Async task figures per task name ([`crate::tasks`]).
+    pub tasks: Vec<crate::tasks::TaskStats>,
+    /// Tasks alive at the time of the snapshot, oldest first.
+    pub live_tasks: Vec<crate::tasks::LiveTask>,
+}
+
+impl Snapshot {
+    /// The first site called `name`.
+    pub fn site(&self, name: &str) -> Option<&SiteSnapshot> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// The report as JSON (the public, versioned format).
+    ///
+    /// ```
+    /// let json = overrun::snapshot().to_json();
+    /// assert!(json.starts_with('{'));
+    /// ```
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a snapshot is always serialisable")
+    }
+}
+
+/// Process-wide figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSnapshot {
+    /// Wall time since the run started, ns.
+    pub wall_ns: u64,
+    /// CPU time of the process (user + system) since the run started, ns.
+    pub cpu_ns: u64,
+    /// Peak resident set size since the program started, bytes.
+    pub peak_rss_bytes: u64,
+    /// Resident set size now, bytes (`null` where the system does not say).
+    pub rss_bytes: Option<u64>,
+    /// Peak live heap bytes (needs [`crate::CountingAlloc`]).
+    pub heap_peak_bytes: Option<u64>,
+    /// Live heap bytes now (needs [`crate::CountingAlloc`]).
+    pub heap_live_bytes: Option<u64>,
+    /// Whether allocation figures are available.
+    pub allocs_available: bool,
+    /// The run's budget (`#[overrun::main]`).
+    pub budget: RunBudget,
+    /// The run's own violations.
+    pub violations: Vec<RunViolation>,
+    /// Violation events that registered hooks did not receive (raised
+    /// while a hook ran; see [`crate::violation::dropped`]).
+    pub violations_dropped: u64,
+}
+
+/// Figures of one site.
+#[derive(Debug, Clone, Serialize)]
+pub struct SiteSnapshot {
+    /// Function name.
+    pub name: &'static str,
+    /// Module path.
+    pub module: &'static str,
+    /// Source file.
+    pub file: &'static str,
+    /// Source line.
+    pub line: u32,
+    /// Sync, async or main.
+    pub kind: SiteKind,
+    /// Completed calls (for `async fn`, including cancelled ones).
+    pub calls: u64,
+    /// Calls that returned `Err` or panicked.
+    pub errors: u64,
+    /// `async fn` calls dropped before completion.
+    pub cancelled: u64,
+    /// Sum of call durations, ns (inclusive of callees).
+    pub total_ns: u64,
+    /// Sum of self time, ns: `total` minus measured callees (for `async fn`,
+    /// busy time in polls minus callees).
+    pub self_ns: u64,
+    /// Median call duration, ns.
+    pub p50_ns: u64,
+    /// 95th percentile, ns.
+    pub p95_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Longest call, ns.
+    pub max_ns: u64,
+    /// Polls of an `async fn`.
+    pub polls: u64,
+    /// Longest single poll, ns.
+    pub max_poll_ns: u64,
+    /// Heap allocations in all calls, callees included; `None` without
+    /// [`crate::CountingAlloc`].
+    pub allocs: Option<u64>,
+    /// Heap bytes allocated in all calls; `None` without
+    /// [`crate::CountingAlloc`].
+    pub alloc_bytes: Option<u64>,
+    /// The budget in force.
+    pub budget: SiteBudget,
+    /// Calls over budget, by kind.
+    pub violations: SiteViolations,
+    /// The latency histogram (not in the JSON).
+    #[serde(skip)]
+    pub histogram: Histogram,
+}
+
+impl SiteSnapshot {
+    /// The violation counts an exporter publishes for this site: one per
+    /// budget the site declares (from 0, so rates work from the start), plus
+    /// any other kind that happened. A kind without a budget cannot be
+    /// violated, so it gets no series.
+    ///
+    /// ```
+    /// #[overrun::measure(budget = "1s")]
+    /// fn timed() {}
+    /// timed();
+    /// let snap = overrun::snapshot();
+    /// let kinds: Vec<_> = snap.site("timed").unwrap().violation_counts().collect();
+    /// assert_eq!(kinds, [(overrun::ViolationKind::Time, 0)]);
+    /// ```
+    pub fn violation_counts(&self) -> impl Iterator<Item = (ViolationKind, u64)> + '_ {
+        let (v, b) = (&self.violations, &self.budget);
+        [
+            (ViolationKind::Time, v.time, b.time_ns.is_some()),
+            (ViolationKind::Allocs, v.allocs, b.allocs.is_some()),
+            (ViolationKind::Bytes, v.bytes, b.bytes.is_some()),
+            (ViolationKind::Poll, v.poll, b.poll_ns.is_some()),
+        ]
+        .into_iter()
+        .filter(|&(_, n, declared)| declared || n > 0)
+        .map(|(kind, n, _)| (kind, n))
+    }
+
+    /// Mean call duration, ns.
+    pub fn mean_ns(&self) -> u64 {
+        self.total_ns.checked_div(self.calls).unwrap_or(0)
+    }
+
+    /// Allocations per call (`None` without [`crate::CountingAlloc`]).
+    pub fn allocs_per_call(&self) -> Option<f64> {
+        self.allocs.map(|a| a as f64 / self.calls.max(1) as f64)
+    }
+
+    /// Bytes per call (`None` without [`crate::CountingAlloc`]).
+    pub fn bytes_per_call(&self) -> Option<f64> {
+        self.alloc_bytes
+            .map(|b| b as f64 / self.calls.max(1) as f64)
+    }
+}
+
+/// A site's budget; `None` is "no limit".
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SiteBudget {
+    /// Per call, ns.
+    pub time_ns: Option<u64>,
+    /// Allocations per call.
+    pub allocs: Option<u64>,
+    /// Bytes per call.
+    pub bytes: Option<u64>,
+    /// Per poll, ns.
+    pub poll_ns: Option<u64>,
+}
+
+/// Violations of one site, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SiteViolations {
+    /// Calls over the time budget.
+    pub time: u64,
+    /// Calls over the allocation budget.
+    pub allocs: u64,
+    /// Calls over the bytes budget.
+    pub bytes: u64,
+    /// Polls over the poll budget.
+    pub poll: u64,
+}
+
+impl SiteViolations {
+    /// All kinds together.
+    pub fn total(&self) -> u64 {
+        self.time + self.allocs + self.bytes + self.poll
+    }
+}
+
+/// Merges every thread's figures into a [`Snapshot`]. Safe to call at any
+/// time from any thread; it never blocks measured calls.
+///
+/// ```
+/// let snap = overrun::snapshot();
+/// assert!(snap.run.wall_ns > 0);
+/// ```
+pub fn snapshot() -> Snapshot {
+    // Fold this thread's pending heap balance so a small program's peak is
+    // not reported as zero.
+    crate::record::alloc::flush_thread();
+    crate::record::alloc::uncounted(|| {
+        let sites = site::all();
+        let totals = collect(sites.len());
+        let allocs_available = crate::record::alloc::is_installed();
+        let to_ns = crate::record::clock::ticks_to_ns;
+        let sites = sites
+            .iter()
+            .zip(totals)
+            .filter(|(site, t)| t.calls > 0 && site.kind() != SiteKind::TaskPoll)
+            .map(|(site, t)| {
+                let budget = site.budget();
+                let h = &t.histogram;
+                SiteSnapshot {
+                    name: site.name(),
+                    module: site.module(),
+                    file: site.file(),
+                    line: site.line(),
+                    kind: site.kind(),
+                    calls: t.calls,
+                    errors: t.errors,
+                    cancelled: t.cancelled,
+                    total_ns: to_ns(t.total),
+                    self_ns: to_ns(t.self_time),
+                    p50_ns: h.quantile(0.50),
+                    p95_ns: h.quantile(0.95),
+                    p99_ns: h.quantile(0.99),
+                    max_ns: h.max(),
+                    polls: t.polls,
+                    max_poll_ns: to_ns(t.max_poll),
+                    allocs: allocs_available.then_some(t.allocs),
+                    alloc_bytes: allocs_available.then_some(t.bytes),
+                    budget: SiteBudget {
+                        time_ns: limit(budget.time_ns),
+                        allocs: limit(budget.allocs),
+                        bytes: limit(budget.bytes),
+                        poll_ns: limit(budget.poll_ns),
+                    },
+                    violations: SiteViolations {
+                        time: t.violations[0],
+                        allocs: t.violations[1],
+                        bytes: t.violations[2],
+                        poll: t.violations[3],
+                    },
+                    histogram: t.histogram,
+                }
+            })
+            .collect();
+        let usage = crate::run::usage();
+        let (start, start_cpu) = crate::run::run_start();
+        let (budget, violations) = crate::run::budget_and_violations();
+        Snapshot {
+            version: REPORT_VERSION,
+            run: RunSnapshot {
+                wall_ns: start.elapsed().as_nanos() as u64,
+                cpu_ns: usage.cpu_ns.saturating_sub(start_cpu),
+                peak_rss_bytes: usage.peak_rss_bytes,
+                rss_bytes: usage.rss_bytes,
+                heap_peak_bytes: crate::record::alloc::heap_peak_bytes(),
+                heap_live_bytes: crate::record::alloc::heap_live_bytes(),
+                allocs_available,
+                budget,
+                violations,
+                violations_dropped: crate::record::violation::dropped(),
+            },
+            sites,
+            tasks: crate::tasks::stats(),
+            live_tasks: crate::tasks::live(),
+        }
+    })
+}
