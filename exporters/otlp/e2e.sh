@@ -33,6 +33,7 @@ need_packages nginx=nginx-light openssl=openssl
 # The nginx package may start its own daemon on port 80; the test runs its
 # own instance on free loopback ports.
 
-cargo build -q -p overrun-otlp --example otlp_driver
+. "$root/scripts/cargo-example.sh"
+driver="$(build_example overrun-otlp otlp_driver)"
 "$agent" --version
-python3 "$here/e2e.py" "$root/target/debug/examples/otlp_driver" "$agent"
+python3 "$here/e2e.py" "$driver" "$agent"

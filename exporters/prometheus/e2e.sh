@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End to end against a real Prometheus server: installs the `prometheus`
-# Debian package if missing, runs examples/service, lets Prometheus scrape it
+# Debian package if missing, runs the service example (examples/exporters), lets Prometheus scrape it
 # every second, drives a known number of requests (a known number over
 # budget), and asserts through Prometheus' HTTP API that the counts arrived
 # exactly. Also: promtool check metrics on a scrape, check rules, test rules.
@@ -11,6 +11,7 @@ root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
 . "$root/scripts/debian-packages.sh"
+. "$root/scripts/cargo-example.sh"
 need_packages prometheus=prometheus promtool=prometheus curl=curl
 # The package may start a daemon of its own; ours uses its own free port.
 
@@ -27,15 +28,12 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-cargo build -q -p overrun-examples --example service
+service="$(build_example overrun-examples-exporters service)"
 app_port="$(free_port)"
 prom_port="$(free_port)"
-target/debug/examples/service --listen "127.0.0.1:$app_port" >"$work/service.log" 2>&1 &
+"$service" --listen "127.0.0.1:$app_port" >"$work/service.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$app_port/metrics" >/dev/null && break
-    sleep 0.1
-done
+wait_for_server "the service example" "http://127.0.0.1:$app_port/metrics" "$work/service.log"
 
 cat >"$work/prometheus.yml" <<YML
 global:
@@ -51,11 +49,7 @@ YML
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
     --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$prom_port/-/ready" >/dev/null && break
-    sleep 0.2
-done
-curl -sf "http://127.0.0.1:$prom_port/-/ready" >/dev/null || { cat "$work/prometheus.log"; echo "prometheus did not start"; exit 1; }
+wait_for_server "the Prometheus server" "http://127.0.0.1:$prom_port/-/ready" "$work/prometheus.log"
 
 # The load: 60 user lookups (20 of them for an unknown user: errors),
 # 7 slow requests over the 20 ms budget and 13 within it.

@@ -407,3 +407,48 @@ impl Drop for OtlpExporter {
         self.stop_now();
     }
 }
+
+/// Test plumbing for the workspace's schema-documentation test. Not public
+/// API: may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    /// Every series the exporter would send for `snap`, as
+    /// `(metric name, unit, attribute keys)` per data point, in the order of
+    /// the requests.
+    pub fn encoded_series(snap: &overrun::Snapshot) -> Vec<(String, String, Vec<String>)> {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        let resource = opentelemetry_proto::tonic::resource::v1::Resource::default();
+        let requests = crate::encode::metrics(
+            snap,
+            &resource,
+            crate::DEFAULT_BUCKETS,
+            crate::encode::Health::default(),
+            0,
+            1,
+        );
+        let mut out = Vec::new();
+        for metric in requests
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+        {
+            let keys: Vec<Vec<String>> = match &metric.data {
+                Some(Data::Sum(s)) => s.data_points.iter().map(|p| keys(&p.attributes)).collect(),
+                Some(Data::Gauge(g)) => g.data_points.iter().map(|p| keys(&p.attributes)).collect(),
+                Some(Data::Histogram(h)) => {
+                    h.data_points.iter().map(|p| keys(&p.attributes)).collect()
+                }
+                _ => Vec::new(),
+            };
+            for k in keys {
+                out.push((metric.name.clone(), metric.unit.clone(), k));
+            }
+        }
+        out
+    }
+
+    fn keys(attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<String> {
+        attributes.iter().map(|a| a.key.clone()).collect()
+    }
+}

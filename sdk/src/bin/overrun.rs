@@ -9,84 +9,152 @@
 //! Exit status: 0 no regression, 1 at least one site regressed, 2 bad input
 //! (usage, unreadable file, not a report, unknown version).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand, ValueEnum};
 use overrun::baseline::{Report, Tolerance, compare};
 
-const USAGE: &str = "usage: overrun diff <base.json> <head.json> [--tolerance 10%] \
-[--tolerance-p50 P] [--tolerance-p99 P] [--tolerance-allocs P] [--tolerance-bytes P] \
-[--format table|markdown]";
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("overrun: {message}");
-            ExitCode::from(2)
-        }
-    }
+/// Command-line tools for overrun reports.
+#[derive(Debug, Parser)]
+#[command(name = "overrun", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn percent(flag: &str, value: Option<&String>) -> Result<f64, String> {
-    let value = value.ok_or_else(|| format!("{flag} needs a value such as 10%"))?;
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compares two JSON reports (OVERRUN_REPORT_FILE) site by site; exit
+    /// status 1 when a site regressed beyond its tolerance.
+    Diff(Diff),
+}
+
+#[derive(Debug, clap::Args)]
+struct Diff {
+    /// The baseline report (e.g. from the main branch).
+    base: PathBuf,
+    /// The report to judge (e.g. from the branch).
+    head: PathBuf,
+    /// Tolerance for every figure, such as 10%; a figure's own flag wins,
+    /// whatever the order.
+    #[arg(long, value_name = "P", value_parser = percent)]
+    tolerance: Option<f64>,
+    /// Tolerance for the median.
+    #[arg(long, value_name = "P", value_parser = percent)]
+    tolerance_p50: Option<f64>,
+    /// Tolerance for the 99th percentile.
+    #[arg(long, value_name = "P", value_parser = percent)]
+    tolerance_p99: Option<f64>,
+    /// Tolerance for allocations per call.
+    #[arg(long, value_name = "P", value_parser = percent)]
+    tolerance_allocs: Option<f64>,
+    /// Tolerance for bytes per call.
+    #[arg(long, value_name = "P", value_parser = percent)]
+    tolerance_bytes: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// A Markdown table, for a pull-request comment.
+    Markdown,
+}
+
+/// A percentage such as `10%` or `10`, as a fraction.
+fn percent(value: &str) -> Result<f64, String> {
     let number = value.trim().trim_end_matches('%');
     match number.parse::<f64>() {
         Ok(p) if p >= 0.0 && p.is_finite() => Ok(p / 100.0),
-        _ => Err(format!("{flag}: `{value}` is not a percentage such as 10%")),
+        _ => Err(format!("`{value}` is not a percentage such as 10%")),
     }
 }
 
-fn run(args: &[String]) -> Result<ExitCode, String> {
-    match args.first().map(String::as_str) {
-        Some("diff") => {}
-        Some("-h" | "--help") | None => {
-            println!("{USAGE}");
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(other) => return Err(format!("unknown command `{other}`\n{USAGE}")),
-    }
-    let mut files = Vec::new();
-    let mut tolerance = Tolerance::default();
-    let mut markdown = false;
-    let mut it = args[1..].iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--tolerance" => tolerance = Tolerance::uniform(percent(arg, it.next())?),
-            "--tolerance-p50" => tolerance.p50 = percent(arg, it.next())?,
-            "--tolerance-p99" => tolerance.p99 = percent(arg, it.next())?,
-            "--tolerance-allocs" => tolerance.allocs = percent(arg, it.next())?,
-            "--tolerance-bytes" => tolerance.bytes = percent(arg, it.next())?,
-            "--format" => match it.next().map(String::as_str) {
-                Some("table") => markdown = false,
-                Some("markdown") => markdown = true,
-                other => {
-                    return Err(format!(
-                        "--format takes `table` or `markdown`, not `{}`",
-                        other.unwrap_or("")
-                    ));
-                }
-            },
-            flag if flag.starts_with("--") => {
-                return Err(format!("unknown option `{flag}`\n{USAGE}"));
-            }
-            file => files.push(file.to_string()),
+impl Diff {
+    /// The tolerances: `--tolerance` for every figure, then each figure's
+    /// own flag over it (the order on the command line does not matter).
+    fn tolerance(&self) -> Tolerance {
+        let base = self
+            .tolerance
+            .map_or_else(Tolerance::default, Tolerance::uniform);
+        Tolerance {
+            p50: self.tolerance_p50.unwrap_or(base.p50),
+            p99: self.tolerance_p99.unwrap_or(base.p99),
+            allocs: self.tolerance_allocs.unwrap_or(base.allocs),
+            bytes: self.tolerance_bytes.unwrap_or(base.bytes),
         }
     }
-    let [base, head] = files.as_slice() else {
-        return Err(format!("diff takes two report files\n{USAGE}"));
+
+    fn run(&self) -> Result<ExitCode, String> {
+        let base = Report::load(&self.base).map_err(|e| e.to_string())?;
+        let head = Report::load(&self.head).map_err(|e| e.to_string())?;
+        let diff = compare(&base, &head, &self.tolerance());
+        match self.format {
+            Format::Table => print!("{}", diff.render_table()),
+            Format::Markdown => print!("{}", diff.render_markdown()),
+        }
+        Ok(if diff.regressed() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2, `--help` and `--version` with 0 (clap's own).
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Diff(diff) => diff.run(),
     };
-    let base = Report::load(base).map_err(|e| e.to_string())?;
-    let head = Report::load(head).map_err(|e| e.to_string())?;
-    let diff = compare(&base, &head, &tolerance);
-    if markdown {
-        print!("{}", diff.render_markdown());
-    } else {
-        print!("{}", diff.render_table());
-    }
-    Ok(if diff.regressed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
+    result.unwrap_or_else(|message| {
+        eprintln!("overrun: {message}");
+        ExitCode::from(2)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diff(args: &[&str]) -> Diff {
+        let cli = Cli::try_parse_from(["overrun", "diff", "a.json", "b.json"].iter().chain(args))
+            .unwrap();
+        let Command::Diff(diff) = cli.command;
+        diff
+    }
+
+    #[test]
+    fn a_specific_tolerance_wins_whatever_the_order() {
+        let a = diff(&["--tolerance-p99", "50%", "--tolerance", "10%"]).tolerance();
+        let b = diff(&["--tolerance", "10%", "--tolerance-p99", "50%"]).tolerance();
+        assert_eq!((a.p99, a.p50), (0.5, 0.1));
+        assert_eq!((b.p99, b.p50), (0.5, 0.1));
+    }
+
+    #[test]
+    fn equals_form_and_defaults() {
+        let d = diff(&["--tolerance=20%", "--format=markdown"]);
+        assert_eq!(d.tolerance().allocs, 0.2);
+        assert_eq!(d.format, Format::Markdown);
+        assert_eq!(diff(&[]).tolerance().p99, 0.1);
+    }
+
+    #[test]
+    fn a_bad_percentage_is_a_usage_error() {
+        let err =
+            Cli::try_parse_from(["overrun", "diff", "a", "b", "--tolerance", "lots"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("not a percentage"), "{err}");
+    }
+
+    #[test]
+    fn the_command_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

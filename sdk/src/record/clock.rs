@@ -209,14 +209,10 @@ mod tests {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     fn the_fast_path_is_taken_where_the_tsc_is_invariant() {
         use core::arch::x86_64::__cpuid;
-        // SAFETY: `cpuid` exists on every x86_64 CPU; leaves above the
-        // maximum reported are not read.
-        let max_ext = unsafe { __cpuid(0x8000_0000) }.eax;
-        let invariant = max_ext >= 0x8000_0007
-            // SAFETY: as above; the leaf is within the reported range.
-            && unsafe { __cpuid(0x8000_0007) }.edx & (1 << 8) != 0;
-        // SAFETY: as above.
-        let rdtscp = max_ext >= 0x8000_0001 && unsafe { __cpuid(0x8000_0001) }.edx & (1 << 27) != 0;
+        // Leaves above the maximum the CPU reports are not read.
+        let max_ext = __cpuid(0x8000_0000).eax;
+        let invariant = max_ext >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0;
+        let rdtscp = max_ext >= 0x8000_0001 && __cpuid(0x8000_0001).edx & (1 << 27) != 0;
         if invariant && rdtscp {
             assert!(uses_tsc(), "invariant TSC, yet the slow clock was chosen");
         } else {

@@ -5,5 +5,5 @@
 
 /// The README's Rust snippets.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
