@@ -307,14 +307,37 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
     }
 }
 
-/// Whether a return type can be written as the type of a `let` binding.
-fn nameable(ret: &ReturnType) -> Option<TokenStream2> {
+/// How the declared return type can be used in the expansion.
+enum Output {
+    /// A type that can be written as a `let` binding's or a closure's type.
+    Named(TokenStream2),
+    /// It contains `impl Trait`: only the body can say what it is.
+    Opaque,
+    /// `!`: the function never returns normally.
+    Never,
+}
+
+/// Finds `impl Trait` anywhere inside a type (`Vec<impl Display>` too).
+struct ImplTraitFinder(bool);
+
+impl<'ast> syn::visit::Visit<'ast> for ImplTraitFinder {
+    fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+        self.0 = true;
+    }
+}
+
+fn output(ret: &ReturnType) -> Output {
     match ret {
-        ReturnType::Default => Some(quote!(())),
+        ReturnType::Default => Output::Named(quote!(())),
+        ReturnType::Type(_, ty) if matches!(**ty, syn::Type::Never(_)) => Output::Never,
         ReturnType::Type(_, ty) => {
-            let text = ty.to_token_stream().to_string();
-            let unnameable = text.contains("impl ") || matches!(**ty, syn::Type::Never(_));
-            (!unnameable).then(|| ty.to_token_stream())
+            let mut finder = ImplTraitFinder(false);
+            syn::visit::Visit::visit_type(&mut finder, ty);
+            if finder.0 {
+                Output::Opaque
+            } else {
+                Output::Named(ty.to_token_stream())
+            }
         }
     }
 }
@@ -329,7 +352,7 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     let hyg = Span::mixed_site();
     let site = Ident::new("__OVERRUN_SITE", Span::call_site());
     let ret = Ident::new("__overrun_ret", hyg);
-    let annotated = nameable(&sig.output).map(|ty| quote!(: #ty));
+    let output = output(&sig.output);
     let is_err = quote! {{
         #[allow(unused_imports)]
         use ::overrun::__private::{NotResult as _, ResultErr as _};
@@ -337,14 +360,46 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     }};
     let body = if sig.asyncness.is_some() {
         let site_def = site_static(&func, args, "Async", &site);
-        quote! {
-            #site_def
-            ::overrun::__private::Instrumented::new(&#site, async move {
-                let #ret #annotated = async move #block.await;
+        // The body's value and its `return`s are given the declared type
+        // before inference sees the body (`Ok(Box::new(file))` then still
+        // coerces to `Result<Box<dyn Read>, _>`): a `return` of that type,
+        // never taken, comes first.
+        let (annotated, typed) = match &output {
+            Output::Named(ty) => {
+                let fake = Ident::new("__overrun_declared", hyg);
+                (
+                    Some(quote!(: #ty)),
+                    quote! {
+                        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+                        let () = if false {
+                            let #fake: #ty = loop {};
+                            return #fake;
+                        };
+                    },
+                )
+            }
+            Output::Opaque | Output::Never => (None, quote!()),
+        };
+        let finish = match output {
+            Output::Never => quote! {
+                async move #block.await
+            },
+            _ => quote! {
+                let #ret #annotated = async move {
+                    #typed
+                    #block
+                }
+                .await;
                 if #is_err {
                     ::overrun::__private::mark_async_error();
                 }
                 #ret
+            },
+        };
+        quote! {
+            #site_def
+            ::overrun::__private::Instrumented::new(&#site, async move {
+                #finish
             })
             .await
         }
@@ -352,19 +407,56 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         let site_def = site_static(&func, args, "Sync", &site);
         let guard = Ident::new("__overrun_guard", hyg);
         let once = Ident::new("__overrun_once", hyg);
-        quote! {
-            #site_def
-            let #guard = ::overrun::__private::Guard::enter(&#site);
-            // Moving `once` into the body makes the closure `FnOnce`, so it may
-            // hand out borrows of the arguments it owns, as the function could.
-            let #once = ::overrun::__private::Once;
-            #[allow(clippy::redundant_closure_call)]
-            let #ret #annotated = (move || {
-                #once.consume();
-                #block
-            })();
-            #guard.finish(#is_err);
-            #ret
+        // Moving `once` into the body makes the closure `FnOnce`, so it may
+        // hand out borrows of the arguments it owns, as the function could.
+        // The closure's return type is the declared one, so the body's value
+        // and its `return`s coerce to it as they would in the function.
+        let body_fn = Ident::new("__overrun_body", hyg);
+        let call = |typed: TokenStream2| {
+            quote! {
+                let #body_fn = move || #typed {
+                    #once.consume();
+                    #block
+                };
+            }
+        };
+        match output {
+            Output::Never => {
+                let call = call(quote!(-> !));
+                quote! {
+                    #site_def
+                    // Never returns: the guard records the call if it
+                    // unwinds (an error), as it does for any panic.
+                    let #guard = ::overrun::__private::Guard::enter(&#site);
+                    let #once = ::overrun::__private::Once;
+                    #call
+                    #body_fn()
+                }
+            }
+            Output::Named(ty) => {
+                let call = call(quote!(-> #ty));
+                quote! {
+                    #site_def
+                    let #guard = ::overrun::__private::Guard::enter(&#site);
+                    let #once = ::overrun::__private::Once;
+                    #call
+                    let #ret: #ty = #body_fn();
+                    #guard.finish(#is_err);
+                    #ret
+                }
+            }
+            Output::Opaque => {
+                let call = call(quote!());
+                quote! {
+                    #site_def
+                    let #guard = ::overrun::__private::Guard::enter(&#site);
+                    let #once = ::overrun::__private::Once;
+                    #call
+                    let #ret = #body_fn();
+                    #guard.finish(#is_err);
+                    #ret
+                }
+            }
         }
     };
     quote! {

@@ -117,6 +117,7 @@ pub(crate) fn budget_and_violations() -> (RunBudget, Vec<RunViolation>) {
 
 /// The budget of the whole run.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[non_exhaustive]
 pub struct RunBudget {
     /// Wall time, ns.
     pub time_ns: Option<u64>,
@@ -126,6 +127,7 @@ pub struct RunBudget {
 
 /// A broken run budget.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[non_exhaustive]
 pub struct RunViolation {
     /// `time` or `memory`.
     pub kind: ViolationKind,

@@ -206,3 +206,68 @@ fn panics_count_as_errors_and_propagate() {
     let site = snap.site("boom").unwrap();
     assert_eq!((site.calls, site.errors), (2, 1));
 }
+
+// The body is typed by the declared return type, as in the function itself:
+// these coerce (`Box<File>` to `Box<dyn Read>`, `Arc<u8>` to
+// `Arc<dyn Debug>`) and did not compile with the `enabled` feature before.
+#[overrun::measure]
+fn open(p: &str) -> std::io::Result<Box<dyn std::io::Read>> {
+    Ok(Box::new(std::fs::File::open(p)?))
+}
+
+#[overrun::measure]
+fn shared(x: u8) -> Option<std::sync::Arc<dyn std::fmt::Debug + Send + Sync>> {
+    if x == 0 {
+        return None;
+    }
+    Some(std::sync::Arc::new(x))
+}
+
+#[overrun::measure]
+fn boxed_error(n: u32) -> Result<Box<dyn std::fmt::Debug>, Box<dyn std::error::Error>> {
+    if n == 0 {
+        return Err("zero".into());
+    }
+    Ok(Box::new(n))
+}
+
+#[overrun::measure]
+async fn open_later(p: &str) -> std::io::Result<Box<dyn std::io::Read>> {
+    if p.is_empty() {
+        return Ok(Box::new(std::io::empty()));
+    }
+    Ok(Box::new(std::fs::File::open(p)?))
+}
+
+#[overrun::measure]
+fn nested_impl(n: u32) -> Vec<Box<dyn Fn() -> u32>> {
+    vec![Box::new(move || n)]
+}
+
+#[overrun::measure]
+fn die(message: &str) -> ! {
+    panic!("{message}")
+}
+
+#[test]
+fn returns_coerce_to_the_declared_type() {
+    assert!(open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).is_ok());
+    assert!(open("/no/such/file").is_err());
+    assert_eq!((calls("open"), errors("open")), (2, 1));
+    assert!(shared(0).is_none());
+    assert_eq!(format!("{:?}", shared(3).unwrap()), "3");
+    assert!(boxed_error(0).is_err());
+    assert_eq!(format!("{:?}", boxed_error(2).unwrap()), "2");
+    assert_eq!((calls("boxed_error"), errors("boxed_error")), (2, 1));
+    assert!(overrun::tasks::block_on(open_later("")).is_ok());
+    assert!(overrun::tasks::block_on(open_later("/no/such/file")).is_err());
+    assert_eq!((calls("open_later"), errors("open_later")), (2, 1));
+    assert_eq!(nested_impl(4)[0](), 4);
+}
+
+#[test]
+fn a_diverging_function_compiles_and_counts_its_panic() {
+    let caught = std::panic::catch_unwind(|| die("gone"));
+    assert!(caught.is_err());
+    assert_eq!((calls("die"), errors("die")), (1, 1));
+}

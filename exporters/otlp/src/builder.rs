@@ -174,15 +174,8 @@ impl Builder {
 
     fn install_with_env(self, env: config::Env<'_>) -> Result<OtlpExporter, Error> {
         let cfg = config::resolve(&self.explicit, env)?;
-        if self.buckets.is_empty()
-            || !self.buckets.iter().all(|b| b.is_finite() && *b > 0.0)
-            || !self.buckets.windows(2).all(|w| w[0] < w[1])
-        {
-            return Err(Error::invalid(
-                "buckets()",
-                "bounds must be finite, positive and increasing",
-            ));
-        }
+        overrun::export::check_buckets(&self.buckets)
+            .map_err(|e| Error::invalid("buckets()", e.to_string()))?;
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg.timeout);
         let cfg_timeout = cfg.timeout;
         let resource = encode::resource(self.service_name.as_deref(), &self.resource, env);

@@ -162,9 +162,11 @@ pub enum Compression {
 ///     .unwrap_err();
 /// assert!(matches!(err, overrun_otlp::Error::Invalid { ref setting, .. } if setting == "timeout"));
 /// ```
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A setting (builder value or environment variable) is not usable.
+    #[error("{setting}: {reason}")]
     Invalid {
         /// The variable or builder method it came from.
         setting: String,
@@ -172,7 +174,8 @@ pub enum Error {
         reason: String,
     },
     /// The exporter thread or its runtime could not be started.
-    Thread(std::io::Error),
+    #[error("cannot start the OTLP exporter thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 impl Error {
@@ -184,33 +187,29 @@ impl Error {
     }
 }
 
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Invalid { setting, reason } => write!(f, "{setting}: {reason}"),
-            Self::Thread(e) => write!(f, "cannot start the OTLP exporter thread: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Thread(e) => Some(e),
-            Self::Invalid { .. } => None,
-        }
-    }
-}
-
 pub use builder::Builder;
 
 /// What the exporter has done so far.
 ///
 /// ```
-/// let stats = overrun_otlp::ExportStats::default();
-/// assert_eq!(stats.metric_exports + stats.metric_failures, 0);
+/// # use std::time::Duration;
+/// #[overrun::measure(budget = "1ns")]
+/// fn stats_doc_fn() {
+///     std::thread::sleep(Duration::from_millis(1));
+/// }
+/// let otlp = overrun_otlp::OtlpExporter::builder()
+///     .endpoint("http://127.0.0.1:1") // nothing listens there
+///     .timeout(Duration::from_millis(500))
+///     .install()
+///     .unwrap();
+/// stats_doc_fn(); // one violation event, waiting for a collector
+/// otlp.flush();
+/// let stats = otlp.stats();
+/// assert_eq!((stats.metric_exports, stats.metric_failures), (0, 1));
+/// assert_eq!((stats.events_sent, stats.events_pending), (0, 1));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportStats {
     /// Metric requests the collector accepted.
     pub metric_exports: u64,

@@ -130,7 +130,7 @@ fn bad_builder_values_are_clear_errors() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "buckets(): bounds must be finite, positive and increasing"
+        "buckets(): bounds must increase: 0.1 is followed by 0.01"
     );
     let err = OtlpExporter::builder()
         .header("api key", "hunter2")

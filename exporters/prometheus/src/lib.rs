@@ -71,9 +71,20 @@ pub use render::DEFAULT_BUCKETS;
 type Extra = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Why the exporter could not start.
-#[derive(Debug)]
+///
+/// ```
+/// let err = overrun_prometheus::PrometheusExporter::builder()
+///     .buckets(&[0.5, 0.1])
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, overrun_prometheus::Error::Buckets(_)));
+/// assert_eq!(err.to_string(), "invalid histogram buckets: bounds must increase: 0.5 is followed by 0.1");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The listen address could not be bound (in use, not local, no right).
+    #[error("cannot listen on {addr} for /metrics: {source}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
@@ -81,30 +92,11 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The bucket list is empty, not increasing, or not finite and positive.
-    Buckets(String),
+    #[error("invalid histogram buckets: {0}")]
+    Buckets(#[source] overrun::export::BucketsError),
     /// The server thread could not be started.
-    Thread(std::io::Error),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Bind { addr, source } => {
-                write!(f, "cannot listen on {addr} for /metrics: {source}")
-            }
-            Self::Buckets(why) => write!(f, "invalid histogram buckets: {why}"),
-            Self::Thread(e) => write!(f, "cannot start the exporter thread: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Bind { source, .. } | Self::Thread(source) => Some(source),
-            Self::Buckets(_) => None,
-        }
-    }
+    #[error("cannot start the exporter thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Configures a [`PrometheusExporter`] or a [`Renderer`].
@@ -177,18 +169,7 @@ impl Builder {
     ///
     /// [`Error::Buckets`] for an empty, unsorted or non-positive bucket list.
     pub fn build(self) -> Result<Renderer, Error> {
-        let b = &self.buckets;
-        if b.is_empty() {
-            return Err(Error::Buckets("no bucket given".into()));
-        }
-        if let Some(bad) = b.iter().find(|v| !v.is_finite() || **v <= 0.0) {
-            return Err(Error::Buckets(format!(
-                "{bad} is not a positive number of seconds"
-            )));
-        }
-        if b.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(Error::Buckets("bounds must increase".into()));
-        }
+        overrun::export::check_buckets(&self.buckets).map_err(Error::Buckets)?;
         Ok(Renderer {
             inner: Arc::new(RendererInner {
                 buckets: self.buckets,

@@ -16,6 +16,7 @@
 //! assert_eq!(parse_duration("1m 30s"), Ok(90_000_000_000));
 //! assert_eq!(parse_size("64KiB"), Ok(65_536));
 //! assert_eq!(parse_size("100MB"), Ok(100_000_000));
+//! assert_eq!(parse_duration("2sec 5min"), parse_duration("302s"));
 //! assert!(parse_duration("10 parsecs").is_err());
 //! ```
 //!
@@ -24,7 +25,7 @@
 //! A duration is one or more `<number><unit>` terms, optionally separated by
 //! spaces, whose values add up. The number is a decimal with an optional
 //! fraction; the result must be a whole number of nanoseconds. Units: `ns`,
-//! `us` (also `µs`, `μs`), `ms`, `s`, `m` (also `min`), `h`.
+//! `us` (also `µs`, `μs`), `ms`, `s` (also `sec`), `m` (also `min`), `h`.
 //!
 //! A size is one `<number><unit>` term. Units: `B`; decimal `kB` (also `KB`),
 //! `MB`, `GB`, `TB`; binary `KiB`, `MiB`, `GiB`, `TiB`.

@@ -151,6 +151,59 @@ metrics! {
     EXPORTER_SCRAPES = "overrun.exporter.scrapes", Counter, "{scrape}", "Scrapes served.";
 }
 
+/// Why a list of histogram bounds cannot be used by an exporter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BucketsError {
+    /// No bound at all.
+    #[error("no bucket bound given")]
+    Empty,
+    /// A bound that is not a positive, finite number of seconds.
+    #[error("bound {value} is not a positive number of seconds")]
+    NotPositive {
+        /// The bound.
+        value: f64,
+    },
+    /// Bounds that do not strictly increase.
+    #[error("bounds must increase: {before} is followed by {after}")]
+    NotIncreasing {
+        /// The earlier bound.
+        before: f64,
+        /// The bound after it.
+        after: f64,
+    },
+}
+
+/// Checks the upper bounds (seconds) of an exporter's duration histograms:
+/// at least one, each positive and finite, strictly increasing. Both
+/// exporters call it on their `buckets(..)` setting.
+///
+/// ```
+/// use overrun::export::{BucketsError, check_buckets};
+/// assert_eq!(check_buckets(overrun::stats::DEFAULT_BUCKETS), Ok(()));
+/// assert_eq!(check_buckets(&[]), Err(BucketsError::Empty));
+/// assert_eq!(check_buckets(&[0.1, -1.0]), Err(BucketsError::NotPositive { value: -1.0 }));
+/// assert_eq!(
+///     check_buckets(&[0.1, 0.1]),
+///     Err(BucketsError::NotIncreasing { before: 0.1, after: 0.1 })
+/// );
+/// ```
+pub fn check_buckets(bounds: &[f64]) -> Result<(), BucketsError> {
+    if bounds.is_empty() {
+        return Err(BucketsError::Empty);
+    }
+    if let Some(&value) = bounds.iter().find(|v| !v.is_finite() || **v <= 0.0) {
+        return Err(BucketsError::NotPositive { value });
+    }
+    match bounds.windows(2).find(|w| w[0] >= w[1]) {
+        Some(w) => Err(BucketsError::NotIncreasing {
+            before: w[0],
+            after: w[1],
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A point's value.
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {

@@ -86,8 +86,16 @@ fn per_call(v: Option<f64>, bytes: bool) -> String {
 /// Renders the report table, as printed by [`report`].
 ///
 /// ```
+/// #[overrun::measure(budget = "1ns")]
+/// fn table_doc_fn() {}
+/// for _ in 0..3 {
+///     table_doc_fn();
+/// }
 /// let table = overrun::report::render_table(&overrun::snapshot());
-/// assert!(table.contains("overrun"));
+/// let row = table.lines().find(|l| l.trim_start().starts_with("table_doc_fn")).unwrap();
+/// let cells: Vec<&str> = row.split_whitespace().collect();
+/// assert_eq!(cells[1], "3", "calls");
+/// assert_eq!(cells.last(), Some(&"time:3"), "violations");
 /// ```
 pub fn render_table(snap: &Snapshot) -> String {
     let run = &snap.run;

@@ -27,6 +27,7 @@ pub const REPORT_VERSION: u32 = 1;
 /// assert_eq!(snap.version, 1);
 /// ```
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Format version ([`REPORT_VERSION`]).
     pub version: u32,
@@ -49,8 +50,15 @@ impl Snapshot {
     /// The report as JSON (the public, versioned format).
     ///
     /// ```
-    /// let json = overrun::snapshot().to_json();
-    /// assert!(json.starts_with('{'));
+    /// #[overrun::measure(budget = "1s")]
+    /// fn json_doc_fn() {}
+    /// json_doc_fn();
+    /// let json: serde_json::Value = serde_json::from_str(&overrun::snapshot().to_json()).unwrap();
+    /// assert_eq!(json["version"], 1);
+    /// let site = json["sites"].as_array().unwrap().iter().find(|s| s["name"] == "json_doc_fn").unwrap();
+    /// assert_eq!(site["calls"], 1);
+    /// assert_eq!(site["budget"]["time_ns"], 1_000_000_000u64);
+    /// assert!(site["budget"]["allocs"].is_null());
     /// ```
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a snapshot is always serialisable")
@@ -59,6 +67,7 @@ impl Snapshot {
 
 /// Process-wide figures.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct RunSnapshot {
     /// Wall time since the run started, ns.
     pub wall_ns: u64,
@@ -85,6 +94,7 @@ pub struct RunSnapshot {
 
 /// Figures of one site.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct SiteSnapshot {
     /// Function name.
     pub name: &'static str,
@@ -180,6 +190,7 @@ impl SiteSnapshot {
 
 /// A site's budget; `None` is "no limit".
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[non_exhaustive]
 pub struct SiteBudget {
     /// Per call, ns.
     pub time_ns: Option<u64>,
@@ -193,6 +204,7 @@ pub struct SiteBudget {
 
 /// Violations of one site, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SiteViolations {
     /// Calls over the time budget.
     pub time: u64,

@@ -8,8 +8,8 @@
 //!
 //! Live heap bytes are tracked per thread as a signed balance and folded into
 //! one global counter whenever a thread's balance moves by more than
-//! [`FLUSH_BYTES`]; the global peak is updated at those moments. The live and
-//! peak figures are therefore exact to within `FLUSH_BYTES` per thread, at the
+//! 32 KiB; the global peak is updated at those moments. The live and
+//! peak figures are therefore exact to within 32 KiB per thread, at the
 //! price of one shared atomic per 32 KiB of net heap growth or shrinkage
 //! instead of one per allocation.
 
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 /// A thread's heap balance is folded into the global live count when it moves
 /// this far from zero.
-pub const FLUSH_BYTES: i64 = 32 * 1024;
+pub(crate) const FLUSH_BYTES: i64 = 32 * 1024;
 
 /// A [`GlobalAlloc`] wrapper that counts allocations and bytes per thread.
 ///
@@ -234,23 +234,29 @@ pub fn is_installed() -> bool {
     installed
 }
 
-/// Live heap bytes, to within [`FLUSH_BYTES`] per thread; `None` without
+/// Live heap bytes, to within 32 KiB per thread; `None` without
 /// [`CountingAlloc`].
 ///
 /// ```
-/// if overrun::alloc::is_installed() {
-///     assert!(overrun::alloc::heap_live_bytes().is_some());
-/// }
+/// #[global_allocator]
+/// static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
+///
+/// let before = overrun::alloc::heap_live_bytes().unwrap();
+/// let big = vec![0u8; 1 << 20];
+/// let after = overrun::alloc::heap_live_bytes().unwrap();
+/// assert!(after >= before + (1 << 19), "{before} -> {after}");
+/// drop(big);
 /// ```
 pub fn heap_live_bytes() -> Option<u64> {
     is_installed().then(|| LIVE.load(Ordering::Relaxed).max(0) as u64)
 }
 
-/// Highest live heap bytes seen, to within [`FLUSH_BYTES`] per thread; `None`
+/// Highest live heap bytes seen, to within 32 KiB per thread; `None`
 /// without [`CountingAlloc`].
 ///
 /// ```
-/// let _peak: Option<u64> = overrun::alloc::heap_peak_bytes();
+/// // Without `CountingAlloc` installed there is no figure, not 0.
+/// assert_eq!(overrun::alloc::heap_peak_bytes(), None);
 /// ```
 pub fn heap_peak_bytes() -> Option<u64> {
     is_installed().then(|| PEAK.load(Ordering::Relaxed).max(0) as u64)

@@ -37,8 +37,9 @@
 //! # Cost model
 //!
 //! Per task: one small allocation (the task's entry, freed when it ends,
-//! however it ends), one lock of one of 16 registry shards chosen per
-//! thread, so threads spawning at once rarely meet; a shard's slot table
+//! however it ends), and two short locks of one of 16 registry shards
+//! chosen per thread (one at spawn, one at the end), so threads spawning at
+//! once rarely meet; a shard's slot table
 //! follows its peak number of live tasks and is released when it empties. Per poll: two clock
 //! reads and plain stores to the task's own entry — no lock, no atomic
 //! read-modify-write. Aggregates per name are updated once, when the task

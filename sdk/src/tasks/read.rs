@@ -11,6 +11,7 @@ use crate::record::stats::Histogram;
 
 /// One live task, as [`live`] lists it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct LiveTask {
     /// The task's name.
     pub name: &'static str,
@@ -76,6 +77,7 @@ pub fn live() -> Vec<LiveTask> {
 
 /// Figures of all tasks of one name.
 #[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
 pub struct TaskStats {
     /// The name.
     pub name: &'static str,

@@ -24,9 +24,16 @@ use serde::Deserialize;
 use crate::read::report::{REPORT_VERSION, fmt_bytes, fmt_ns};
 
 /// Why a report could not be read.
-#[derive(Debug)]
+///
+/// ```
+/// let err = overrun::baseline::Report::from_json(r#"{"version": 2, "sites": []}"#).unwrap_err();
+/// assert!(matches!(err, overrun::baseline::BaselineError::Version { found: 2, .. }));
+/// assert_eq!(err.to_string(), "report is report version 2; this overrun reads version 1");
+/// ```
+#[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
     /// The file could not be read.
+    #[error("cannot read {}: {source}", name(path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -34,6 +41,7 @@ pub enum BaselineError {
         source: std::io::Error,
     },
     /// The text is not a JSON report.
+    #[error("{} is not an overrun JSON report: {source}", name(path))]
     Parse {
         /// The file (empty when parsing a string).
         path: PathBuf,
@@ -41,6 +49,10 @@ pub enum BaselineError {
         source: serde_json::Error,
     },
     /// The report is of a version this overrun does not read.
+    #[error(
+        "{} is report version {found}; this overrun reads version {REPORT_VERSION}",
+        name(path)
+    )]
     Version {
         /// The file (empty when parsing a string).
         path: PathBuf,
@@ -49,41 +61,18 @@ pub enum BaselineError {
     },
 }
 
-impl std::fmt::Display for BaselineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = |p: &Path| {
-            if p.as_os_str().is_empty() {
-                "report".to_string()
-            } else {
-                p.display().to_string()
-            }
-        };
-        match self {
-            Self::Read { path, source } => write!(f, "cannot read {}: {source}", name(path)),
-            Self::Parse { path, source } => {
-                write!(f, "{} is not an overrun JSON report: {source}", name(path))
-            }
-            Self::Version { path, found } => write!(
-                f,
-                "{} is report version {found}; this overrun reads version {REPORT_VERSION}",
-                name(path)
-            ),
-        }
-    }
-}
-
-impl std::error::Error for BaselineError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Read { source, .. } => Some(source),
-            Self::Parse { source, .. } => Some(source),
-            Self::Version { .. } => None,
-        }
+/// How a report's origin is named in messages.
+fn name(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        "report".to_string()
+    } else {
+        path.display().to_string()
     }
 }
 
 /// The parts of a JSON report a comparison reads.
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// Format version.
     pub version: u64,
@@ -93,6 +82,7 @@ pub struct Report {
 
 /// One site of a [`Report`].
 #[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct SiteFigures {
     /// Function name.
     pub name: String,
@@ -232,6 +222,7 @@ impl Verdict {
 
 /// One metric of one site, base → head.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Change {
     /// In the base report (ns, or per call).
     pub base: Option<f64>,
@@ -252,6 +243,7 @@ impl Change {
 
 /// One row of a [`Comparison`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Row {
     /// Module path.
     pub module: String,
@@ -271,6 +263,7 @@ pub struct Row {
 
 /// The result of [`compare`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Comparison {
     /// One row per site in either report, regressions first.
     pub rows: Vec<Row>,

@@ -263,6 +263,7 @@ fn involuntary_switches() -> i64 {
 /// What a [`Check`] measured. `Display` renders the table a failed
 /// [`Check::assert`] panics with.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// Timed calls.
     pub iterations: u64,

@@ -16,7 +16,8 @@ pub enum ViolationKind {
     Lifetime,
     /// The process' peak resident memory exceeded `memory`.
     Memory,
-    /// A service-level objective (such as a p99) was missed.
+    /// A service-level objective (such as a p99 over a window) was missed.
+    /// Reserved: nothing raises it yet (objectives are planned).
     Objective,
 }
 

@@ -49,12 +49,16 @@ pub(crate) fn bounds(index: usize) -> (u64, u64) {
 /// ticks, with the factor that turns ticks into nanoseconds.
 ///
 /// ```
-/// let snap = overrun::snapshot();
-/// for site in &snap.sites {
-///     let h = &site.histogram;
-///     assert_eq!(h.count(), site.calls);
-///     let _p99_ns = h.quantile(0.99);
+/// #[overrun::measure]
+/// fn histogram_doc_fn(n: u64) -> u64 { n + 1 }
+/// for n in 0..100 {
+///     histogram_doc_fn(n);
 /// }
+/// let snap = overrun::snapshot();
+/// let site = snap.site("histogram_doc_fn").unwrap();
+/// let h = &site.histogram;
+/// assert_eq!(h.count(), 100);
+/// assert!(h.quantile(0.5) <= h.quantile(0.99) && h.quantile(0.99) <= h.max());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
