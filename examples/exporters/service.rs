@@ -41,6 +41,46 @@ fn load_user(db: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
     .optional()
 }
 
+/// A user as the API shows it. Its methods are measured through the impl
+/// blocks: their series are `User::new` and `<User as Display>::fmt`, apart
+/// from `Miss::new` below although both are `new` in one module.
+struct User {
+    id: i64,
+    name: String,
+}
+
+#[overrun::measure]
+impl User {
+    fn new(id: i64, name: String) -> User {
+        User { id, name }
+    }
+}
+
+#[overrun::measure]
+impl std::fmt::Display for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_assert!(self.id > 0);
+        writeln!(f, "{}", self.name)
+    }
+}
+
+/// A lookup that found nobody.
+struct Miss {
+    id: i64,
+}
+
+impl Miss {
+    #[overrun::measure]
+    fn new(id: i64) -> Miss {
+        Miss { id }
+    }
+
+    fn status(&self) -> StatusCode {
+        debug_assert!(self.id != 0);
+        StatusCode::NOT_FOUND
+    }
+}
+
 #[overrun::measure(budget = "50ms")]
 async fn get_user(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<String, StatusCode> {
     metrics::counter!("service_user_lookups_total").increment(1);
@@ -49,8 +89,8 @@ async fn get_user(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<St
         .lock()
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     match load_user(&db, id) {
-        Ok(Some(name)) => Ok(format!("{name}\n")),
-        Ok(None) => Err(StatusCode::NOT_FOUND),
+        Ok(Some(name)) => Ok(User::new(id, name).to_string()),
+        Ok(None) => Err(Miss::new(id).status()),
         Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }

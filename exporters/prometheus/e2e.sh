@@ -83,6 +83,11 @@ expect() { # expect NAME PROMQL VALUE: waits for Prometheus to scrape what was s
 expect "get_user calls" 'overrun_calls_total{function="get_user"}' "$users"
 expect "get_user errors (404s)" 'overrun_errors_total{function="get_user"}' "$missing"
 expect "load_user calls" 'overrun_calls_total{function="load_user"}' "$users"
+# Two measured `new` methods in one module are two series, and a trait
+# method carries its type: Prometheus stores each one's own count.
+expect "User::new calls" 'overrun_calls_total{function="User::new"}' "$((users - missing))"
+expect "Miss::new calls" 'overrun_calls_total{function="Miss::new"}' "$missing"
+expect "<User as Display>::fmt calls" 'overrun_calls_total{function="<User as Display>::fmt"}' "$((users - missing))"
 expect "slow calls" 'overrun_calls_total{function="slow"}' "$((over + within))"
 expect "slow time violations" 'overrun_budget_violations_total{function="slow",kind="time"}' "$over"
 expect "get_user time violations" 'overrun_budget_violations_total{function="get_user",kind="time"}' "0"

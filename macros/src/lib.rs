@@ -199,6 +199,11 @@ fn expand(args: TokenStream2, item: TokenStream2, target: Target) -> TokenStream
 }
 
 fn try_expand(args: TokenStream2, item: TokenStream2, target: Target) -> syn::Result<TokenStream2> {
+    if target == Target::Measure
+        && let Ok(block) = syn::parse2::<syn::ItemImpl>(item.clone())
+    {
+        return measure_impl(args, block);
+    }
     let args = parse_args(args, target)?;
     let func = parse_fn(item, target)?;
     if let Some(constness) = &func.sig.constness {
@@ -259,13 +264,53 @@ fn describe(item: &syn::Item) -> String {
         syn::Item::Const(_) => "a const",
         syn::Item::Static(_) => "a static",
         syn::Item::Mod(_) => "a module",
-        syn::Item::Impl(_) => "an impl block (put it on the methods)",
+        syn::Item::Impl(_) => "an impl block",
         syn::Item::Trait(_) => "a trait (put it on the methods)",
         syn::Item::Type(_) => "a type alias",
         syn::Item::Use(_) => "a use declaration",
         _ => "this item",
     };
     s.to_owned()
+}
+
+/// `#[measure]` on an `impl` block: every method with a body gets
+/// `#[measure]` with the block's arguments (`poll` only on `async` ones),
+/// unless it carries its own `#[measure(..)]`, which then wins. Each method's
+/// identity carries the type (`A::new`, `<A as Display>::fmt`).
+fn measure_impl(args: TokenStream2, mut block: syn::ItemImpl) -> syn::Result<TokenStream2> {
+    let parsed =
+        syn::parse::Parser::parse2(Punctuated::<Arg, Token![,]>::parse_terminated, args.clone())?;
+    // Validates every key and value once, on the block's own tokens.
+    parse_args(args, Target::Measure)?;
+    if let Some(arg) = parsed.iter().find(|a| a.key == "name") {
+        return Err(syn::Error::new_spanned(
+            &arg.key,
+            "`name` on an impl block would give every method the same name; put it on a method",
+        ));
+    }
+    let is_measure = |attr: &syn::Attribute| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "measure")
+    };
+    for item in &mut block.items {
+        let syn::ImplItem::Fn(method) = item else {
+            continue;
+        };
+        if method.attrs.iter().any(is_measure) || method.sig.constness.is_some() {
+            continue;
+        }
+        let is_async = method.sig.asyncness.is_some();
+        let keys = parsed
+            .iter()
+            .filter(|a| is_async || a.key != "poll")
+            .map(|Arg { key, value }| quote!(#key = #value));
+        method
+            .attrs
+            .push(syn::parse_quote!(#[::overrun::measure(#(#keys),*)]));
+    }
+    Ok(block.into_token_stream())
 }
 
 fn budget_expr(args: &Args) -> TokenStream2 {
@@ -290,20 +335,35 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
         Some(name) => name.value(),
         None => func.sig.ident.to_string(),
     };
+    let is_main = kind == "Main";
     let kind = Ident::new(kind, Span::call_site());
     let budget = budget_expr(args);
     let at = func.sig.ident.span();
     let line = quote_spanned!(at=> ::overrun::__private::line!());
     let file = quote_spanned!(at=> ::overrun::__private::file!());
-    quote! {
-        static #site: ::overrun::__private::Site = ::overrun::__private::Site::new(
+    let new_site = quote! {
+        ::overrun::__private::Site::new(
             #name,
             ::overrun::__private::module_path!(),
             #file,
             #line,
             ::overrun::__private::SiteKind::#kind,
             #budget,
-        );
+        )
+    };
+    if args.name.is_some() || is_main {
+        return quote! {
+            static #site: ::overrun::__private::Site = #new_site;
+        };
+    }
+    // The path of an item declared here names the function with its type
+    // (`app::A::new::__overrun_here`); the site reads its identity from it
+    // once, when it registers.
+    let here = Ident::new("__overrun_here", Span::call_site());
+    quote! {
+        fn #here() {}
+        static #site: ::overrun::__private::Site =
+            #new_site.in_fn(|| ::core::any::type_name_of_val(&#here));
     }
 }
 

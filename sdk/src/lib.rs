@@ -129,9 +129,28 @@ pub use vocab::kind::ViolationKind;
 /// ```
 ///
 /// Works on free functions, methods (`self`, `&self`, `&mut self`), generic
-/// functions, `impl Trait` arguments and returns, recursion and `async fn`
-/// (also in traits). A `Result::Err` return or a panic counts as an error; the
-/// panic still propagates. See the crate docs for the keys.
+/// functions, `impl Trait` arguments and returns, returns that coerce to the
+/// declared type, `-> !`, recursion and `async fn` (also in traits). A
+/// `Result::Err` return or a panic counts as an error; the panic still
+/// propagates. See the crate docs for the keys.
+///
+/// On an `impl` block it measures every method (a method's own attribute
+/// wins); methods are reported with their type:
+///
+/// ```
+/// struct Cart(Vec<u32>);
+///
+/// #[overrun::measure(budget = "10ms")]
+/// impl Cart {
+///     fn total(&self) -> u32 {
+///         self.0.iter().sum()
+///     }
+/// }
+///
+/// assert_eq!(Cart(vec![1, 2]).total(), 3);
+/// let snap = overrun::snapshot();
+/// assert_eq!(snap.site("Cart::total").unwrap().calls, 1);
+/// ```
 pub use overrun_macros::measure;
 
 /// Measures a whole program run and prints the report when `main` returns.

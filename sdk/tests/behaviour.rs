@@ -289,7 +289,7 @@ impl Store for Memory {
 async fn async_fn_in_traits() {
     assert_eq!(Memory.load(1).await.as_deref(), Some("one"));
     assert_eq!(Memory.load(2).await, None);
-    assert_eq!(site("load").calls, 2);
+    assert_eq!(site("<Memory as Store>::load").calls, 2);
 }
 
 #[overrun::measure]

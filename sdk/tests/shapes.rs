@@ -133,9 +133,9 @@ fn free_and_methods() {
     assert_eq!(c.name(), "c");
     assert_eq!(c.into_n(), 12);
     assert_eq!(calls("free"), 1);
-    assert_eq!(calls("get"), 2);
-    assert_eq!(calls("bump"), 1);
-    assert_eq!(calls("into_n"), 1);
+    assert_eq!(calls("Counter::get"), 2);
+    assert_eq!(calls("Counter::bump"), 1);
+    assert_eq!(calls("Counter::into_n"), 1);
 }
 
 #[test]
@@ -181,7 +181,8 @@ fn recursion_counts_every_call() {
 fn trait_impls_and_names() {
     let s = Square(2.0);
     assert_eq!(s.describe(), "square 4");
-    assert_eq!(calls("area"), 1);
+    assert_eq!(calls("<Square as Shape>::area"), 1);
+    assert_eq!(calls("<Square as Shape>::describe"), 1);
     renamed();
     let snap = overrun::snapshot();
     let site = snap.site("custom.name").expect("renamed site");

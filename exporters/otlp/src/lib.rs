@@ -411,10 +411,9 @@ impl Drop for OtlpExporter {
 /// API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    /// Every series the exporter would send for `snap`, as
-    /// `(metric name, unit, attribute keys)` per data point, in the order of
-    /// the requests.
-    pub fn encoded_series(snap: &overrun::Snapshot) -> Vec<(String, String, Vec<String>)> {
+    /// Every data point the exporter would send for `snap`, as
+    /// `(request number, metric name, unit, attributes as key=value)`.
+    pub fn encoded_series(snap: &overrun::Snapshot) -> Vec<(usize, String, String, Vec<String>)> {
         use opentelemetry_proto::tonic::metrics::v1::metric::Data;
         let resource = opentelemetry_proto::tonic::resource::v1::Resource::default();
         let requests = crate::encode::metrics(
@@ -426,12 +425,13 @@ pub mod __private {
             1,
         );
         let mut out = Vec::new();
-        for metric in requests
-            .iter()
-            .flat_map(|r| &r.resource_metrics)
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
-        {
+        for (request, metric) in requests.iter().enumerate().flat_map(|(i, r)| {
+            r.resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(move |m| (i, m))
+        }) {
             let keys: Vec<Vec<String>> = match &metric.data {
                 Some(Data::Sum(s)) => s.data_points.iter().map(|p| keys(&p.attributes)).collect(),
                 Some(Data::Gauge(g)) => g.data_points.iter().map(|p| keys(&p.attributes)).collect(),
@@ -441,13 +441,20 @@ pub mod __private {
                 _ => Vec::new(),
             };
             for k in keys {
-                out.push((metric.name.clone(), metric.unit.clone(), k));
+                out.push((request, metric.name.clone(), metric.unit.clone(), k));
             }
         }
         out
     }
 
     fn keys(attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue]) -> Vec<String> {
-        attributes.iter().map(|a| a.key.clone()).collect()
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        attributes
+            .iter()
+            .map(|a| match a.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => format!("{}={s}", a.key),
+                other => format!("{}={other:?}", a.key),
+            })
+            .collect()
     }
 }

@@ -24,6 +24,9 @@
 //! [`VIOLATIONS_DROPPED`], [`EXPORTER_SCRAPES`]) and each exporter supplies
 //! the points.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::read::snapshot::{SiteSnapshot, Snapshot};
 use crate::record::stats::Histogram;
 use crate::tasks::TaskStats;
@@ -305,6 +308,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
     };
     let mut out: Vec<Series<'_>> = Vec::new();
     fn add<'a>(out: &mut Vec<Series<'a>>, metric: &'static Metric, points: Vec<Point<'a>>) {
+        let points = unique(metric, points);
         if !points.is_empty() {
             out.push(Series { metric, points });
         }
@@ -439,6 +443,41 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
     out
 }
 
+static DUPLICATES: AtomicU64 = AtomicU64::new(0);
+
+/// The guard every exporter relies on: within one metric, no two points
+/// with the same labels (a backend keeps one and silently drops the other).
+/// Site identities are unique, so this never fires for sites; should two
+/// series still collide, the later one is left out, counted in
+/// [`duplicates_dropped`] and reported once on stderr.
+fn unique<'a>(metric: &Metric, points: Vec<Point<'a>>) -> Vec<Point<'a>> {
+    let mut seen = HashSet::with_capacity(points.len());
+    let before = points.len();
+    let kept: Vec<Point<'a>> = points
+        .into_iter()
+        .filter(|p| seen.insert(p.labels.clone()))
+        .collect();
+    let dropped = (before - kept.len()) as u64;
+    if dropped > 0 && DUPLICATES.fetch_add(dropped, Ordering::Relaxed) == 0 {
+        eprintln!(
+            "overrun: {} has two series with the same labels; the later is not exported",
+            metric.name
+        );
+    }
+    kept
+}
+
+/// Points [`series`] left out because another point of the same metric had
+/// the same labels (see the guard above); 0 in every correct program.
+///
+/// ```
+/// let _ = overrun::export::series(&overrun::snapshot());
+/// assert_eq!(overrun::export::duplicates_dropped(), 0);
+/// ```
+pub fn duplicates_dropped() -> u64 {
+    DUPLICATES.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +510,26 @@ mod tests {
                 "{expected} in {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_guard_leaves_out_a_second_series_with_the_same_labels() {
+        let point = |function, n| Point {
+            labels: vec![("function", function), ("module", "m")],
+            value: Value::Int(n),
+        };
+        let kept = unique(&CALLS, vec![point("a", 1), point("b", 2), point("a", 3)]);
+        let values: Vec<_> = kept
+            .iter()
+            .map(|p| {
+                (
+                    p.label("function").unwrap(),
+                    matches!(p.value, Value::Int(1 | 2)),
+                )
+            })
+            .collect();
+        assert_eq!(values, [("a", true), ("b", true)]);
+        assert!(duplicates_dropped() >= 1);
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The first site called `name`.
+    /// The site whose identity ([`crate::Site::name`]) is `name`: `"parse"`,
+    /// `"Cart::total"`, `"<Cart as Display>::fmt"`.
     pub fn site(&self, name: &str) -> Option<&SiteSnapshot> {
         self.sites.iter().find(|s| s.name == name)
     }

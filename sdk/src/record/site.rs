@@ -6,9 +6,10 @@
 //! calling thread's shard with it. The budget is also converted to clock ticks
 //! at registration, so the per-call check is a plain integer comparison.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::record::clock;
 use crate::record::stats::shard::MAX_SITES;
@@ -45,6 +46,13 @@ pub enum SiteKind {
 #[derive(Debug)]
 pub struct Site {
     name: &'static str,
+    /// The path of a function item nested in the measured function, as
+    /// `type_name` reads it (`app::A::new::__overrun_here`): the source of
+    /// the identity of methods. `None` for an explicit `name = "…"`.
+    path: Option<fn() -> &'static str>,
+    /// The identity, set once at registration (a leaked, never freed
+    /// `&'static str`; one per site, bounded by the code). Null until then.
+    identity: AtomicPtr<&'static str>,
     module: &'static str,
     file: &'static str,
     line: u32,
@@ -79,6 +87,8 @@ impl Site {
     ) -> Self {
         Self {
             name,
+            path: None,
+            identity: AtomicPtr::new(std::ptr::null_mut()),
             module,
             file,
             line,
@@ -92,9 +102,43 @@ impl Site {
         }
     }
 
-    /// The name: the function's name, or `name = "…"` from the attribute.
+    /// With the path of a function item declared inside the measured
+    /// function (the macros pass `type_name_of_val` of one), from which the
+    /// identity of methods is read at registration.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn in_fn(mut self, path: fn() -> &'static str) -> Self {
+        self.path = Some(path);
+        self
+    }
+
+    /// The site's identity, unique in the process and the same in every
+    /// build of the same code: the function's name, qualified by its type
+    /// for methods (`A::new`, `<A as Display>::fmt`); or `name = "…"` as
+    /// given. Two sites of one module that would still share it (two
+    /// functions of the same name nested in different functions, or two
+    /// equal explicit names) are told apart by their line: `name@42`. Before
+    /// the site registers (its first call), the function's bare name.
+    ///
+    /// ```
+    /// struct Cart;
+    /// impl Cart {
+    ///     #[overrun::measure]
+    ///     fn total(&self) -> u32 { 3 }
+    /// }
+    /// Cart.total();
+    /// let snap = overrun::snapshot();
+    /// assert_eq!(snap.site("Cart::total").unwrap().calls, 1);
+    /// ```
     pub fn name(&self) -> &'static str {
-        self.name
+        let identity = self.identity.load(Ordering::Acquire);
+        if identity.is_null() {
+            self.name
+        } else {
+            // SAFETY: a non-null pointer was made by `Box::leak` in
+            // `register` and is never freed or written through.
+            unsafe { *identity }
+        }
     }
 
     /// The module path of the function.
@@ -164,11 +208,43 @@ impl Site {
             }
             clock::ensure_calibrated();
             let index = sites.len();
+            self.set_identity(&sites);
             sites.push(self);
             self.apply_budget(&self.budget);
             self.id.store(index as u32 + 1, Ordering::Release);
             Some(index)
         })
+    }
+
+    /// Reads the identity from the nested function's path and makes sure
+    /// no registered site of the same module has it: if one has, both are
+    /// told apart by their line. Runs under the registry's write lock.
+    fn set_identity(&'static self, sites: &[&'static Site]) {
+        let base: &'static str = match self.path {
+            Some(path) => identity_from_path(path(), self.module, self.name),
+            None => self.name,
+        };
+        let mut taken = IDENTITIES.lock();
+        let taken = taken.get_or_insert_with(HashMap::new);
+        let key = (self.module, base);
+        let identity = match taken.get(&key) {
+            None => base,
+            Some(&other) => {
+                let other: &'static Site = sites[other];
+                if other.name() == base {
+                    other.store_identity(leak(format!("{base}@{}", other.line)));
+                }
+                leak(format!("{base}@{}", self.line))
+            }
+        };
+        taken.insert(key, sites.len());
+        self.store_identity(identity);
+    }
+
+    fn store_identity(&self, identity: &'static str) {
+        let boxed: &'static mut &'static str = Box::leak(Box::new(identity));
+        // Release pairs with the Acquire in `name`.
+        self.identity.store(boxed, Ordering::Release);
     }
 
     /// Stores `budget` as the limits checked on every call.
@@ -182,7 +258,136 @@ impl Site {
     }
 }
 
+/// Identities given so far, by module: the index of the site that took it.
+type Identities = HashMap<(&'static str, &'static str), usize>;
+static IDENTITIES: Mutex<Option<Identities>> = Mutex::new(None);
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// The identity of a measured function from the `type_name` of a function
+/// item declared in its body: the marker's name and the module are dropped,
+/// paths inside `<…>` keep their last segment.
+///
+/// `app::A::new::__overrun_here` → `A::new`;
+/// `<app::A as core::fmt::Display>::fmt::__overrun_here` → `<A as Display>::fmt`.
+/// Anything unexpected (another compiler's format) gives `fallback`.
+fn identity_from_path(path: &str, module: &str, fallback: &'static str) -> &'static str {
+    let Some(path) = path.strip_suffix("::__overrun_here") else {
+        return fallback;
+    };
+    // The body of an `async fn` is a closure to the compiler.
+    let path = path.strip_suffix("::{{closure}}").unwrap_or(path);
+    let path = path
+        .strip_prefix(module)
+        .and_then(|rest| rest.strip_prefix("::"))
+        .unwrap_or(path);
+    let mut out = String::with_capacity(path.len());
+    let mut depth = 0usize;
+    let mut segment_start = 0usize; // where the current path began in `out`
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '<' => {
+                depth += 1;
+                out.push(c);
+                segment_start = out.len();
+            }
+            '>' => {
+                depth = depth.saturating_sub(1);
+                out.push(c);
+                segment_start = out.len();
+            }
+            ':' if chars.peek() == Some(&':') => {
+                chars.next();
+                if depth > 0 {
+                    // Inside `<…>`: drop the path so far, keep what follows.
+                    out.truncate(segment_start);
+                } else {
+                    out.push_str("::");
+                    segment_start = out.len();
+                }
+            }
+            ' ' | ',' | '&' | '(' | '[' | ';' => {
+                out.push(c);
+                segment_start = out.len();
+            }
+            c => out.push(c),
+        }
+    }
+    // Keep the function's name and the type segments before it (`A::new`);
+    // drop enclosing functions, closures and modules (`outer::inner` is
+    // `inner`: a nested function is named like any other).
+    let mut segments = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    let bytes = out.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => depth += 1,
+            b'>' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes.get(i + 1) == Some(&b':') => {
+                segments.push(&out[start..i]);
+                start = i + 2;
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    segments.push(&out[start..]);
+    let last = segments.len() - 1;
+    let first_kept = segments[..last]
+        .iter()
+        .rposition(|seg| !seg.starts_with(|c: char| c.is_uppercase() || c == '<'))
+        .map_or(0, |p| p + 1);
+    let identity = segments[first_kept..].join("::");
+    if identity.is_empty() || identity == fallback {
+        return fallback;
+    }
+    leak(identity)
+}
+
 /// Every registered site, in id order.
 pub(crate) fn all() -> Vec<&'static Site> {
     SITES.read().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity_from_path;
+
+    #[test]
+    fn identities_from_type_names() {
+        let id = |p| identity_from_path(p, "app::db", "f");
+        assert_eq!(id("app::db::load_user::__overrun_here"), "load_user");
+        assert_eq!(id("app::db::fetch::{{closure}}::__overrun_here"), "fetch");
+        assert_eq!(
+            id("app::db::A::load::{{closure}}::__overrun_here"),
+            "A::load"
+        );
+        assert_eq!(id("app::db::A::new::__overrun_here"), "A::new");
+        assert_eq!(id("app::db::B<_>::get::__overrun_here"), "B<_>::get");
+        assert_eq!(
+            id("<app::db::A as core::fmt::Display>::fmt::__overrun_here"),
+            "<A as Display>::fmt"
+        );
+        assert_eq!(
+            id("<app::db::Pool<alloc::string::String> as app::Source>::get::__overrun_here"),
+            "<Pool<String> as Source>::get"
+        );
+        assert_eq!(id("app::db::outer::inner::__overrun_here"), "inner");
+        assert_eq!(id("app::db::outer::A::new::__overrun_here"), "A::new");
+        assert_eq!(id("app::db::sub::A::new::__overrun_here"), "A::new");
+        assert_eq!(
+            id("app::db::run::{{closure}}::step::__overrun_here"),
+            "step"
+        );
+        assert_eq!(
+            id("something else entirely"),
+            "f",
+            "unknown format: the bare name"
+        );
+    }
 }

@@ -439,7 +439,8 @@ pub struct Captured {
 }
 
 impl Captured {
-    /// The site called `name` (by its report name). A site that was not
+    /// The site whose identity is `name` (as in the report: `"parse"`,
+    /// `"Cart::total"`). A site that was not
     /// called during the capture reads as zero calls.
     pub fn site(&self, name: &str) -> CapturedSite {
         self.sites
