@@ -351,9 +351,23 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
             #budget,
         )
     };
-    if args.name.is_some() || is_main {
+    if is_main {
         return quote! {
             static #site: ::overrun::__private::Site = #new_site;
+        };
+    }
+    let declared = Ident::new("__OVERRUN_DECLARED", Span::call_site());
+    // Gathered by the linker, so the site registers at start-up and its
+    // series exist before its first call.
+    let declare = quote! {
+        #[::overrun::__private::linkme::distributed_slice(::overrun::__private::SITES)]
+        #[linkme(crate = ::overrun::__private::linkme)]
+        static #declared: &::overrun::__private::Site = &#site;
+    };
+    if args.name.is_some() {
+        return quote! {
+            static #site: ::overrun::__private::Site = #new_site;
+            #declare
         };
     }
     // The path of an item declared here names the function with its type
@@ -364,6 +378,7 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
         fn #here() {}
         static #site: ::overrun::__private::Site =
             #new_site.in_fn(|| ::core::any::type_name_of_val(&#here));
+        #declare
     }
 }
 

@@ -171,9 +171,10 @@ pub mod __private {
     pub use crate::read::report::Run;
     pub use crate::record::measure::is_err::{NotResult, ResultErr};
     pub use crate::record::measure::{Guard, Instrumented, mark_async_error};
-    pub use crate::record::site::{Site, SiteKind};
+    pub use crate::record::site::{SITES, Site, SiteKind};
     pub use crate::vocab::budget::Budget;
     pub use core::{file, line, module_path};
+    pub use linkme;
 
     /// A token moved into a measured body so its closure is `FnOnce`.
     pub struct Once;

@@ -58,7 +58,7 @@ fn ten_thousand_tasks_from_four_threads() {
     assert_eq!((s.spawned, s.completed, s.live), (10_000, 10_000, 0));
     assert_eq!((s.cancelled, s.panicked, s.leaked), (0, 0, 0));
     assert!(s.polls >= 20_000, "at least two polls each: {}", s.polls);
-    assert!(s.lifetime_p99_ns >= s.lifetime_p50_ns);
+    assert!(s.lifetime_p99_ns.unwrap() >= s.lifetime_p50_ns.unwrap());
     assert_eq!(
         overrun::tasks::registry_bytes(),
         bytes_before,
@@ -151,12 +151,12 @@ fn one_blocking_poll_is_one_poll_violation() {
     });
     let b = stats("blocker");
     assert_eq!(b.poll_violations, 1);
-    assert!(b.max_poll_ns >= 20_000_000);
+    assert!(b.max_poll_ns.unwrap() >= 20_000_000);
     // Every poll is in the poll histogram: three, one of them ~20 ms.
     assert_eq!(b.poll_histogram.count(), b.polls);
     assert_eq!(b.polls, 3);
-    assert!(b.poll_p99_ns >= 19_000_000, "{}", b.poll_p99_ns);
-    assert!(b.poll_p50_ns < 5_000_000, "{}", b.poll_p50_ns);
+    assert!(b.poll_p99_ns.unwrap() >= 19_000_000, "{:?}", b.poll_p99_ns);
+    assert!(b.poll_p50_ns.unwrap() < 5_000_000, "{:?}", b.poll_p50_ns);
     // Task polls are not listed as functions.
     assert!(overrun::snapshot().site("blocker").is_none());
     assert_eq!(stats("yielder").poll_violations, 0);
@@ -205,4 +205,56 @@ fn blocking_tasks_and_the_report() {
     assert_eq!(task["completed"], 1);
     assert!(task["lifetime_p50_ns"].as_u64().unwrap() >= 5_000_000);
     assert!(overrun::report::render_table(&snap).contains("crunch"));
+}
+
+#[test]
+fn figures_of_tasks_that_never_ended_are_null_not_zero() {
+    let _serial = SERIAL.lock();
+    // Never polled, never ended: no lifetime, no poll figure, no delay.
+    let pending = overrun::track("never-ends", std::future::pending::<()>());
+    let s = stats("never-ends");
+    assert_eq!((s.spawned, s.live), (1, 1));
+    assert_eq!(s.lifetime_p50_ns, None);
+    assert_eq!(s.lifetime_p99_ns, None);
+    assert_eq!(s.lifetime_max_ns, None);
+    assert_eq!(s.first_poll_delay_ns, None);
+    assert_eq!(s.idle_ns, None);
+    assert_eq!(
+        (s.max_poll_ns, s.poll_p50_ns, s.poll_p99_ns),
+        (None, None, None)
+    );
+    let snap = overrun::snapshot();
+    let json: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
+    let task = json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "never-ends")
+        .unwrap();
+    for field in [
+        "lifetime_p50_ns",
+        "lifetime_p99_ns",
+        "first_poll_delay_ns",
+        "max_poll_ns",
+    ] {
+        assert!(task[field].is_null(), "{field}: {}", task[field]);
+    }
+    let table = overrun::report::render_table(&snap);
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("never-ends"))
+        .unwrap();
+    assert!(row.ends_with("n/a       n/a       n/a"), "{row}");
+    // No poll-max series for a task that was never polled.
+    let series = overrun::export::series(&snap);
+    let poll_max = series
+        .iter()
+        .find(|s| s.metric.name == "overrun.task.poll_max")
+        .map(|s| {
+            s.points
+                .iter()
+                .any(|p| p.label("task") == Some("never-ends"))
+        });
+    assert_ne!(poll_max, Some(true));
+    drop(pending);
 }

@@ -22,6 +22,10 @@ async fn polled() {
     std::thread::sleep(Duration::from_micros(50));
 }
 
+/// Never called: listed in `never_ran`, with zero series.
+#[overrun::measure(budget = "1s")]
+fn never_called() {}
+
 static RUN: overrun::Site = overrun::Site::new(
     "main",
     module_path!(),
@@ -43,6 +47,7 @@ fn full_snapshot() -> overrun::Snapshot {
     drop(run); // checks the run's budgets: a time and a memory violation
     let snap = overrun::snapshot();
     assert!(!snap.run.violations.is_empty() && !snap.live_tasks.is_empty());
+    assert!(snap.never_ran.iter().any(|s| s.name == "never_called"));
     snap
 }
 

@@ -270,8 +270,9 @@ fn task_labels(t: &TaskStats) -> Vec<(&'static str, &str)> {
 pub enum Part {
     /// Everything.
     All,
-    /// Only the sites `[from, to)` of `snapshot.sites` (an exporter that
-    /// splits a large snapshot into several requests).
+    /// Only the sites `[from, to)` of `snapshot.sites` followed by
+    /// `snapshot.never_ran` (an exporter that splits a large snapshot into
+    /// several requests).
     Sites {
         /// First site.
         from: usize,
@@ -298,11 +299,14 @@ pub fn series(snap: &Snapshot) -> Vec<Series<'_>> {
 /// assert!(process.iter().all(|s| s.metric.name != "overrun.calls"));
 /// ```
 pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
+    // Sites that never ran have series too, all zero, from the start (so the
+    // first call's violation shows in `increase()`): after those that ran.
+    let all: Vec<&SiteSnapshot> = snap.sites.iter().chain(&snap.never_ran).collect();
     let (sites, process) = match part {
-        Part::All => (&snap.sites[..], true),
+        Part::All => (&all[..], true),
         Part::Sites { from, to } => {
-            let to = to.min(snap.sites.len());
-            (&snap.sites[from.min(to)..to], false)
+            let to = to.min(all.len());
+            (&all[from.min(to)..to], false)
         }
         Part::Process => (&[][..], true),
     };
@@ -420,7 +424,15 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
     );
     push!(
         &TASK_POLL_MAX,
-        per_task(|t| Value::Float(seconds(t.max_poll_ns))),
+        tasks
+            .iter()
+            .filter_map(|t| {
+                t.max_poll_ns.map(|ns| Point {
+                    labels: task_labels(t),
+                    value: Value::Float(seconds(ns)),
+                })
+            })
+            .collect(),
     );
 
     if process {

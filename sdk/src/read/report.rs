@@ -74,6 +74,11 @@ pub fn report() -> Snapshot {
     snap
 }
 
+/// A duration, or `n/a` for a figure that does not exist (never `0ns`).
+fn or_na(ns: Option<u64>) -> String {
+    ns.map_or_else(|| "n/a".into(), fmt_ns)
+}
+
 fn per_call(v: Option<f64>, bytes: bool) -> String {
     match v {
         None => "n/a".into(),
@@ -221,9 +226,9 @@ pub fn render_table(snap: &Snapshot) -> String {
                 t.live,
                 t.leaked,
                 t.polls,
-                fmt_ns(t.max_poll_ns),
-                fmt_ns(t.lifetime_p50_ns),
-                fmt_ns(t.lifetime_p99_ns),
+                or_na(t.max_poll_ns),
+                or_na(t.lifetime_p50_ns),
+                or_na(t.lifetime_p99_ns),
                 if t.poll_violations > 0 {
                     format!("  poll:{}", t.poll_violations)
                 } else {

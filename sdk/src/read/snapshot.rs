@@ -39,6 +39,34 @@ pub struct Snapshot {
     pub tasks: Vec<crate::tasks::TaskStats>,
     /// Tasks alive at the time of the snapshot, oldest first.
     pub live_tasks: Vec<crate::tasks::LiveTask>,
+    /// Measured functions that have not run yet, in registration order:
+    /// their figures are all zero, so exporters publish their series from
+    /// the start; the report table leaves them out, and the JSON lists only
+    /// who they are (name, module, file, line, kind, budget).
+    #[serde(serialize_with = "identities")]
+    pub never_ran: Vec<SiteSnapshot>,
+}
+
+/// The JSON of sites that never ran: who they are, not figures that do not
+/// exist.
+fn identities<S: serde::Serializer>(sites: &[SiteSnapshot], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Identity<'a> {
+        name: &'a str,
+        module: &'a str,
+        file: &'a str,
+        line: u32,
+        kind: SiteKind,
+        budget: &'a SiteBudget,
+    }
+    s.collect_seq(sites.iter().map(|site| Identity {
+        name: site.name,
+        module: site.module,
+        file: site.file,
+        line: site.line,
+        kind: site.kind,
+        budget: &site.budget,
+    }))
 }
 
 impl Snapshot {
@@ -129,7 +157,7 @@ pub struct SiteSnapshot {
     /// Polls of an `async fn`.
     pub polls: u64,
     /// Longest single poll, ns.
-    pub max_poll_ns: u64,
+    pub max_poll_ns: Option<u64>,
     /// Heap allocations in all calls, callees included; `None` without
     /// [`crate::CountingAlloc`].
     pub allocs: Option<u64>,
@@ -235,15 +263,16 @@ pub fn snapshot() -> Snapshot {
     // Fold this thread's pending heap balance so a small program's peak is
     // not reported as zero.
     crate::record::alloc::flush_thread();
+    site::register_declared();
     crate::record::alloc::uncounted(|| {
         let sites = site::all();
         let totals = collect(sites.len());
         let allocs_available = crate::record::alloc::is_installed();
         let to_ns = crate::record::clock::ticks_to_ns;
-        let sites = sites
+        let (sites, never_ran): (Vec<SiteSnapshot>, Vec<SiteSnapshot>) = sites
             .iter()
             .zip(totals)
-            .filter(|(site, t)| t.calls > 0 && site.kind() != SiteKind::TaskPoll)
+            .filter(|(site, _)| matches!(site.kind(), SiteKind::Sync | SiteKind::Async))
             .map(|(site, t)| {
                 let budget = site.budget();
                 let h = &t.histogram;
@@ -263,7 +292,7 @@ pub fn snapshot() -> Snapshot {
                     p99_ns: h.quantile(0.99),
                     max_ns: h.max(),
                     polls: t.polls,
-                    max_poll_ns: to_ns(t.max_poll),
+                    max_poll_ns: (t.polls > 0).then(|| to_ns(t.max_poll)),
                     allocs: allocs_available.then_some(t.allocs),
                     alloc_bytes: allocs_available.then_some(t.bytes),
                     budget: SiteBudget {
@@ -281,7 +310,7 @@ pub fn snapshot() -> Snapshot {
                     histogram: t.histogram,
                 }
             })
-            .collect();
+            .partition(|s| s.calls > 0);
         let usage = crate::run::usage();
         let (start, start_cpu) = crate::run::run_start();
         let (budget, violations) = crate::run::budget_and_violations();
@@ -302,6 +331,7 @@ pub fn snapshot() -> Snapshot {
             sites,
             tasks: crate::tasks::stats(),
             live_tasks: crate::tasks::live(),
+            never_ran,
         }
     })
 }

@@ -7,7 +7,7 @@
 //! at registration, so the per-call check is a plain integer comparison.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -73,7 +73,7 @@ pub struct Site {
 /// Id marking a site that could not be registered.
 pub(crate) const REJECTED: u32 = u32::MAX;
 
-static SITES: RwLock<Vec<&'static Site>> = RwLock::new(Vec::new());
+static REGISTERED: RwLock<Vec<&'static Site>> = RwLock::new(Vec::new());
 
 impl Site {
     #[doc(hidden)]
@@ -190,8 +190,9 @@ impl Site {
     #[cold]
     #[inline(never)]
     fn register(&'static self) -> Option<usize> {
+        register_declared();
         crate::record::alloc::uncounted(|| {
-            let mut sites = SITES.write();
+            let mut sites = REGISTERED.write();
             match self.id.load(Ordering::Acquire) {
                 0 => {}
                 REJECTED => return None,
@@ -221,7 +222,10 @@ impl Site {
     /// told apart by their line. Runs under the registry's write lock.
     fn set_identity(&'static self, sites: &[&'static Site]) {
         let base: &'static str = match self.path {
-            Some(path) => identity_from_path(path(), self.module, self.name),
+            Some(path) => match identity_from_path(path(), self.module) {
+                Some(identity) if identity != self.name => leak(identity),
+                _ => self.name,
+            },
             None => self.name,
         };
         let mut taken = IDENTITIES.lock();
@@ -272,11 +276,10 @@ fn leak(s: String) -> &'static str {
 ///
 /// `app::A::new::__overrun_here` → `A::new`;
 /// `<app::A as core::fmt::Display>::fmt::__overrun_here` → `<A as Display>::fmt`.
-/// Anything unexpected (another compiler's format) gives `fallback`.
-fn identity_from_path(path: &str, module: &str, fallback: &'static str) -> &'static str {
-    let Some(path) = path.strip_suffix("::__overrun_here") else {
-        return fallback;
-    };
+/// Anything unexpected (another compiler's format) gives `None`: the
+/// function's bare name is used then.
+fn identity_from_path(path: &str, module: &str) -> Option<String> {
+    let path = path.strip_suffix("::__overrun_here")?;
     // The body of an `async fn` is a closure to the compiler.
     let path = path.strip_suffix("::{{closure}}").unwrap_or(path);
     let path = path
@@ -343,15 +346,33 @@ fn identity_from_path(path: &str, module: &str, fallback: &'static str) -> &'sta
         .rposition(|seg| !seg.starts_with(|c: char| c.is_uppercase() || c == '<'))
         .map_or(0, |p| p + 1);
     let identity = segments[first_kept..].join("::");
-    if identity.is_empty() || identity == fallback {
-        return fallback;
+    (!identity.is_empty()).then_some(identity)
+}
+
+/// Every site `#[measure]` declared, gathered by the linker: sites register
+/// from here at start-up (the first snapshot, `#[overrun::main]`, or the
+/// first measured call, whichever comes first), so every measured function
+/// has its series, with zero counts, before its first call.
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static SITES: [&'static Site];
+
+/// Registers every declared site, once: off the call path except for the
+/// process' very first measured call, when nothing registered them before.
+pub(crate) fn register_declared() {
+    // Set before the loop: the loop's own registrations come back here.
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    if STARTED.swap(true, Ordering::Relaxed) {
+        return;
     }
-    leak(identity)
+    for site in SITES.iter() {
+        let _ = site.index();
+    }
 }
 
 /// Every registered site, in id order.
 pub(crate) fn all() -> Vec<&'static Site> {
-    SITES.read().clone()
+    REGISTERED.read().clone()
 }
 
 #[cfg(test)]
@@ -360,7 +381,7 @@ mod tests {
 
     #[test]
     fn identities_from_type_names() {
-        let id = |p| identity_from_path(p, "app::db", "f");
+        let id = |p| identity_from_path(p, "app::db").unwrap_or_else(|| "f".into());
         assert_eq!(id("app::db::load_user::__overrun_here"), "load_user");
         assert_eq!(id("app::db::fetch::{{closure}}::__overrun_here"), "fetch");
         assert_eq!(

@@ -99,22 +99,23 @@ pub struct TaskStats {
     pub polls: u64,
     /// Time in polls, ns, live tasks included.
     pub busy_ns: u64,
-    /// Ended tasks' lifetime minus busy time, ns.
-    pub idle_ns: u64,
-    /// Longest single poll, ns.
-    pub max_poll_ns: u64,
-    /// Mean spawn → first poll delay, ns.
-    pub first_poll_delay_ns: u64,
-    /// Median lifetime of ended tasks, ns.
-    pub lifetime_p50_ns: u64,
-    /// 99th percentile lifetime, ns.
-    pub lifetime_p99_ns: u64,
-    /// Longest lifetime of an ended task, ns.
-    pub lifetime_max_ns: u64,
-    /// Median poll duration, ns.
-    pub poll_p50_ns: u64,
-    /// 99th percentile poll duration, ns.
-    pub poll_p99_ns: u64,
+    /// Ended tasks' lifetime minus busy time, ns; `None` until a task ends.
+    pub idle_ns: Option<u64>,
+    /// Longest single poll, ns; `None` before the first poll.
+    pub max_poll_ns: Option<u64>,
+    /// Mean spawn → first poll delay of ended tasks, ns; `None` until a
+    /// task that was polled ends.
+    pub first_poll_delay_ns: Option<u64>,
+    /// Median lifetime of ended tasks, ns; `None` until a task ends.
+    pub lifetime_p50_ns: Option<u64>,
+    /// 99th percentile lifetime, ns; `None` until a task ends.
+    pub lifetime_p99_ns: Option<u64>,
+    /// Longest lifetime of an ended task, ns; `None` until a task ends.
+    pub lifetime_max_ns: Option<u64>,
+    /// Median poll duration, ns; `None` before the first poll.
+    pub poll_p50_ns: Option<u64>,
+    /// 99th percentile poll duration, ns; `None` before the first poll.
+    pub poll_p99_ns: Option<u64>,
     /// Durations of every poll (not in the JSON).
     #[serde(skip)]
     pub poll_histogram: Histogram,
@@ -157,6 +158,11 @@ pub fn stats() -> Vec<TaskStats> {
                 .registered_index()
                 .map(crate::record::stats::site_histogram)
                 .unwrap_or_default();
+            let ended = h.count() > 0;
+            let polled = polls_hist.count() > 0;
+            let if_ended = |v: u64| ended.then_some(v);
+            let if_polled = |v: u64| polled.then_some(v);
+            let first_polled = load(&s.first_polled);
             TaskStats {
                 name: s.name,
                 spawned: load(&s.spawned),
@@ -168,18 +174,15 @@ pub fn stats() -> Vec<TaskStats> {
                 poll_violations: load(&s.poll_violations),
                 polls: load(&s.polls) + live_polls,
                 busy_ns: to_ns(ended_busy + live_busy),
-                idle_ns: to_ns(load(&s.lifetime_total).saturating_sub(ended_busy)),
-                max_poll_ns: to_ns(load(&s.max_poll).max(live_max)),
-                first_poll_delay_ns: to_ns(
-                    load(&s.first_poll_delay)
-                        .checked_div(load(&s.first_polled))
-                        .unwrap_or(0),
-                ),
-                lifetime_p50_ns: h.quantile(0.5),
-                lifetime_p99_ns: h.quantile(0.99),
-                lifetime_max_ns: h.max(),
-                poll_p50_ns: polls_hist.quantile(0.5),
-                poll_p99_ns: polls_hist.quantile(0.99),
+                idle_ns: if_ended(to_ns(load(&s.lifetime_total).saturating_sub(ended_busy))),
+                max_poll_ns: if_polled(to_ns(load(&s.max_poll).max(live_max))),
+                first_poll_delay_ns: (first_polled > 0)
+                    .then(|| to_ns(load(&s.first_poll_delay) / first_polled)),
+                lifetime_p50_ns: if_ended(h.quantile(0.5)),
+                lifetime_p99_ns: if_ended(h.quantile(0.99)),
+                lifetime_max_ns: if_ended(h.max()),
+                poll_p50_ns: if_polled(polls_hist.quantile(0.5)),
+                poll_p99_ns: if_polled(polls_hist.quantile(0.99)),
                 poll_histogram: polls_hist,
             }
         })

@@ -140,7 +140,8 @@ pub(crate) fn metrics(
     start: u64,
     now: u64,
 ) -> Vec<ExportMetricsServiceRequest> {
-    let requests = snap.sites.len().div_ceil(SITES_PER_REQUEST).max(1);
+    let sites = snap.sites.len() + snap.never_ran.len();
+    let requests = sites.div_ceil(SITES_PER_REQUEST).max(1);
     (0..requests)
         .map(|i| {
             let mut e = Encoder {
