@@ -217,3 +217,50 @@ fn tasks_example_reports_the_leak_and_the_blocked_executor() {
     );
     assert!(stderr.contains("LEAKED"), "{stderr}");
 }
+
+/// Peak memory is the program's own: under `cargo run` (cargo's peak is
+/// tens of MiB) the figure stays what the program reaches run directly.
+/// Before, `getrusage`'s maximum survived `exec`, and a hello world with a
+/// 20 MiB budget reported cargo's 43.8 MiB and a memory violation.
+#[test]
+fn peak_memory_under_cargo_run_is_the_programs_own() {
+    let direct_file = tmp("direct.json");
+    let out = example("cli")
+        .args(["--generate", "10"])
+        .env("OVERRUN_REPORT", "off")
+        .env("OVERRUN_REPORT_FILE", &direct_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let direct = json_report(&out, &direct_file)["run"]["peak_rss_bytes"]
+        .as_u64()
+        .unwrap();
+
+    let via_cargo_file = tmp("via-cargo.json");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "overrun-examples",
+            "--example",
+            "cli",
+            "--",
+        ])
+        .args(["--generate", "10"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("OVERRUN_REPORT", "off")
+        .env("OVERRUN_REPORT_FILE", &via_cargo_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let via_cargo = json_report(&out, &via_cargo_file)["run"]["peak_rss_bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        via_cargo < direct * 2 + (2 << 20),
+        "under cargo run: {via_cargo} bytes; run directly: {direct} bytes"
+    );
+    assert!(via_cargo < 20 << 20, "{via_cargo} bytes: cargo's own peak?");
+}

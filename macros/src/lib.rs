@@ -212,10 +212,12 @@ fn try_expand(args: TokenStream2, item: TokenStream2, target: Target) -> syn::Re
             format!("{} cannot measure a `const fn`", target.attr()),
         ));
     }
-    if let (Some((_, span)), None) = (args.poll, &func.sig.asyncness) {
+    if let (Some((_, span)), None) = (args.poll, &func.sig.asyncness)
+        && returned_future(&func.sig.output).is_none()
+    {
         return Err(syn::Error::new(
             span,
-            "`poll` is a budget for one poll of an `async fn`; this function is not async",
+            "`poll` is a budget for one poll of an `async fn` (or of the future a function returns); this function is neither",
         ));
     }
     if target == Target::Main && func.sig.ident != "main" {
@@ -288,11 +290,20 @@ fn measure_impl(args: TokenStream2, mut block: syn::ItemImpl) -> syn::Result<Tok
             "`name` on an impl block would give every method the same name; put it on a method",
         ));
     }
+    // `#[measure]`, `#[overrun::measure]` or `#[::overrun::measure]`: the
+    // method's own attribute (a renamed import is not recognised and would
+    // measure the method twice; write the path).
     let is_measure = |attr: &syn::Attribute| {
-        attr.path()
+        let segments: Vec<String> = attr
+            .path()
             .segments
-            .last()
-            .is_some_and(|s| s.ident == "measure")
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect();
+        matches!(
+            segments.iter().map(String::as_str).collect::<Vec<_>>()[..],
+            ["measure"] | ["overrun", "measure"]
+        )
     };
     for item in &mut block.items {
         let syn::ImplItem::Fn(method) = item else {
@@ -370,14 +381,15 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
             #declare
         };
     }
-    // The path of an item declared here names the function with its type
-    // (`app::A::new::__overrun_here`); the site reads its identity from it
-    // once, when it registers.
+    // The path of an item declared in the site's initialiser names the
+    // function with its type (`app::A::new::__OVERRUN_SITE::__overrun_here`);
+    // the site reads its identity from it once, when it registers.
     let here = Ident::new("__overrun_here", Span::call_site());
     quote! {
-        fn #here() {}
-        static #site: ::overrun::__private::Site =
-            #new_site.in_fn(|| ::core::any::type_name_of_val(&#here));
+        static #site: ::overrun::__private::Site = {
+            fn #here() {}
+            #new_site.in_fn(|| ::overrun::__private::type_name_of_val(&#here))
+        };
         #declare
     }
 }
@@ -417,6 +429,61 @@ fn output(ret: &ReturnType) -> Output {
     }
 }
 
+/// A function that returns a future: what it returns is measured the way
+/// an `async fn` is (first poll to completion), not the creation of it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReturnedFuture {
+    /// `impl Future<Output = T> (+ Send + 'a)`.
+    Opaque,
+    /// `Pin<Box<dyn Future<Output = T> (+ Send + 'a)>>`: what `#[async_trait]`
+    /// turns an `async fn` into, and the usual boxed future.
+    Boxed,
+}
+
+fn is_future_bound(bound: &syn::TypeParamBound) -> bool {
+    matches!(bound, syn::TypeParamBound::Trait(t)
+        if t.path.segments.last().is_some_and(|s| s.ident == "Future"))
+}
+
+/// The one generic type argument of the last segment of `ty`, if the
+/// segment is called `name`.
+fn only_arg<'t>(ty: &'t syn::Type, name: &str) -> Option<&'t syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
+}
+
+fn returned_future(ret: &ReturnType) -> Option<ReturnedFuture> {
+    let ReturnType::Type(_, ty) = ret else {
+        return None;
+    };
+    match &**ty {
+        syn::Type::ImplTrait(t) if t.bounds.iter().any(is_future_bound) => {
+            Some(ReturnedFuture::Opaque)
+        }
+        ty => {
+            let boxed = only_arg(only_arg(ty, "Pin")?, "Box")?;
+            match boxed {
+                syn::Type::TraitObject(t) if t.bounds.iter().any(is_future_bound) => {
+                    Some(ReturnedFuture::Boxed)
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
 fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     let ItemFn {
         attrs,
@@ -439,13 +506,22 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         // before inference sees the body (`Ok(Box::new(file))` then still
         // coerces to `Result<Box<dyn Read>, _>`): a `return` of that type,
         // never taken, comes first.
+        let unit = matches!(&output, Output::Named(ty) if ty.to_string() == "()");
         let (annotated, typed) = match &output {
+            // `()` has nothing to coerce to: no fake return.
+            Output::Named(ty) if unit => (Some(quote!(: #ty)), quote!()),
             Output::Named(ty) => {
                 let fake = Ident::new("__overrun_declared", hyg);
                 (
                     Some(quote!(: #ty)),
                     quote! {
-                        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::needless_return)]
+                        #[allow(
+                            unreachable_code,
+                            clippy::diverging_sub_expression,
+                            clippy::needless_return,
+                            clippy::empty_loop,
+                            clippy::let_unit_value
+                        )]
                         let () = if false {
                             let #fake: #ty = loop {};
                             return #fake;
@@ -477,6 +553,40 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
                 #finish
             })
             .await
+        }
+    } else if let Some(shape) = returned_future(&sig.output) {
+        // The body runs now and makes the future; the future is what is
+        // measured, from its first poll to its completion, like an `async fn`.
+        let site_def = site_static(&func, args, "Async", &site);
+        let once = Ident::new("__overrun_once", hyg);
+        let body_fn = Ident::new("__overrun_body", hyg);
+        let fut = Ident::new("__overrun_future", hyg);
+        let typed = match &output {
+            Output::Named(ty) => quote!(-> #ty),
+            _ => quote!(),
+        };
+        let instrumented = quote! {
+            ::overrun::__private::Instrumented::new(&#site, async move {
+                let #ret = #fut.await;
+                if #is_err {
+                    ::overrun::__private::mark_async_error();
+                }
+                #ret
+            })
+        };
+        let returned = match shape {
+            ReturnedFuture::Opaque => instrumented,
+            ReturnedFuture::Boxed => quote!(::std::boxed::Box::pin(#instrumented)),
+        };
+        quote! {
+            #site_def
+            let #once = ::overrun::__private::Once;
+            let #body_fn = move || #typed {
+                #once.consume();
+                #block
+            };
+            let #fut = #body_fn();
+            #returned
         }
     } else {
         let site_def = site_static(&func, args, "Sync", &site);

@@ -173,6 +173,7 @@ pub mod __private {
     pub use crate::record::measure::{Guard, Instrumented, mark_async_error};
     pub use crate::record::site::{SITES, Site, SiteKind};
     pub use crate::vocab::budget::Budget;
+    pub use core::any::type_name_of_val;
     pub use core::{file, line, module_path};
     pub use linkme;
 

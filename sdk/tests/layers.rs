@@ -1,7 +1,9 @@
 //! The sdk's top-level modules are layers that depend one way only: this
 //! test reads every source file under `src/<layer>/` (and `src/<layer>.rs`),
 //! collects the `crate::<module>` paths outside comments, and fails on a
-//! cycle among the top-level modules, naming the files that close it.
+//! cycle among the top-level modules, or on a layer that uses one listed
+//! after it, naming the files. (`super::` never leaves a layer: each layer's
+//! files reach the others only through `crate::` paths, which this reads.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -144,9 +146,22 @@ fn the_sdk_layers_have_no_cycle() {
             .collect();
         panic!("a cycle among the sdk's layers:\n{}", proof.join("\n"));
     }
-    // The layers named in lib.rs are the ones on disk.
-    for layer in ["vocab", "record", "tasks", "run", "read", "tools"] {
-        assert!(top_level(&src).contains(layer), "{layer} is missing");
+    // The layers named in lib.rs are the ones on disk, and each uses only
+    // those before it in this order.
+    const ORDER: [&str; 6] = ["vocab", "record", "tasks", "run", "read", "tools"];
+    assert_eq!(
+        top_level(&src),
+        ORDER.iter().map(|l| l.to_string()).collect::<BTreeSet<_>>(),
+        "the top-level modules are exactly the layers"
+    );
+    let rank = |m: &str| ORDER.iter().position(|l| *l == m).unwrap();
+    for (from, targets) in &edges {
+        for (to, files) in targets {
+            assert!(
+                rank(to) < rank(from),
+                "{from} uses {to}, a layer above it, in {files:?}"
+            );
+        }
     }
 }
 

@@ -33,6 +33,7 @@ fn series_exist_before_the_first_call() {
             overrun::export::Value::Int(n) => n,
             overrun::export::Value::Histogram { count, .. } => count,
             overrun::export::Value::Float(f) => f as u64,
+            other => panic!("{other:?}"),
         }
     };
     assert_eq!(value("overrun.calls", None), 0);

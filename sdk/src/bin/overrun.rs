@@ -17,10 +17,10 @@ use overrun::baseline::{Report, Tolerance, compare};
 
 /// Command-line tools for overrun reports.
 #[derive(Debug, Parser)]
-#[command(name = "overrun", version, about)]
+#[command(name = "overrun", version, about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,7 +109,13 @@ fn main() -> ExitCode {
     // Usage errors exit with 2, `--help` and `--version` with 0 (clap's own).
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Diff(diff) => diff.run(),
+        Some(Command::Diff(diff)) => diff.run(),
+        None => {
+            // As before clap: no command prints the usage and succeeds.
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            return ExitCode::SUCCESS;
+        }
     };
     result.unwrap_or_else(|message| {
         eprintln!("overrun: {message}");
@@ -124,7 +130,9 @@ mod tests {
     fn diff(args: &[&str]) -> Diff {
         let cli = Cli::try_parse_from(["overrun", "diff", "a.json", "b.json"].iter().chain(args))
             .unwrap();
-        let Command::Diff(diff) = cli.command;
+        let Some(Command::Diff(diff)) = cli.command else {
+            panic!("no command")
+        };
         diff
     }
 
@@ -134,6 +142,12 @@ mod tests {
         let b = diff(&["--tolerance", "10%", "--tolerance-p99", "50%"]).tolerance();
         assert_eq!((a.p99, a.p50), (0.5, 0.1));
         assert_eq!((b.p99, b.p50), (0.5, 0.1));
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_the_last_value_as_before() {
+        let d = diff(&["--tolerance", "10%", "--tolerance", "20%"]);
+        assert_eq!(d.tolerance().p50, 0.2);
     }
 
     #[test]

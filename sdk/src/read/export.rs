@@ -33,6 +33,7 @@ use crate::tasks::TaskStats;
 
 /// How a metric's points combine over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MetricKind {
     /// Monotonic, cumulative since the process started.
     Counter,
@@ -44,6 +45,7 @@ pub enum MetricKind {
 
 /// One metric: name, kind, unit and help, the same for every exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metric {
     /// The OpenTelemetry name, dotted (`overrun.calls`).
     pub name: &'static str,
@@ -209,6 +211,7 @@ pub fn check_buckets(bounds: &[f64]) -> Result<(), BucketsError> {
 
 /// A point's value.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum Value<'a> {
     /// A count.
     Int(u64),
@@ -229,6 +232,7 @@ pub enum Value<'a> {
 
 /// One point: its labels and its value.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Point<'a> {
     /// Label (attribute) keys and values, in a fixed order.
     pub labels: Vec<(&'static str, &'a str)>,
@@ -236,7 +240,18 @@ pub struct Point<'a> {
     pub value: Value<'a>,
 }
 
-impl Point<'_> {
+impl<'a> Point<'a> {
+    /// A point of an exporter's own (its health figures).
+    ///
+    /// ```
+    /// use overrun::export::{Point, Value};
+    /// let p = Point::new(vec![("exporter", "mine")], Value::Int(3));
+    /// assert_eq!(p.label("exporter"), Some("mine"));
+    /// ```
+    pub fn new(labels: Vec<(&'static str, &'a str)>, value: Value<'a>) -> Self {
+        Self { labels, value }
+    }
+
     /// The value of label `key`.
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.iter().find(|(k, _)| *k == key).map(|&(_, v)| v)
@@ -245,6 +260,7 @@ impl Point<'_> {
 
 /// One metric and its points.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Series<'a> {
     /// What it is.
     pub metric: &'static Metric,
@@ -267,6 +283,7 @@ fn task_labels(t: &TaskStats) -> Vec<(&'static str, &str)> {
 /// What [`series_of`] covers of a snapshot: its sites, its process-wide
 /// figures (tasks, run, memory), or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Part {
     /// Everything.
     All,

@@ -6,7 +6,8 @@
 //! calling thread's shard with it. The budget is also converted to clock ticks
 //! at registration, so the per-call check is a plain integer comparison.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -112,13 +113,15 @@ impl Site {
         self
     }
 
-    /// The site's identity, unique in the process and the same in every
-    /// build of the same code: the function's name, qualified by its type
-    /// for methods (`A::new`, `<A as Display>::fmt`); or `name = "…"` as
-    /// given. Two sites of one module that would still share it (two
-    /// functions of the same name nested in different functions, or two
-    /// equal explicit names) are told apart by their line: `name@42`. Before
-    /// the site registers (its first call), the function's bare name.
+    /// The site's identity: no other site of its module has it, and the
+    /// same code gives the same identity in every build and every run,
+    /// whatever runs first. The function's name, qualified by its type for
+    /// methods (`A::new`, `<A as Display>::fmt`), or `name = "…"` as given.
+    /// Where that is not enough: functions of one name nested in different
+    /// functions carry the function they are in (`one::helper`), and equal
+    /// explicit names their line (`name@42`). Identities are planned over
+    /// every measured function of the program at start-up and never change
+    /// while it runs.
     ///
     /// ```
     /// struct Cart;
@@ -136,7 +139,7 @@ impl Site {
             self.name
         } else {
             // SAFETY: a non-null pointer was made by `Box::leak` in
-            // `register` and is never freed or written through.
+            // `store_identity` and is never freed or written through.
             unsafe { *identity }
         }
     }
@@ -221,28 +224,45 @@ impl Site {
     /// no registered site of the same module has it: if one has, both are
     /// told apart by their line. Runs under the registry's write lock.
     fn set_identity(&'static self, sites: &[&'static Site]) {
-        let base: &'static str = match self.path {
-            Some(path) => match identity_from_path(path(), self.module) {
-                Some(identity) if identity != self.name => leak(identity),
-                _ => self.name,
-            },
-            None => self.name,
-        };
-        let mut taken = IDENTITIES.lock();
-        let taken = taken.get_or_insert_with(HashMap::new);
-        let key = (self.module, base);
-        let identity = match taken.get(&key) {
-            None => base,
-            Some(&other) => {
-                let other: &'static Site = sites[other];
-                if other.name() == base {
-                    other.store_identity(leak(format!("{base}@{}", other.line)));
+        // Planned over every declared site at once: the same code gives the
+        // same identities, whatever runs first. Only a site the linker did
+        // not gather (a platform linkme does not serve) is named here, and
+        // it never renames another.
+        let identity = match plan().get(&(self as *const Site as usize)) {
+            Some(&planned) => planned,
+            None => {
+                let taken = IDENTITIES.lock();
+                let (short, full) = self.names();
+                let free = |name: &str| {
+                    taken
+                        .as_ref()
+                        .is_none_or(|t| !t.contains_key(&(self.module, name)))
+                };
+                if free(short) {
+                    short
+                } else if free(full) {
+                    full
+                } else {
+                    leak(format!("{short}@{}", self.line))
                 }
-                leak(format!("{base}@{}", self.line))
             }
         };
-        taken.insert(key, sites.len());
+        IDENTITIES
+            .lock()
+            .get_or_insert_with(HashMap::new)
+            .insert((self.module, identity), sites.len());
         self.store_identity(identity);
+    }
+
+    /// The short identity (`A::new`, `helper`) and the full one, with the
+    /// enclosing functions (`one::helper`), of this site.
+    fn names(&self) -> (&'static str, &'static str) {
+        let Some((short, full)) = self.path.and_then(|p| identity_from_path(p(), self.module))
+        else {
+            return (self.name, self.name);
+        };
+        let keep = |s: String| if s == self.name { self.name } else { leak(s) };
+        (keep(short), keep(full))
     }
 
     fn store_identity(&self, identity: &'static str) {
@@ -262,6 +282,71 @@ impl Site {
     }
 }
 
+/// The identity of every site the linker gathered, by the site's address:
+/// its short identity (`A::new`, `helper`) where no other site of its module
+/// has the same; else, within each such group, the full one with the
+/// enclosing functions (`one::helper`) when those differ; else (equal
+/// explicit names) the short one and its line, `name@42` (and `#2`, `#3`… in
+/// link order for sites on one line). Depends only on the code.
+fn plan() -> &'static HashMap<usize, &'static str> {
+    static PLAN: OnceLock<HashMap<usize, &'static str>> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        crate::record::alloc::uncounted(|| {
+            let mut groups: HashMap<(&str, &str), Vec<(&'static Site, &'static str)>> =
+                HashMap::new();
+            for &site in SITES.iter() {
+                let (short, full) = site.names();
+                groups
+                    .entry((site.module, short))
+                    .or_default()
+                    .push((site, full));
+            }
+            let mut plan = HashMap::new();
+            for ((_, short), group) in groups {
+                let fulls: HashSet<&str> = group.iter().map(|&(_, full)| full).collect();
+                let mut lines: HashMap<u32, usize> = HashMap::new();
+                for (site, full) in &group {
+                    let identity = if group.len() == 1 {
+                        short
+                    } else if fulls.len() == group.len() {
+                        shortest_distinct(full, &fulls)
+                    } else {
+                        let seen = lines.entry(site.line).or_default();
+                        *seen += 1;
+                        match *seen {
+                            1 => leak(format!("{short}@{}", site.line)),
+                            n => leak(format!("{short}@{}#{n}", site.line)),
+                        }
+                    };
+                    plan.insert(*site as *const Site as usize, identity);
+                }
+            }
+            plan
+        })
+    })
+}
+
+/// The fewest trailing segments of `full` (`one::helper` of
+/// `test::one::helper`) that no other member of `all` ends with.
+fn shortest_distinct(full: &'static str, all: &HashSet<&'static str>) -> &'static str {
+    let segments: Vec<&str> = full.split("::").collect();
+    for k in 1..=segments.len() {
+        let tail = segments[segments.len() - k..].join("::");
+        let ends_alike = all
+            .iter()
+            .filter(|other| **other == tail || other.ends_with(&format!("::{tail}")))
+            .count();
+        if ends_alike == 1 {
+            return if k == segments.len() {
+                full
+            } else {
+                leak(tail)
+            };
+        }
+    }
+    full
+}
+
 /// Identities given so far, by module: the index of the site that took it.
 type Identities = HashMap<(&'static str, &'static str), usize>;
 static IDENTITIES: Mutex<Option<Identities>> = Mutex::new(None);
@@ -271,15 +356,17 @@ fn leak(s: String) -> &'static str {
 }
 
 /// The identity of a measured function from the `type_name` of a function
-/// item declared in its body: the marker's name and the module are dropped,
-/// paths inside `<…>` keep their last segment.
+/// item declared in its site's initialiser: the marker's name and the
+/// module are dropped, paths inside `<…>` keep their last segment.
 ///
-/// `app::A::new::__overrun_here` → `A::new`;
-/// `<app::A as core::fmt::Display>::fmt::__overrun_here` → `<A as Display>::fmt`.
+/// `app::A::new::__OVERRUN_SITE::__overrun_here` → `A::new`;
+/// `<app::A as core::fmt::Display>::fmt::__OVERRUN_SITE::__overrun_here` →
+/// `<A as Display>::fmt`. Returns the short identity and the full one, with
+/// the enclosing functions kept (`outer::inner`).
 /// Anything unexpected (another compiler's format) gives `None`: the
 /// function's bare name is used then.
-fn identity_from_path(path: &str, module: &str) -> Option<String> {
-    let path = path.strip_suffix("::__overrun_here")?;
+fn identity_from_path(path: &str, module: &str) -> Option<(String, String)> {
+    let path = path.strip_suffix("::__OVERRUN_SITE::__overrun_here")?;
     // The body of an `async fn` is a closure to the compiler.
     let path = path.strip_suffix("::{{closure}}").unwrap_or(path);
     let path = path
@@ -345,8 +432,8 @@ fn identity_from_path(path: &str, module: &str) -> Option<String> {
         .iter()
         .rposition(|seg| !seg.starts_with(|c: char| c.is_uppercase() || c == '<'))
         .map_or(0, |p| p + 1);
-    let identity = segments[first_kept..].join("::");
-    (!identity.is_empty()).then_some(identity)
+    let short = segments[first_kept..].join("::");
+    (!short.is_empty()).then(|| (short, segments.join("::")))
 }
 
 /// Every site `#[measure]` declared, gathered by the linker: sites register
@@ -381,7 +468,19 @@ mod tests {
 
     #[test]
     fn identities_from_type_names() {
-        let id = |p| identity_from_path(p, "app::db").unwrap_or_else(|| "f".into());
+        let id = |p: &str| {
+            let p = p.replace("::__overrun_here", "::__OVERRUN_SITE::__overrun_here");
+            identity_from_path(&p, "app::db").map_or_else(|| "f".to_owned(), |(short, _)| short)
+        };
+        let full = |p: &str| {
+            let p = p.replace("::__overrun_here", "::__OVERRUN_SITE::__overrun_here");
+            identity_from_path(&p, "app::db").unwrap().1
+        };
+        assert_eq!(
+            full("app::db::outer::inner::__overrun_here"),
+            "outer::inner"
+        );
+        assert_eq!(full("app::db::A::new::__overrun_here"), "A::new");
         assert_eq!(id("app::db::load_user::__overrun_here"), "load_user");
         assert_eq!(id("app::db::fetch::{{closure}}::__overrun_here"), "fetch");
         assert_eq!(

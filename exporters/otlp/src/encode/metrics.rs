@@ -37,8 +37,8 @@ impl Encoder<'_> {
         labels.iter().map(|&(k, v)| kv(k, v)).collect()
     }
 
-    fn number(&self, p: &Point<'_>, start: u64) -> NumberDataPoint {
-        NumberDataPoint {
+    fn number(&self, p: &Point<'_>, start: u64) -> Option<NumberDataPoint> {
+        Some(NumberDataPoint {
             attributes: Self::attributes(&p.labels),
             start_time_unix_nano: start,
             time_unix_nano: self.now,
@@ -46,9 +46,10 @@ impl Encoder<'_> {
                 Value::Int(i) => Number::AsInt(i.min(i64::MAX as u64) as i64),
                 Value::Float(d) => Number::AsDouble(d),
                 Value::Histogram { count, .. } => Number::AsInt(count.min(i64::MAX as u64) as i64),
+                _ => return None,
             }),
             ..NumberDataPoint::default()
-        }
+        })
     }
 
     fn histogram_point(&self, p: &Point<'_>) -> Option<HistogramDataPoint> {
@@ -89,12 +90,15 @@ impl Encoder<'_> {
         }
         let data = match metric.kind {
             MetricKind::Counter => Data::Sum(Sum {
-                data_points: points.iter().map(|p| self.number(p, self.start)).collect(),
+                data_points: points
+                    .iter()
+                    .filter_map(|p| self.number(p, self.start))
+                    .collect(),
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
                 is_monotonic: true,
             }),
             MetricKind::Gauge => Data::Gauge(Gauge {
-                data_points: points.iter().map(|p| self.number(p, 0)).collect(),
+                data_points: points.iter().filter_map(|p| self.number(p, 0)).collect(),
             }),
             MetricKind::Histogram => Data::Histogram(Histogram {
                 data_points: points
@@ -103,6 +107,8 @@ impl Encoder<'_> {
                     .collect(),
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
             }),
+            // A kind this exporter does not know yet: left out.
+            _ => return,
         };
         if let Some(existing) = self.metrics.iter_mut().find(|m| m.name == metric.name) {
             match (existing.data.as_mut(), data) {
@@ -171,10 +177,8 @@ pub(crate) fn metrics(
 
 impl Health {
     fn encode(&self, e: &mut Encoder<'_>) {
-        let point = |labels: Vec<(&'static str, &'static str)>, n: u64| Point {
-            labels,
-            value: Value::Int(n),
-        };
+        let point =
+            |labels: Vec<(&'static str, &'static str)>, n: u64| Point::new(labels, Value::Int(n));
         let exporter = ("exporter", "otlp");
         e.add(
             &export::EXPORT_FAILURES,

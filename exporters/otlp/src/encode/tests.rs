@@ -199,14 +199,14 @@ fn histogram_buckets_add_up() {
         bounds: &[0.000_001, 0.001, 1.0],
         metrics: Vec::new(),
     };
-    let point = Point {
-        labels: Vec::new(),
-        value: Value::Histogram {
+    let point = Point::new(
+        Vec::new(),
+        Value::Histogram {
             histogram: &h,
             count: 4,
             sum_seconds: 1e-8,
         },
-    };
+    );
     e.add(&export::DURATION, &[point]);
     let Some(Data::Histogram(hist)) = &e.metrics[0].data else {
         panic!()
