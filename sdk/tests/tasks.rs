@@ -178,6 +178,18 @@ fn panicking_tasks_end_with_an_error() {
     assert_eq!((p.spawned, p.panicked, p.completed, p.live), (1, 1, 0, 0));
 }
 
+/// The JSON report's entry for the task called `name`.
+fn json_task(snap: &overrun::Snapshot, name: &str) -> serde_json::Value {
+    let json: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
+    json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no task {name} in the JSON"))
+}
+
 #[test]
 fn blocking_tasks_and_the_report() {
     let _serial = SERIAL.lock();
@@ -195,13 +207,7 @@ fn blocking_tasks_and_the_report() {
     assert_eq!((c.completed, c.polls), (1, 1));
     assert!(c.busy_ns >= 5_000_000);
     let snap = overrun::snapshot();
-    let json: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
-    let task = json["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "crunch")
-        .unwrap();
+    let task = json_task(&snap, "crunch");
     assert_eq!(task["completed"], 1);
     assert!(task["lifetime_p50_ns"].as_u64().unwrap() >= 5_000_000);
     assert!(overrun::report::render_table(&snap).contains("crunch"));
@@ -224,13 +230,7 @@ fn figures_of_tasks_that_never_ended_are_null_not_zero() {
         (None, None, None)
     );
     let snap = overrun::snapshot();
-    let json: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
-    let task = json["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "never-ends")
-        .unwrap();
+    let task = json_task(&snap, "never-ends");
     for field in [
         "lifetime_p50_ns",
         "lifetime_p99_ns",
