@@ -312,7 +312,8 @@ fn measure_impl(args: TokenStream2, mut block: syn::ItemImpl) -> syn::Result<Tok
         if method.attrs.iter().any(is_measure) || method.sig.constness.is_some() {
             continue;
         }
-        let is_async = method.sig.asyncness.is_some();
+        let is_async =
+            method.sig.asyncness.is_some() || returned_future(&method.sig.output).is_some();
         let keys = parsed
             .iter()
             .filter(|a| is_async || a.key != "poll")
@@ -367,13 +368,10 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
             static #site: ::overrun::__private::Site = #new_site;
         };
     }
-    let declared = Ident::new("__OVERRUN_DECLARED", Span::call_site());
-    // Gathered by the linker, so the site registers at start-up and its
-    // series exist before its first call.
+    // Gathered by the linker (where it can be), so the site has its series
+    // and its identity before its first call.
     let declare = quote! {
-        #[::overrun::__private::linkme::distributed_slice(::overrun::__private::SITES)]
-        #[linkme(crate = ::overrun::__private::linkme)]
-        static #declared: &::overrun::__private::Site = &#site;
+        ::overrun::__declare_site!(#site);
     };
     if args.name.is_some() {
         return quote! {
@@ -416,7 +414,7 @@ impl<'ast> syn::visit::Visit<'ast> for ImplTraitFinder {
 fn output(ret: &ReturnType) -> Output {
     match ret {
         ReturnType::Default => Output::Named(quote!(())),
-        ReturnType::Type(_, ty) if matches!(**ty, syn::Type::Never(_)) => Output::Never,
+        ReturnType::Type(_, ty) if matches!(peel(ty), syn::Type::Never(_)) => Output::Never,
         ReturnType::Type(_, ty) => {
             let mut finder = ImplTraitFinder(false);
             syn::visit::Visit::visit_type(&mut finder, ty);
@@ -435,6 +433,9 @@ fn output(ret: &ReturnType) -> Output {
 enum ReturnedFuture {
     /// `impl Future<Output = T> (+ Send + 'a)`.
     Opaque,
+    /// `impl Future<Output = T> + Unpin`: the measured future is boxed to
+    /// stay `Unpin`.
+    OpaqueUnpin,
     /// `Pin<Box<dyn Future<Output = T> (+ Send + 'a)>>`: what `#[async_trait]`
     /// turns an `async fn` into, and the usual boxed future.
     Boxed,
@@ -464,16 +465,36 @@ fn only_arg<'t>(ty: &'t syn::Type, name: &str) -> Option<&'t syn::Type> {
     })
 }
 
+/// `ty` without the invisible groups and parentheses `macro_rules!` and
+/// people wrap types in.
+fn peel(mut ty: &syn::Type) -> &syn::Type {
+    loop {
+        ty = match ty {
+            syn::Type::Group(g) => &g.elem,
+            syn::Type::Paren(p) => &p.elem,
+            _ => return ty,
+        };
+    }
+}
+
 fn returned_future(ret: &ReturnType) -> Option<ReturnedFuture> {
     let ReturnType::Type(_, ty) = ret else {
         return None;
     };
-    match &**ty {
+    match peel(ty) {
         syn::Type::ImplTrait(t) if t.bounds.iter().any(is_future_bound) => {
-            Some(ReturnedFuture::Opaque)
+            let unpin = t.bounds.iter().any(|b| {
+                matches!(b, syn::TypeParamBound::Trait(t)
+                    if t.path.segments.last().is_some_and(|s| s.ident == "Unpin"))
+            });
+            Some(if unpin {
+                ReturnedFuture::OpaqueUnpin
+            } else {
+                ReturnedFuture::Opaque
+            })
         }
         ty => {
-            let boxed = only_arg(only_arg(ty, "Pin")?, "Box")?;
+            let boxed = peel(only_arg(peel(only_arg(ty, "Pin")?), "Box")?);
             match boxed {
                 syn::Type::TraitObject(t) if t.bounds.iter().any(is_future_bound) => {
                     Some(ReturnedFuture::Boxed)
@@ -481,6 +502,28 @@ fn returned_future(ret: &ReturnType) -> Option<ReturnedFuture> {
                 _ => None,
             }
         }
+    }
+}
+
+/// `expr` when the block is exactly `{ Box::pin(expr) }` (what
+/// `#[async_trait]` writes).
+fn boxed_tail(block: &syn::Block) -> Option<&Expr> {
+    let [syn::Stmt::Expr(Expr::Call(call), None)] = &block.stmts[..] else {
+        return None;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let names: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let is_box_pin = names.ends_with(&["Box".to_owned(), "pin".to_owned()]);
+    match (is_box_pin, call.args.len()) {
+        (true, 1) => call.args.first(),
+        _ => None,
     }
 }
 
@@ -574,9 +617,23 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
                 #ret
             })
         };
+        // `#[async_trait]`'s shape, `{ Box::pin(async move { … }) }`: the
+        // inner future is measured inside the one box, not boxed again.
+        if let (ReturnedFuture::Boxed, Some(inner)) = (shape, boxed_tail(&block)) {
+            return quote! {
+                #(#attrs)*
+                #vis #sig {
+                    #site_def
+                    let #fut = #inner;
+                    ::std::boxed::Box::pin(#instrumented)
+                }
+            };
+        }
         let returned = match shape {
             ReturnedFuture::Opaque => instrumented,
-            ReturnedFuture::Boxed => quote!(::std::boxed::Box::pin(#instrumented)),
+            ReturnedFuture::OpaqueUnpin | ReturnedFuture::Boxed => {
+                quote!(::std::boxed::Box::pin(#instrumented))
+            }
         };
         quote! {
             #site_def

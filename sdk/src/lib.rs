@@ -171,7 +171,9 @@ pub mod __private {
     pub use crate::read::report::Run;
     pub use crate::record::measure::is_err::{NotResult, ResultErr};
     pub use crate::record::measure::{Guard, Instrumented, mark_async_error};
-    pub use crate::record::site::{SITES, Site, SiteKind};
+    #[cfg(overrun_linker_list)]
+    pub use crate::record::site::SITES;
+    pub use crate::record::site::{Site, SiteKind};
     pub use crate::vocab::budget::Budget;
     pub use core::any::type_name_of_val;
     pub use core::{file, line, module_path};

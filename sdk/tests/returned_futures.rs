@@ -9,6 +9,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+#[global_allocator]
+static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
+
 #[path = "support/site.rs"]
 mod site;
 use site::site;
@@ -55,6 +58,25 @@ impl Store for Slow {
 }
 
 struct Other;
+
+struct Polled;
+
+// `#[async_trait]` first: `#[measure]` then sees methods that return boxed
+// futures, and still gives them the block's `poll` budget.
+#[async_trait::async_trait]
+#[overrun::measure(poll = "1ms")]
+impl Store for Polled {
+    async fn load(&self, id: u32) -> Option<u32> {
+        std::thread::sleep(Duration::from_millis(5)); // blocks one poll
+        Some(id)
+    }
+}
+
+#[overrun::measure]
+#[allow(clippy::manual_async_fn)] // the shape under test
+fn unpin_future(n: u8) -> impl Future<Output = u8> + Unpin {
+    std::future::ready(n)
+}
 
 // The other order: `#[measure]` on the block, then `#[async_trait]`.
 #[overrun::measure(budget = "10ms")]
@@ -103,4 +125,31 @@ fn async_trait_methods_are_measured_in_either_order() {
         assert_eq!((s.calls, s.violations.time), (1, 1), "{name}");
         assert!(s.max_ns >= 40_000_000, "{name}: {} ns", s.max_ns);
     }
+}
+
+#[test]
+fn a_blocks_poll_budget_reaches_async_trait_methods() {
+    assert_eq!(runtime().block_on(Polled.load(3)), Some(3));
+    let s = site("<Polled as Store>::load");
+    assert_eq!((s.budget.poll_ns, s.violations.poll), (Some(1_000_000), 1));
+}
+
+#[test]
+fn an_unpin_future_stays_unpin() {
+    fn needs_unpin<T: Unpin>(t: T) -> T {
+        t
+    }
+    assert_eq!(runtime().block_on(needs_unpin(unpin_future(4))), 4);
+    assert_eq!(site("unpin_future").calls, 1);
+}
+
+/// `#[async_trait]` already boxes the future; the measured one lives in that
+/// same box: one allocation to make the future, as without `#[measure]`.
+#[test]
+fn an_async_trait_call_allocates_one_box() {
+    let before = overrun::alloc::thread_allocs().count;
+    let fut = Slow.load(1);
+    let after = overrun::alloc::thread_allocs().count;
+    drop(fut);
+    assert_eq!(after - before, 1);
 }

@@ -47,6 +47,15 @@ pub struct Snapshot {
     pub never_ran: Vec<SiteSnapshot>,
 }
 
+fn site_budget(budget: &crate::vocab::budget::Budget) -> SiteBudget {
+    SiteBudget {
+        time_ns: limit(budget.time_ns),
+        allocs: limit(budget.allocs),
+        bytes: limit(budget.bytes),
+        poll_ns: limit(budget.poll_ns),
+    }
+}
+
 /// The JSON of sites that never ran: who they are, not figures that do not
 /// exist.
 fn identities<S: serde::Serializer>(sites: &[SiteSnapshot], s: S) -> Result<S::Ok, S::Error> {
@@ -263,7 +272,6 @@ pub fn snapshot() -> Snapshot {
     // Fold this thread's pending heap balance so a small program's peak is
     // not reported as zero.
     crate::record::alloc::flush_thread();
-    site::register_declared();
     crate::record::alloc::uncounted(|| {
         let sites = site::all();
         let totals = collect(sites.len());
@@ -295,12 +303,7 @@ pub fn snapshot() -> Snapshot {
                     max_poll_ns: (t.polls > 0).then(|| to_ns(t.max_poll)),
                     allocs: allocs_available.then_some(t.allocs),
                     alloc_bytes: allocs_available.then_some(t.bytes),
-                    budget: SiteBudget {
-                        time_ns: limit(budget.time_ns),
-                        allocs: limit(budget.allocs),
-                        bytes: limit(budget.bytes),
-                        poll_ns: limit(budget.poll_ns),
-                    },
+                    budget: site_budget(&budget),
                     violations: SiteViolations {
                         time: t.violations[0],
                         allocs: t.violations[1],
@@ -310,7 +313,36 @@ pub fn snapshot() -> Snapshot {
                     histogram: t.histogram,
                 }
             })
-            .partition(|s| s.calls > 0);
+            // Ran: a completed call, or a poll of one still running.
+            .partition(|s| s.calls > 0 || s.polls > 0);
+        // Declared but not registered: not run yet, with zero figures.
+        let mut never_ran = never_ran;
+        never_ran.extend(site::unregistered().map(|site| {
+            let budget = site.budget();
+            SiteSnapshot {
+                name: site.name(),
+                module: site.module(),
+                file: site.file(),
+                line: site.line(),
+                kind: site.kind(),
+                calls: 0,
+                errors: 0,
+                cancelled: 0,
+                total_ns: 0,
+                self_ns: 0,
+                p50_ns: 0,
+                p95_ns: 0,
+                p99_ns: 0,
+                max_ns: 0,
+                polls: 0,
+                max_poll_ns: None,
+                allocs: allocs_available.then_some(0),
+                alloc_bytes: allocs_available.then_some(0),
+                budget: site_budget(&budget),
+                violations: SiteViolations::default(),
+                histogram: Histogram::default(),
+            }
+        }));
         let usage = crate::run::usage();
         let (start, start_cpu) = crate::run::run_start();
         let (budget, violations) = crate::run::budget_and_violations();

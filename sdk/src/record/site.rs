@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -119,9 +119,11 @@ impl Site {
     /// methods (`A::new`, `<A as Display>::fmt`), or `name = "…"` as given.
     /// Where that is not enough: functions of one name nested in different
     /// functions carry the function they are in (`one::helper`), and equal
-    /// explicit names their line (`name@42`). Identities are planned over
-    /// every measured function of the program at start-up and never change
-    /// while it runs.
+    /// explicit names their line (`name@42`). Identities are planned once
+    /// over every measured function the linker gathered, so a site is named
+    /// before its first call and never renamed. (Where no linker list is
+    /// read — under Miri — a site is named when it first runs, and such
+    /// namesakes are told apart by who ran first.)
     ///
     /// ```
     /// struct Cart;
@@ -136,7 +138,13 @@ impl Site {
     pub fn name(&self) -> &'static str {
         let identity = self.identity.load(Ordering::Acquire);
         if identity.is_null() {
-            self.name
+            // Not registered yet: the planned identity, if the site is in
+            // the linker's list (the plan is made once, off the call path).
+            plan()
+                .by_site
+                .get(&(self as *const Site as usize))
+                .copied()
+                .unwrap_or(self.name)
         } else {
             // SAFETY: a non-null pointer was made by `Box::leak` in
             // `store_identity` and is never freed or written through.
@@ -193,7 +201,6 @@ impl Site {
     #[cold]
     #[inline(never)]
     fn register(&'static self) -> Option<usize> {
-        register_declared();
         crate::record::alloc::uncounted(|| {
             let mut sites = REGISTERED.write();
             match self.id.load(Ordering::Acquire) {
@@ -228,15 +235,17 @@ impl Site {
         // same identities, whatever runs first. Only a site the linker did
         // not gather (a platform linkme does not serve) is named here, and
         // it never renames another.
-        let identity = match plan().get(&(self as *const Site as usize)) {
+        let plan = plan();
+        let identity = match plan.by_site.get(&(self as *const Site as usize)) {
             Some(&planned) => planned,
             None => {
                 let taken = IDENTITIES.lock();
                 let (short, full) = self.names();
                 let free = |name: &str| {
-                    taken
-                        .as_ref()
-                        .is_none_or(|t| !t.contains_key(&(self.module, name)))
+                    !plan.taken.contains(&(self.module, name))
+                        && taken
+                            .as_ref()
+                            .is_none_or(|t| !t.contains_key(&(self.module, name)))
                 };
                 if free(short) {
                     short
@@ -288,8 +297,8 @@ impl Site {
 /// enclosing functions (`one::helper`) when those differ; else (equal
 /// explicit names) the short one and its line, `name@42` (and `#2`, `#3`… in
 /// link order for sites on one line). Depends only on the code.
-fn plan() -> &'static HashMap<usize, &'static str> {
-    static PLAN: OnceLock<HashMap<usize, &'static str>> = OnceLock::new();
+fn plan() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
     PLAN.get_or_init(|| {
         crate::record::alloc::uncounted(|| {
             let mut groups: HashMap<(&str, &str), Vec<(&'static Site, &'static str)>> =
@@ -301,7 +310,7 @@ fn plan() -> &'static HashMap<usize, &'static str> {
                     .or_default()
                     .push((site, full));
             }
-            let mut plan = HashMap::new();
+            let mut plan = Plan::default();
             for ((_, short), group) in groups {
                 let fulls: HashSet<&str> = group.iter().map(|&(_, full)| full).collect();
                 let mut lines: HashMap<u32, usize> = HashMap::new();
@@ -318,12 +327,21 @@ fn plan() -> &'static HashMap<usize, &'static str> {
                             n => leak(format!("{short}@{}#{n}", site.line)),
                         }
                     };
-                    plan.insert(*site as *const Site as usize, identity);
+                    plan.by_site.insert(*site as *const Site as usize, identity);
+                    plan.taken.insert((site.module, identity));
                 }
             }
             plan
         })
     })
+}
+
+/// Planned identities: by the site's address, and every (module, identity)
+/// taken, so a site outside the plan never takes one of them.
+#[derive(Default)]
+struct Plan {
+    by_site: HashMap<usize, &'static str>,
+    taken: HashSet<(&'static str, &'static str)>,
 }
 
 /// The fewest trailing segments of `full` (`one::helper` of
@@ -436,39 +454,59 @@ fn identity_from_path(path: &str, module: &str) -> Option<(String, String)> {
     (!short.is_empty()).then(|| (short, segments.join("::")))
 }
 
-/// Every site `#[measure]` declared, gathered by the linker: sites register
-/// from here at start-up (the first snapshot, `#[overrun::main]`, or the
-/// first measured call, whichever comes first), so every measured function
-/// has its series, with zero counts, before its first call.
+/// Every site `#[measure]` declared, gathered by the linker (on the
+/// platforms `linkme` serves): a snapshot lists those that have not run,
+/// with their planned identity and zero figures, so every measured function
+/// has its series before its first call. A site still takes its dense id
+/// only when it first runs, so per-thread shards grow with the sites used,
+/// not those declared.
 #[doc(hidden)]
+#[cfg(overrun_linker_list)]
 #[linkme::distributed_slice]
 pub static SITES: [&'static Site];
 
+/// Puts a site in the linker's list (`#[measure]` expands to it). Where the
+/// list is not served, it expands to nothing and the site registers at its
+/// first call.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(overrun_linker_list)]
+macro_rules! __declare_site {
+    ($site:ident) => {
+        #[$crate::__private::linkme::distributed_slice($crate::__private::SITES)]
+        #[linkme(crate = $crate::__private::linkme)]
+        static __OVERRUN_DECLARED: &$crate::__private::Site = &$site;
+    };
+}
+
+/// See the other definition: on this target the linker's list is not served.
+#[doc(hidden)]
+#[macro_export]
+#[cfg(not(overrun_linker_list))]
+macro_rules! __declare_site {
+    ($site:ident) => {};
+}
+
 /// The sites the linker gathered. Empty under Miri, which cannot read a
-/// linker section: sites then register at their first call, as they do on
-/// any platform the slice does not serve.
+/// linker section, and on targets `linkme` does not serve: sites then
+/// register at their first call.
 fn declared() -> &'static [&'static Site] {
-    #[cfg(miri)]
-    {
-        &[]
-    }
-    #[cfg(not(miri))]
+    #[cfg(all(overrun_linker_list, not(miri)))]
     {
         &SITES
     }
+    #[cfg(not(all(overrun_linker_list, not(miri))))]
+    {
+        &[]
+    }
 }
 
-/// Registers every declared site, once: off the call path except for the
-/// process' very first measured call, when nothing registered them before.
-pub(crate) fn register_declared() {
-    // Set before the loop: the loop's own registrations come back here.
-    static STARTED: AtomicBool = AtomicBool::new(false);
-    if STARTED.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    for site in declared() {
-        let _ = site.index();
-    }
+/// Declared sites that have not registered (not run yet), in link order.
+pub(crate) fn unregistered() -> impl Iterator<Item = &'static Site> {
+    declared()
+        .iter()
+        .copied()
+        .filter(|s| s.id.load(Ordering::Acquire) == 0)
 }
 
 /// Every registered site, in id order.
