@@ -138,7 +138,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         overrun: overrun_prometheus::PrometheusExporter::builder().build()?,
         metrics,
     });
-    let _otlp = match std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT") {
+    let otlp = match std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Some(_) => Some(
             overrun_otlp::OtlpExporter::builder()
                 .service_name("overrun-example-service")
@@ -159,6 +159,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, router).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop_signal())
+        .await?;
+    // Graceful shutdown: the exporter's last export (the last interval's
+    // counts and pending violation events), bounded by its timeout. It
+    // blocks, so off the async threads.
+    if let Some(otlp) = otlp {
+        tokio::task::spawn_blocking(move || otlp.shutdown()).await?;
+    }
     Ok(())
+}
+
+/// SIGTERM (an orchestrator stopping the service) or Ctrl-C.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

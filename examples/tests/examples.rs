@@ -264,3 +264,139 @@ fn peak_memory_under_cargo_run_is_the_programs_own() {
     );
     assert!(via_cargo < 20 << 20, "{via_cargo} bytes: cargo's own peak?");
 }
+
+/// How a run of the `endings` example ended, and the report it left.
+struct Ended {
+    status: std::process::ExitStatus,
+    stdout: String,
+    report: serde_json::Value,
+}
+
+/// Runs `program` with the ending `how`; with `signal`, waits for `ready` on
+/// its stdout, then sends it that signal. The child starts with SIGINT and
+/// SIGTERM at their default action, whatever the test runner inherited.
+fn end(program: &str, how: &str, signal: Option<i32>) -> Ended {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::CommandExt;
+    let file = tmp(&format!(
+        "ending-{program}-{how}-{}.json",
+        signal.unwrap_or(0)
+    ));
+    let _ = std::fs::remove_file(&file);
+    let mut cmd = if program == "endings" {
+        example("endings")
+    } else {
+        Command::new(abort_build())
+    };
+    cmd.arg(how)
+        .env("OVERRUN_REPORT", "off")
+        .env("OVERRUN_REPORT_FILE", &file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut out = String::new();
+    if let Some(signal) = signal {
+        stdout.read_line(&mut out).unwrap();
+        assert_eq!(out, "ready\n");
+        // SAFETY: sends a signal to our own child, which is still running.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    }
+    stdout.read_to_string(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    let body = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{how}: no report at {}: {e}", file.display()));
+    Ended {
+        status,
+        stdout: out,
+        report: serde_json::from_str(&body).expect("a whole JSON report"),
+    }
+}
+
+/// The `endings` program built with `-C panic=abort` (once per test run).
+fn abort_build() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args([
+                    "rustc",
+                    "-q",
+                    "-p",
+                    "overrun-examples",
+                    "--example",
+                    "endings_abort",
+                ])
+                .args([
+                    "--message-format=json-render-diagnostics",
+                    "--",
+                    "-C",
+                    "panic=abort",
+                ])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            text(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+                .next_back()
+                .expect("the endings_abort executable")
+        })
+        .clone()
+}
+
+fn step_calls(report: &serde_json::Value) -> u64 {
+    site(report, "step")["calls"].as_u64().unwrap()
+}
+
+#[test]
+fn every_ending_writes_the_report_and_keeps_the_exit_status() {
+    use std::os::unix::process::ExitStatusExt;
+    let returned = end("endings", "return", None);
+    assert_eq!(returned.status.code(), Some(4));
+    assert_eq!(step_calls(&returned.report), 10);
+
+    let exited = end("endings", "exit", None);
+    assert_eq!(exited.status.code(), Some(3), "process::exit from a thread");
+    assert_eq!(step_calls(&exited.report), 10);
+
+    let panicked = end("endings", "panic", None);
+    assert_eq!(panicked.status.code(), Some(101));
+    assert_eq!(step_calls(&panicked.report), 10);
+
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let killed = end("endings", "wait", Some(signal));
+        assert_eq!(killed.status.signal(), Some(signal), "ended by that signal");
+        assert_eq!(step_calls(&killed.report), 10);
+        assert_eq!(killed.report["run"]["budget"]["time_ns"], 60_000_000_000u64);
+    }
+}
+
+#[test]
+fn an_aborting_panic_writes_the_report() {
+    use std::os::unix::process::ExitStatusExt;
+    let aborted = end("endings_abort", "panic", None);
+    assert_eq!(aborted.status.signal(), Some(libc::SIGABRT));
+    assert_eq!(step_calls(&aborted.report), 10);
+}
+
+/// A program with its own SIGINT handler keeps its behaviour: it handles
+/// the signal and exits as it chooses; its report comes when `main` returns.
+#[test]
+fn a_program_with_its_own_handler_keeps_it() {
+    let own = end("endings", "own-handler", Some(libc::SIGINT));
+    assert_eq!(own.status.code(), Some(7));
+    assert_eq!(own.stdout, "ready\nhandled\n");
+    assert_eq!(step_calls(&own.report), 10);
+}

@@ -9,6 +9,10 @@ collector printed (--debug-log metrics/logs, detailed) and checks the metric
 values, the violation log records and their attributes exactly. Then it
 stops the collector mid-run, checks the failures are counted, restarts it and
 checks that the final cumulative figures and every violation event arrived.
+Last, processes that end without dropping the exporter (process::exit from a
+thread, SIGTERM, under #[overrun::main]) and the service example stopped by
+SIGTERM (its graceful shutdown) must deliver the last interval's counts and
+events.
 
 Any failure, including a collector that cannot start, exits non-zero.
 """
@@ -25,6 +29,7 @@ import time
 
 DRIVER = sys.argv[1]
 ROTEL = sys.argv[2]
+SERVICE = sys.argv[3]
 WORK = tempfile.mkdtemp(prefix="overrun-otlp-e2e-")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SECRET = "e2e-s3cret-value"
@@ -168,6 +173,7 @@ class Driver:
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
             "OTEL_METRIC_EXPORT_INTERVAL": "200",
             "OTEL_EXPORTER_OTLP_TIMEOUT": "2000",
+            "OVERRUN_REPORT": "off",
         })
         env.update(extra_env or {})
         self.proc = subprocess.Popen(
@@ -436,6 +442,97 @@ def tls_run(protocol, collector, proxy):
     d.finish()
 
 
+def ending_runs(protocol, collector):
+    """The process ends without the exporter being dropped: process::exit
+    from a thread, and SIGTERM. Nothing is exported on the interval (an
+    hour); the last export on the way out must carry every count and event."""
+    hour = {"OTEL_METRIC_EXPORT_INTERVAL": "3600000"}
+    d = Driver(protocol, collector, hour)
+    d.send("calls 5 2", "called")
+    d.proc.stdin.write("exit\n")
+    d.proc.stdin.flush()
+    code = d.proc.wait(30)
+    check(code == 0, f"{protocol} process::exit: exit status kept (got {code})")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 7, function="handle")
+    p = last_value(points, "overrun.calls", function="handle")
+    check(p is not None and p["value"] == 7,
+          f"{protocol} process::exit: the last export carried 7 calls (got {p and p['value']})")
+    check(len(logs) == 2, f"{protocol} process::exit: 2 violation events arrived (got {len(logs)})")
+
+    d = Driver(protocol, collector, hour)
+    d.send("calls 4 1", "called")
+    d.send("wait", "waiting")
+    d.proc.send_signal(signal.SIGTERM)
+    code = d.proc.wait(30)
+    check(code == -signal.SIGTERM, f"{protocol} SIGTERM: the process ended by SIGTERM (got {code})")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 5, function="handle")
+    p = last_value(points, "overrun.calls", function="handle")
+    check(p is not None and p["value"] == 5,
+          f"{protocol} SIGTERM: the last export carried 5 calls (got {p and p['value']})")
+    check(len(logs) == 1, f"{protocol} SIGTERM: the violation event arrived (got {len(logs)})")
+
+
+def silent_exit_run(protocol):
+    """A collector that accepts connections and never answers delays the
+    exit by at most the exporter's timeout (2 s here)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+
+    class Silent:
+        grpc = http = port
+
+    try:
+        d = Driver(protocol, Silent, {"OTEL_METRIC_EXPORT_INTERVAL": "3600000"})
+        d.send("calls 3 0", "called")
+        started = time.time()
+        d.proc.stdin.write("exit\n")
+        d.proc.stdin.flush()
+        code = d.proc.wait(30)
+        took = time.time() - started
+        check(code == 0 and took < 4.0,
+              f"{protocol} silent collector: exit after {took:.1f} s, bounded by the timeout (status {code})")
+    finally:
+        silent.close()
+
+
+def service_run(collector):
+    """The service example, stopped by SIGTERM: its graceful shutdown calls
+    `shutdown()` on the exporter, and the last interval's counts and events
+    reach the collector."""
+    import urllib.request
+    port, run = free_port(), f"service-{os.getpid()}"
+    env = dict(os.environ)
+    env.update({
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.http}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRIC_EXPORT_INTERVAL": "3600000",
+        "OTEL_RESOURCE_ATTRIBUTES": f"test.run={run}",
+    })
+    log = open(os.path.join(WORK, "service.log"), "wb")
+    proc = subprocess.Popen([SERVICE, "--listen", f"127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 20
+    while not Collector.accepts(port):
+        if proc.poll() is not None or time.time() > deadline:
+            sys.exit("the service example did not start:\n"
+                     + open(os.path.join(WORK, "service.log")).read()[-3000:])
+        time.sleep(0.05)
+    for path in ["/users/1", "/users/2", "/users/3", "/slow?ms=40", "/slow?ms=40"]:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").read()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(30)
+    check(code == 0, f"service: graceful shutdown on SIGTERM, exit 0 (got {code})")
+    points, logs = wait_for(collector, run, "overrun.calls", 2, function="slow")
+    for function, calls in (("get_user", 3), ("slow", 2)):
+        p = last_value(points, "overrun.calls", function=function)
+        check(p is not None and p["value"] == calls,
+              f"service: {function} calls = {calls} in the last export (got {p and p['value']})")
+    slow = [lg for lg in logs if lg["attrs"].get("function") == "slow"]
+    check(len(slow) == 2, f"service: the 2 slow-call events arrived (got {len(slow)})")
+
+
 def main():
     grpc, http = free_port(), free_port()
     collector = Collector(grpc, http, "main")
@@ -448,6 +545,10 @@ def main():
         proxy = TlsProxy(collector)
         for protocol in ("grpc", "http/protobuf"):
             tls_run(protocol, collector, proxy)
+        for protocol in ("grpc", "http/protobuf"):
+            ending_runs(protocol, collector)
+            silent_exit_run(protocol)
+        service_run(collector)
     finally:
         if proxy:
             proxy.stop()

@@ -35,5 +35,6 @@ need_packages nginx=nginx-light openssl=openssl
 
 . "$root/scripts/cargo-example.sh"
 driver="$(build_example overrun-otlp otlp_driver)"
+service="$(build_example overrun-examples-exporters service)"
 "$agent" --version
-python3 "$here/e2e.py" "$driver" "$agent"
+python3 "$here/e2e.py" "$driver" "$agent" "$service"

@@ -724,7 +724,11 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         #(#attrs)*
         #vis #sig {
             #site_def
-            let #run = ::overrun::__private::Run::start(&#site, #memory);
+            let #run = ::overrun::__private::Run::start(
+                &#site,
+                #memory,
+                ::core::cfg!(panic = "abort"),
+            );
             #block
         }
     }

@@ -4,6 +4,10 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -166,6 +170,53 @@ pub(crate) fn check(site: &'static Site, memory_bytes: u64) {
             limit,
         });
         publish(site_violation(site, kind, observed, limit));
+    }
+}
+
+type ExitHook = Arc<dyn Fn() + Send + Sync>;
+
+static EXIT_HOOKS: Mutex<Vec<(u64, ExitHook)>> = Mutex::new(Vec::new());
+static NEXT_EXIT_HOOK: AtomicU64 = AtomicU64::new(0);
+
+/// Identifies a hook registered with [`on_exit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExitHookId(u64);
+
+/// Calls `hook` when a run under `#[overrun::main]` ends, however it ends —
+/// `main` returning, `std::process::exit` from any thread, SIGINT or
+/// SIGTERM, a panic — after its report is written and before the process
+/// goes. Exporters use it for their last export; keep it bounded in time,
+/// the process waits for it. A hook that panics is caught.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// static CALLED: AtomicBool = AtomicBool::new(false);
+/// let id = overrun::run::on_exit(|| CALLED.store(true, Ordering::Relaxed));
+/// assert!(overrun::run::remove_exit_hook(id));
+/// assert!(!overrun::run::remove_exit_hook(id));
+/// ```
+pub fn on_exit(hook: impl Fn() + Send + Sync + 'static) -> ExitHookId {
+    let id = NEXT_EXIT_HOOK.fetch_add(1, Ordering::Relaxed);
+    EXIT_HOOKS.lock().push((id, Arc::new(hook)));
+    ExitHookId(id)
+}
+
+/// Removes a hook registered with [`on_exit`]; `false` if it was gone.
+pub fn remove_exit_hook(id: ExitHookId) -> bool {
+    let mut hooks = EXIT_HOOKS.lock();
+    let before = hooks.len();
+    hooks.retain(|(i, _)| *i != id.0);
+    hooks.len() != before
+}
+
+/// Runs the exit hooks, once each, outside the lock.
+pub(crate) fn run_exit_hooks() {
+    let hooks: Vec<ExitHook> = std::mem::take(&mut *EXIT_HOOKS.lock())
+        .into_iter()
+        .map(|(_, hook)| hook)
+        .collect();
+    for hook in hooks {
+        let _ = catch_unwind(AssertUnwindSafe(|| hook()));
     }
 }
 

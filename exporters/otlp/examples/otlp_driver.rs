@@ -9,6 +9,11 @@
 //! - `export`: waits until a round of exports succeeded after this command.
 //! - `fail`: waits until a metrics export failed after this command.
 //! - `quit`: shuts the exporter down (a last export) and prints its counters.
+//! - `exit`: ends the process with `std::process::exit(0)` from a worker
+//!   thread, without shutting the exporter down: `#[overrun::main]` makes its
+//!   last export on the way out.
+//! - `wait`: prints `waiting` and waits to be ended by a signal (SIGTERM):
+//!   the same last export, then the signal ends the process.
 //!
 //! Settings come from the standard `OTEL_*` variables. With
 //! `OTLP_DRIVER_TRACE` set, every `tracing` event of the transport crates is
@@ -28,6 +33,7 @@ fn handle(slow: bool) -> u64 {
     std::hint::black_box(7)
 }
 
+#[overrun::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("OTLP_DRIVER_TRACE").is_some() {
         // Every log line of the transport crates (tonic, hyper, h2, rustls)
@@ -97,6 +103,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("failed {:?}", exporter.stats().last_error);
             }
             ["quit"] => break,
+            ["exit"] => {
+                let worker = std::thread::spawn(|| std::process::exit(0));
+                let _ = worker.join();
+            }
+            ["wait"] => {
+                println!("waiting");
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
             _ => return Err(format!("unknown command {line:?}").into()),
         }
     }

@@ -232,9 +232,19 @@ impl Builder {
                 return Err(Error::Thread(e));
             }
         };
+        // The run ends without this handle being dropped (`process::exit`,
+        // SIGTERM): one last round of metrics and events, bounded.
+        let exit_hook = {
+            let (shared, flush) = (Arc::clone(&shared), Arc::clone(&flush));
+            let bound = shutdown_timeout + Duration::from_millis(500);
+            overrun::run::on_exit(move || {
+                shared.export_now(&flush, bound);
+            })
+        };
         Ok(OtlpExporter {
             shared,
             hook: Some(hook),
+            exit_hook: Some(exit_hook),
             stop: stop_tx,
             done: done_rx,
             thread: Some(thread),

@@ -232,6 +232,7 @@ pub struct ExportStats {
     pub last_error: Option<String>,
 }
 
+/// What the exporter's handle and its thread share.
 struct Shared {
     queue: Arc<events::Queue>,
     stats: Mutex<ExportStats>,
@@ -243,12 +244,43 @@ struct Shared {
     finished_lock: Mutex<()>,
 }
 
+impl Shared {
+    fn rounds(&self) -> u64 {
+        self.exports.load(Ordering::Acquire)
+    }
+
+    /// Waits until `n` rounds have finished or `timeout` passed.
+    fn wait_rounds(&self, n: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = self.finished_lock.lock();
+        while self.rounds() < n {
+            if self.finished.wait_until(&mut guard, deadline).timed_out() {
+                return self.rounds() >= n;
+            }
+        }
+        true
+    }
+
+    /// Asks for a round now and waits for it, at most `timeout`.
+    fn export_now(&self, flush: &tokio::sync::Notify, timeout: Duration) -> bool {
+        // A round already under way took its snapshot before this call: wait
+        // for the next one to start and finish.
+        let next = self.started.load(Ordering::Acquire) + 1;
+        flush.notify_one();
+        self.wait_rounds(next, timeout)
+    }
+}
+
 /// A running OTLP exporter. Dropping it (or [`OtlpExporter::shutdown`])
 /// makes a last export, bounded by the shutdown timeout, and stops the
-/// thread.
+/// thread. Under `#[overrun::main]`, a run that ends without dropping it —
+/// `std::process::exit`, SIGINT or SIGTERM — gets the same last export
+/// (metrics and pending violation events) before the process goes, bounded
+/// by the same timeout.
 pub struct OtlpExporter {
     shared: Arc<Shared>,
     hook: Option<overrun::HookId>,
+    exit_hook: Option<overrun::run::ExitHookId>,
     stop: tokio::sync::watch::Sender<bool>,
     done: std::sync::mpsc::Receiver<()>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -315,26 +347,14 @@ impl OtlpExporter {
     /// assert!(otlp.rounds() >= 2);
     /// ```
     pub fn rounds(&self) -> u64 {
-        self.shared.exports.load(Ordering::Acquire)
+        self.shared.rounds()
     }
 
     /// Waits until `n` export rounds have finished or `timeout` passed;
     /// `true` if they have. Handy in tests and short programs (see
     /// [`OtlpExporter::rounds`]).
     pub fn wait_rounds(&self, n: u64, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut guard = self.shared.finished_lock.lock();
-        while self.rounds() < n {
-            if self
-                .shared
-                .finished
-                .wait_until(&mut guard, deadline)
-                .timed_out()
-            {
-                return self.rounds() >= n;
-            }
-        }
-        true
+        self.shared.wait_rounds(n, timeout)
     }
 
     /// Exports now, without waiting for the interval, and waits for that
@@ -354,11 +374,9 @@ impl OtlpExporter {
     /// ```
     pub fn flush(&self) -> bool {
         let before = self.stats();
-        // A round already under way took its snapshot before this call: wait
-        // for the next one to start and finish.
-        let next = self.shared.started.load(Ordering::Acquire) + 1;
-        self.flush.notify_one();
-        let finished = self.wait_rounds(next, self.timeout * 4 + Duration::from_millis(500));
+        let finished = self
+            .shared
+            .export_now(&self.flush, self.timeout * 4 + Duration::from_millis(500));
         let after = self.stats();
         finished
             && after.metric_failures == before.metric_failures
@@ -387,6 +405,9 @@ impl OtlpExporter {
     fn stop_now(&mut self) {
         if let Some(hook) = self.hook.take() {
             overrun::remove_hook(hook);
+        }
+        if let Some(hook) = self.exit_hook.take() {
+            overrun::run::remove_exit_hook(hook);
         }
         let Some(thread) = self.thread.take() else {
             return;

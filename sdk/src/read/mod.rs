@@ -2,6 +2,7 @@
 //! [`snapshot`] is the data model; [`export`] turns it into the metric
 //! schema both exporters encode; [`report`] renders it as a table or JSON.
 
+pub(crate) mod ending;
 pub mod export;
 pub mod report;
 pub(crate) mod snapshot;

@@ -64,7 +64,7 @@ pub fn report() -> Snapshot {
     }
     let file = std::env::var_os("OVERRUN_REPORT_FILE").filter(|p| !p.is_empty());
     if let Some(path) = file
-        && let Err(err) = std::fs::write(&path, snap.to_json() + "\n")
+        && let Err(err) = write_atomically(std::path::Path::new(&path), &(snap.to_json() + "\n"))
     {
         eprintln!(
             "overrun: cannot write the report to {}: {err}",
@@ -72,6 +72,23 @@ pub fn report() -> Snapshot {
         );
     }
     snap
+}
+
+/// Writes `text` to a temporary file beside `path`, then renames it over
+/// `path`: a reader sees the old file or the whole new one, never half.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A duration, or `n/a` for a figure that does not exist (never `0ns`).
@@ -277,28 +294,25 @@ pub fn render_table(snap: &Snapshot) -> String {
 }
 
 /// The guard `#[overrun::main]` keeps for the whole of `main`: on drop it
-/// checks the run's time and memory budgets and prints the report. It does
-/// not touch the program's exit code.
+/// checks the run's time and memory budgets and prints the report. The
+/// other endings (`process::exit`, SIGINT, SIGTERM, an aborting panic) are
+/// armed at its start (see `read::ending`). It never touches the exit code.
 #[doc(hidden)]
 #[must_use]
-pub struct Run {
-    site: &'static Site,
-    memory_bytes: u64,
-}
+pub struct Run;
 
 impl Run {
-    /// Starts the run. `site` carries `main`'s location and time budget.
-    pub fn start(site: &'static Site, memory_bytes: u64) -> Self {
+    /// Starts the run. `site` carries `main`'s location and time budget;
+    /// `panic_aborts` is `cfg!(panic = "abort")` in the program's crate.
+    pub fn start(site: &'static Site, memory_bytes: u64, panic_aborts: bool) -> Self {
         crate::run::start(site, memory_bytes);
-        Self { site, memory_bytes }
+        super::ending::arm(site, memory_bytes, panic_aborts);
+        Self
     }
 }
 
 impl Drop for Run {
     fn drop(&mut self) {
-        if crate::record::measure::enabled() {
-            crate::run::check(self.site, self.memory_bytes);
-            report();
-        }
+        super::ending::finish();
     }
 }
