@@ -23,6 +23,20 @@ fn main() -> ExitCode {
             unreachable!("the worker ended the process")
         }
         "panic" => panic!("the run ends by a panic"),
+        "exit-in-hook" => {
+            // A hook that ends the process itself, while the run is ending.
+            overrun::run::on_exit(|| std::process::exit(6));
+            ExitCode::SUCCESS
+        }
+        "slow-hook" => {
+            // A last export that takes its time: a second signal ends the
+            // process at once.
+            overrun::run::on_exit(|| std::thread::sleep(Duration::from_secs(30)));
+            println!("ready");
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
         "wait" => {
             println!("ready");
             loop {
@@ -37,11 +51,15 @@ fn main() -> ExitCode {
             rt.block_on(async {
                 // Installed before `ready` is printed, so a signal sent
                 // after it always finds this handler.
+                #[cfg(unix)]
                 let mut interrupt =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                         .expect("a handler");
                 println!("ready");
+                #[cfg(unix)]
                 interrupt.recv().await;
+                #[cfg(not(unix))]
+                tokio::signal::ctrl_c().await.expect("a handler");
                 println!("handled");
             });
             ExitCode::from(7)

@@ -265,138 +265,247 @@ fn peak_memory_under_cargo_run_is_the_programs_own() {
     assert!(via_cargo < 20 << 20, "{via_cargo} bytes: cargo's own peak?");
 }
 
-/// How a run of the `endings` example ended, and the report it left.
-struct Ended {
-    status: std::process::ExitStatus,
-    stdout: String,
-    report: serde_json::Value,
-}
+/// The endings of a run: signals and `exit` are Unix matters.
+#[cfg(unix)]
+mod endings {
+    use super::*;
 
-/// Runs `program` with the ending `how`; with `signal`, waits for `ready` on
-/// its stdout, then sends it that signal. The child starts with SIGINT and
-/// SIGTERM at their default action, whatever the test runner inherited.
-fn end(program: &str, how: &str, signal: Option<i32>) -> Ended {
-    use std::io::{BufRead, BufReader, Read};
-    use std::os::unix::process::CommandExt;
-    let file = tmp(&format!(
-        "ending-{program}-{how}-{}.json",
-        signal.unwrap_or(0)
-    ));
-    let _ = std::fs::remove_file(&file);
-    let mut cmd = if program == "endings" {
-        example("endings")
-    } else {
-        Command::new(abort_build())
-    };
-    cmd.arg(how)
-        .env("OVERRUN_REPORT", "off")
-        .env("OVERRUN_REPORT_FILE", &file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
-            Ok(())
-        });
+    /// How a run of the `endings` example ended, and the report it left.
+    struct Ended {
+        status: std::process::ExitStatus,
+        stdout: String,
+        report: serde_json::Value,
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut out = String::new();
-    if let Some(signal) = signal {
-        stdout.read_line(&mut out).unwrap();
-        assert_eq!(out, "ready\n");
-        // SAFETY: sends a signal to our own child, which is still running.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+
+    /// Runs `program` with the ending `how`; with `signal`, waits for `ready` on
+    /// its stdout, then sends it that signal. The child starts with SIGINT and
+    /// SIGTERM at their default action, whatever the test runner inherited.
+    fn end(program: &str, how: &str, signal: Option<i32>) -> Ended {
+        end_with(program, how, signal, libc::SIG_DFL)
     }
-    stdout.read_to_string(&mut out).unwrap();
-    let status = child.wait().unwrap();
-    let body = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("{how}: no report at {}: {e}", file.display()));
-    Ended {
-        status,
-        stdout: out,
-        report: serde_json::from_str(&body).expect("a whole JSON report"),
+
+    fn end_with(
+        program: &str,
+        how: &str,
+        signal: Option<i32>,
+        sigint: libc::sighandler_t,
+    ) -> Ended {
+        use std::io::{BufRead, BufReader, Read};
+        use std::os::unix::process::CommandExt;
+        let file = tmp(&format!(
+            "ending-{program}-{how}-{}.json",
+            signal.unwrap_or(0)
+        ));
+        let _ = std::fs::remove_file(&file);
+        let mut cmd = if program == "endings" {
+            example("endings")
+        } else {
+            Command::new(abort_build())
+        };
+        cmd.arg(how)
+            .env("OVERRUN_REPORT", "off")
+            .env("OVERRUN_REPORT_FILE", &file)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(libc::SIGINT, sigint);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut out = String::new();
+        if let Some(signal) = signal {
+            stdout.read_line(&mut out).unwrap();
+            assert_eq!(out, "ready\n");
+            // SAFETY: sends a signal to our own child, which is still running.
+            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        }
+        stdout.read_to_string(&mut out).unwrap();
+        let status = child.wait().unwrap();
+        let body = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{how}: no report at {}: {e}", file.display()));
+        Ended {
+            status,
+            stdout: out,
+            report: serde_json::from_str(&body).expect("a whole JSON report"),
+        }
     }
-}
 
-/// The `endings` program built with `-C panic=abort` (once per test run).
-fn abort_build() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args([
-                    "rustc",
-                    "-q",
-                    "-p",
-                    "overrun-examples",
-                    "--example",
-                    "endings_abort",
-                ])
-                .args([
-                    "--message-format=json-render-diagnostics",
-                    "--",
-                    "-C",
-                    "panic=abort",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", text(&out.stderr));
-            text(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-                .next_back()
-                .expect("the endings_abort executable")
-        })
-        .clone()
-}
-
-fn step_calls(report: &serde_json::Value) -> u64 {
-    site(report, "step")["calls"].as_u64().unwrap()
-}
-
-#[test]
-fn every_ending_writes_the_report_and_keeps_the_exit_status() {
-    use std::os::unix::process::ExitStatusExt;
-    let returned = end("endings", "return", None);
-    assert_eq!(returned.status.code(), Some(4));
-    assert_eq!(step_calls(&returned.report), 10);
-
-    let exited = end("endings", "exit", None);
-    assert_eq!(exited.status.code(), Some(3), "process::exit from a thread");
-    assert_eq!(step_calls(&exited.report), 10);
-
-    let panicked = end("endings", "panic", None);
-    assert_eq!(panicked.status.code(), Some(101));
-    assert_eq!(step_calls(&panicked.report), 10);
-
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let killed = end("endings", "wait", Some(signal));
-        assert_eq!(killed.status.signal(), Some(signal), "ended by that signal");
-        assert_eq!(step_calls(&killed.report), 10);
-        assert_eq!(killed.report["run"]["budget"]["time_ns"], 60_000_000_000u64);
+    /// The `endings` program built with `-C panic=abort` (once per test run).
+    fn abort_build() -> PathBuf {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        BUILT
+            .get_or_init(|| {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let out = Command::new(cargo)
+                    .args([
+                        "rustc",
+                        "-q",
+                        "-p",
+                        "overrun-examples",
+                        "--example",
+                        "endings_abort",
+                    ])
+                    .args([
+                        "--message-format=json-render-diagnostics",
+                        "--",
+                        "-C",
+                        "panic=abort",
+                    ])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", text(&out.stderr));
+                text(&out.stdout)
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+                    .next_back()
+                    .expect("the endings_abort executable")
+            })
+            .clone()
     }
-}
 
-#[test]
-fn an_aborting_panic_writes_the_report() {
-    use std::os::unix::process::ExitStatusExt;
-    let aborted = end("endings_abort", "panic", None);
-    assert_eq!(aborted.status.signal(), Some(libc::SIGABRT));
-    assert_eq!(step_calls(&aborted.report), 10);
-}
+    fn step_calls(report: &serde_json::Value) -> u64 {
+        site(report, "step")["calls"].as_u64().unwrap()
+    }
 
-/// A program with its own SIGINT handler keeps its behaviour: it handles
-/// the signal and exits as it chooses; its report comes when `main` returns.
-#[test]
-fn a_program_with_its_own_handler_keeps_it() {
-    let own = end("endings", "own-handler", Some(libc::SIGINT));
-    assert_eq!(own.status.code(), Some(7));
-    assert_eq!(own.stdout, "ready\nhandled\n");
-    assert_eq!(step_calls(&own.report), 10);
+    #[test]
+    fn every_ending_writes_the_report_and_keeps_the_exit_status() {
+        use std::os::unix::process::ExitStatusExt;
+        let returned = end("endings", "return", None);
+        assert_eq!(returned.status.code(), Some(4));
+        assert_eq!(step_calls(&returned.report), 10);
+
+        let exited = end("endings", "exit", None);
+        assert_eq!(exited.status.code(), Some(3), "process::exit from a thread");
+        assert_eq!(step_calls(&exited.report), 10);
+
+        let panicked = end("endings", "panic", None);
+        assert_eq!(panicked.status.code(), Some(101));
+        assert_eq!(step_calls(&panicked.report), 10);
+
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            let killed = end("endings", "wait", Some(signal));
+            assert_eq!(killed.status.signal(), Some(signal), "ended by that signal");
+            assert_eq!(step_calls(&killed.report), 10);
+            assert_eq!(killed.report["run"]["budget"]["time_ns"], 60_000_000_000u64);
+        }
+    }
+
+    #[test]
+    fn an_aborting_panic_writes_the_report() {
+        use std::os::unix::process::ExitStatusExt;
+        let aborted = end("endings_abort", "panic", None);
+        assert_eq!(aborted.status.signal(), Some(libc::SIGABRT));
+        assert_eq!(step_calls(&aborted.report), 10);
+    }
+
+    /// A program with its own SIGINT handler keeps its behaviour: it handles
+    /// the signal and exits as it chooses; its report comes when `main` returns.
+    #[test]
+    fn a_program_with_its_own_handler_keeps_it() {
+        let own = end("endings", "own-handler", Some(libc::SIGINT));
+        assert_eq!(own.status.code(), Some(7));
+        assert_eq!(own.stdout, "ready\nhandled\n");
+        assert_eq!(step_calls(&own.report), 10);
+    }
+
+    /// SIGINT ignored when the run starts (`nohup`, a background job): overrun
+    /// leaves it ignored; SIGTERM still ends the run with its report.
+    #[test]
+    fn an_ignored_signal_stays_ignored() {
+        use std::os::unix::process::ExitStatusExt;
+        let file = tmp("ending-ignored.json");
+        let _ = std::fs::remove_file(&file);
+        let mut cmd = example("endings");
+        cmd.arg("wait")
+            .env("OVERRUN_REPORT", "off")
+            .env("OVERRUN_REPORT_FILE", &file)
+            .stdout(std::process::Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        // SAFETY: signals to our own running child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(child.try_wait().unwrap().is_none(), "SIGINT stayed ignored");
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(step_calls(&report), 10);
+    }
+
+    /// An exit hook that calls `exit` itself while the run is ending: the
+    /// process ends with that status instead of hanging, report written.
+    #[test]
+    fn an_exit_hook_that_exits_does_not_hang() {
+        let ended = end("endings", "exit-in-hook", None);
+        assert_eq!(ended.status.code(), Some(6));
+        assert_eq!(step_calls(&ended.report), 10);
+    }
+
+    /// A second signal while the last export takes its time ends the process
+    /// at once, by that signal; the report was written before the hooks.
+    #[test]
+    fn a_second_signal_ends_the_process_at_once() {
+        use std::io::BufRead;
+        use std::os::unix::process::ExitStatusExt;
+        let file = tmp("ending-slow-hook.json");
+        let _ = std::fs::remove_file(&file);
+        let mut cmd = example("endings");
+        cmd.arg("slow-hook")
+            .env("OVERRUN_REPORT", "off")
+            .env("OVERRUN_REPORT_FILE", &file)
+            .stdout(std::process::Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // SAFETY: signals to our own running child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let started = std::time::Instant::now();
+        while !file.exists() {
+            assert!(
+                started.elapsed().as_secs() < 10,
+                "no report after the first signal"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGINT));
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "ended at once, not after the 30 s hook"
+        );
+    }
 }

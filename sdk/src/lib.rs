@@ -164,7 +164,7 @@ pub use overrun_macros::measure;
 ///
 /// Works with `#[tokio::main]` too (either order). The report comes however
 /// the run ends — `main` returning, a panic (also with `panic = "abort"`),
-/// `std::process::exit` from any thread, SIGINT, SIGTERM — and the exit
+/// and on Unix `std::process::exit` from any thread, SIGINT, SIGTERM — and the exit
 /// status is unchanged (a signal still ends the process as that signal).
 /// A program with its own SIGINT/SIGTERM handler keeps it; its report then
 /// comes when `main` returns.

@@ -191,6 +191,8 @@ impl Builder {
             exports: AtomicU64::new(0),
             finished: parking_lot::Condvar::new(),
             finished_lock: Mutex::new(()),
+            alive: std::sync::atomic::AtomicBool::new(false),
+            last_round: std::sync::atomic::AtomicBool::new(false),
         });
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -237,9 +239,7 @@ impl Builder {
         let exit_hook = {
             let (shared, flush) = (Arc::clone(&shared), Arc::clone(&flush));
             let bound = shutdown_timeout + Duration::from_millis(500);
-            overrun::run::on_exit(move || {
-                shared.export_now(&flush, bound);
-            })
+            overrun::run::on_exit(move || shared.export_last(&flush, bound))
         };
         Ok(OtlpExporter {
             shared,

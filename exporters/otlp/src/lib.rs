@@ -242,6 +242,12 @@ struct Shared {
     /// Signalled when a round finishes (paired with `finished_lock`).
     finished: parking_lot::Condvar,
     finished_lock: Mutex<()>,
+    /// The worker is running its loop (false once it has stopped).
+    alive: std::sync::atomic::AtomicBool,
+    /// The next round asked for is the process' last: it sends every
+    /// pending event, not one request's worth, bounded by the shutdown
+    /// timeout.
+    last_round: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -259,6 +265,17 @@ impl Shared {
             }
         }
         true
+    }
+
+    /// The last export of a process that ends without dropping the exporter:
+    /// every count and every pending event, bounded by `timeout`; returns at
+    /// once if the worker is gone.
+    fn export_last(&self, flush: &tokio::sync::Notify, timeout: Duration) {
+        if !self.alive.load(Ordering::Acquire) {
+            return;
+        }
+        self.last_round.store(true, Ordering::Release);
+        self.export_now(flush, timeout);
     }
 
     /// Asks for a round now and waits for it, at most `timeout`.

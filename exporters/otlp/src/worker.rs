@@ -46,6 +46,7 @@ impl Worker {
         mut stop: tokio::sync::watch::Receiver<bool>,
         shutdown: Duration,
     ) {
+        self.shared.alive.store(true, Ordering::Release);
         let mut next = tokio::time::Instant::now() + self.cfg.interval;
         loop {
             let flush = Arc::clone(&self.flush);
@@ -55,6 +56,12 @@ impl Worker {
                 }
                 _ = flush.notified() => {}
                 _ = stop.changed() => break,
+            }
+            if self.shared.last_round.load(Ordering::Acquire) {
+                // The process is ending: everything pending, bounded.
+                let deadline = tokio::time::Instant::now() + shutdown;
+                self.round(Some(deadline)).await;
+                continue;
             }
             self.round(None).await;
             let now = tokio::time::Instant::now();
@@ -69,6 +76,7 @@ impl Worker {
         // instead could drop events it had already taken, uncounted.
         let deadline = tokio::time::Instant::now() + shutdown;
         self.round(Some(deadline)).await;
+        self.shared.alive.store(false, Ordering::Release);
     }
 
     /// One export: metrics, then pending events (all of them at shutdown).

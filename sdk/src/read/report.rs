@@ -75,8 +75,15 @@ pub fn report() -> Snapshot {
 }
 
 /// Writes `text` to a temporary file beside `path`, then renames it over
-/// `path`: a reader sees the old file or the whole new one, never half.
+/// `path`: a reader sees the old file or the whole new one, never half. A
+/// symbolic link is followed (the link stays); a path that is not a regular
+/// file (`/dev/stdout`, a pipe) is written directly.
 fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let path = match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return std::fs::write(path, text),
+        Ok(_) => std::fs::canonicalize(path)?,
+        Err(_) => path.to_path_buf(),
+    };
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
@@ -84,7 +91,7 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
-    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -313,6 +320,38 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        super::ending::finish();
+        super::ending::finish(super::ending::Wait::Yes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_atomically;
+
+    #[test]
+    fn reports_replace_files_whole_and_follow_links() {
+        let dir = std::env::temp_dir().join(format!("overrun-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("report.json");
+        write_atomically(&file, "one").unwrap();
+        write_atomically(&file, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "two");
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        #[cfg(unix)]
+        {
+            let link = dir.join("latest.json");
+            std::os::unix::fs::symlink(&file, &link).unwrap();
+            write_atomically(&link, "three").unwrap();
+            assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), "three");
+            // Not a regular file: written directly.
+            write_atomically(std::path::Path::new("/dev/null"), "gone").unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
