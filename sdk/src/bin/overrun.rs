@@ -3,7 +3,7 @@
 //! ```text
 //! overrun diff <base.json> <head.json> [--tolerance 10%] [--tolerance-p50 P]
 //!              [--tolerance-p99 P] [--tolerance-allocs P] [--tolerance-bytes P]
-//!              [--format table|markdown]
+//!              [--min-calls N] [--format table|markdown]
 //! ```
 //!
 //! Exit status: 0 no regression, 1 at least one site regressed, 2 bad input
@@ -52,6 +52,10 @@ struct Diff {
     /// Tolerance for bytes per call.
     #[arg(long, value_name = "P", value_parser = percent)]
     tolerance_bytes: Option<f64>,
+    /// Calls each side needs before a site is judged; below it a site is
+    /// `too few calls`, never `REGRESSED`.
+    #[arg(long, value_name = "N", default_value_t = overrun::baseline::MIN_CALLS)]
+    min_calls: u64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -81,12 +85,13 @@ impl Diff {
         let base = self
             .tolerance
             .map_or_else(Tolerance::default, Tolerance::uniform);
-        Tolerance {
-            p50: self.tolerance_p50.unwrap_or(base.p50),
-            p99: self.tolerance_p99.unwrap_or(base.p99),
-            allocs: self.tolerance_allocs.unwrap_or(base.allocs),
-            bytes: self.tolerance_bytes.unwrap_or(base.bytes),
-        }
+        base.with(
+            self.tolerance_p50,
+            self.tolerance_p99,
+            self.tolerance_allocs,
+            self.tolerance_bytes,
+        )
+        .with_min_calls(self.min_calls)
     }
 
     fn run(&self) -> Result<ExitCode, String> {

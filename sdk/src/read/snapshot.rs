@@ -47,6 +47,10 @@ pub struct Snapshot {
     pub never_ran: Vec<SiteSnapshot>,
 }
 
+fn sparse_buckets<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(h.buckets().map(|(low, high, count)| [low, high, count]))
+}
+
 fn site_budget(budget: &crate::vocab::budget::Budget) -> SiteBudget {
     SiteBudget {
         time_ns: limit(budget.time_ns),
@@ -177,8 +181,10 @@ pub struct SiteSnapshot {
     pub budget: SiteBudget,
     /// Calls over budget, by kind.
     pub violations: SiteViolations,
-    /// The latency histogram (not in the JSON).
-    #[serde(skip)]
+    /// The latency histogram. In the JSON, its non-empty buckets as
+    /// `[lower_ns, upper_ns, count]`, ascending (what `overrun diff` tests
+    /// changes against).
+    #[serde(serialize_with = "sparse_buckets")]
     pub histogram: Histogram,
 }
 

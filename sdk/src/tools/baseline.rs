@@ -2,17 +2,29 @@
 //! writes with `OVERRUN_REPORT_FILE`) to catch regressions in CI. The
 //! `overrun diff` command (feature `cli`) is a thin front end to this module.
 //!
+//! A site is judged only with enough calls on both sides
+//! ([`Tolerance::min_calls`], 100 by default; below it: `too few calls`).
+//! Allocations per call are exact, so their tolerance is the whole rule.
+//! Time must move by more than its tolerance *and* beyond the spread of the
+//! calls' own durations: a rank test on the two histograms (see `shift`),
+//! so two runs of the same code are `same` and a real slowdown is not.
+//!
 //! ```
 //! use overrun::baseline::{Report, Tolerance, Verdict, compare};
 //!
+//! // 200 calls of about 1 µs, then of about 2.1 µs.
 //! let base = Report::from_json(r#"{"version": 1, "sites": [
-//!     {"name": "parse", "module": "app", "calls": 10, "p50_ns": 1000, "p99_ns": 3000,
-//!      "allocs": 40, "alloc_bytes": 4000}]}"#).unwrap();
+//!     {"name": "parse", "module": "app", "calls": 200, "p50_ns": 1000, "p99_ns": 1040,
+//!      "allocs": 800, "alloc_bytes": 80000, "histogram": [[960, 1040, 200]]},
+//!     {"name": "rare", "module": "app", "calls": 3, "p50_ns": 10, "p99_ns": 10}]}"#).unwrap();
 //! let head = Report::from_json(r#"{"version": 1, "sites": [
-//!     {"name": "parse", "module": "app", "calls": 10, "p50_ns": 2100, "p99_ns": 3050,
-//!      "allocs": 40, "alloc_bytes": 4000}]}"#).unwrap();
+//!     {"name": "parse", "module": "app", "calls": 200, "p50_ns": 2100, "p99_ns": 2200,
+//!      "allocs": 800, "alloc_bytes": 80000, "histogram": [[2000, 2200, 200]]},
+//!     {"name": "rare", "module": "app", "calls": 3, "p50_ns": 90, "p99_ns": 90}]}"#).unwrap();
 //! let diff = compare(&base, &head, &Tolerance::uniform(0.10));
-//! assert_eq!(diff.rows[0].verdict, Verdict::Regressed);
+//! let verdict = |name| diff.rows.iter().find(|r| r.name == name).unwrap().verdict;
+//! assert_eq!(verdict("parse"), Verdict::Regressed);
+//! assert_eq!(verdict("rare"), Verdict::TooFewCalls);
 //! assert!(diff.regressed());
 //! ```
 
@@ -101,6 +113,10 @@ pub struct SiteFigures {
     /// Bytes in all calls.
     #[serde(default)]
     pub alloc_bytes: Option<u64>,
+    /// Latency histogram, `[lower_ns, upper_ns, count]` per non-empty
+    /// bucket (reports written before it was added have none).
+    #[serde(default)]
+    pub histogram: Vec<[u64; 3]>,
 }
 
 impl SiteFigures {
@@ -156,8 +172,9 @@ impl Report {
 }
 
 /// Allowed relative change per metric before a site counts as changed
-/// (`0.10` is 10%).
+/// (`0.10` is 10%), and the calls a site needs on both sides to be judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Tolerance {
     /// Median.
     pub p50: f64,
@@ -167,7 +184,13 @@ pub struct Tolerance {
     pub allocs: f64,
     /// Bytes per call.
     pub bytes: f64,
+    /// Calls each side needs before a site is judged; below it the verdict
+    /// is `too few calls`, never `REGRESSED`.
+    pub min_calls: u64,
 }
+
+/// The default of [`Tolerance::min_calls`].
+pub const MIN_CALLS: u64 = 100;
 
 impl Tolerance {
     /// The same tolerance for every metric.
@@ -181,7 +204,36 @@ impl Tolerance {
             p99: fraction,
             allocs: fraction,
             bytes: fraction,
+            min_calls: MIN_CALLS,
         }
+    }
+
+    /// With another minimum number of calls.
+    ///
+    /// ```
+    /// let t = overrun::baseline::Tolerance::uniform(0.2).with_min_calls(30);
+    /// assert_eq!((t.p50, t.min_calls), (0.2, 30));
+    /// ```
+    #[must_use]
+    pub fn with_min_calls(mut self, calls: u64) -> Self {
+        self.min_calls = calls;
+        self
+    }
+
+    /// With every figure's tolerance given (`None` keeps this one's).
+    #[must_use]
+    pub fn with(
+        mut self,
+        p50: Option<f64>,
+        p99: Option<f64>,
+        allocs: Option<f64>,
+        bytes: Option<f64>,
+    ) -> Self {
+        self.p50 = p50.unwrap_or(self.p50);
+        self.p99 = p99.unwrap_or(self.p99);
+        self.allocs = allocs.unwrap_or(self.allocs);
+        self.bytes = bytes.unwrap_or(self.bytes);
+        self
     }
 }
 
@@ -201,6 +253,8 @@ pub enum Verdict {
     Improved,
     /// Every metric within tolerance.
     Same,
+    /// Fewer calls than [`Tolerance::min_calls`] on a side: not judged.
+    TooFewCalls,
     /// Only in the head report.
     New,
     /// Only in the base report.
@@ -214,6 +268,7 @@ impl Verdict {
             Self::Regressed => "REGRESSED",
             Self::Improved => "improved",
             Self::Same => "same",
+            Self::TooFewCalls => "too few calls",
             Self::New => "new",
             Self::Gone => "gone",
         }
@@ -299,19 +354,28 @@ fn row(base: Option<&SiteFigures>, head: Option<&SiteFigures>, tol: &Tolerance) 
     let verdict = match (base, head) {
         (None, _) => Verdict::New,
         (_, None) => Verdict::Gone,
-        _ => {
-            let metrics = [
-                (p50, tol.p50),
-                (p99, tol.p99),
-                (allocs, tol.allocs),
-                (bytes, tol.bytes),
-            ];
-            let moved: Vec<f64> = metrics
+        (Some(b), Some(h)) if b.calls.min(h.calls) < tol.min_calls => Verdict::TooFewCalls,
+        (Some(b), Some(h)) => {
+            // Allocations per call are counted exactly: their tolerance is
+            // the whole rule. Time is noisy: it has to move by more than its
+            // tolerance *and* beyond the spread the two histograms show.
+            let mut moved: Vec<f64> = [(allocs, tol.allocs), (bytes, tol.bytes)]
                 .iter()
-                .filter_map(|(c, t)| c.relative().map(|r| (r, *t)))
-                .filter(|(r, t)| r.abs() > *t)
-                .map(|(r, _)| r)
+                .filter_map(|(c, t)| c.relative().filter(|r| r.abs() > *t))
                 .collect();
+            let beyond = |c: &Change, t: f64| c.relative().filter(|r| r.abs() > t);
+            let tail_backed = b.calls.min(h.calls) >= 1_000;
+            let time =
+                beyond(&p50, tol.p50).or_else(|| beyond(&p99, tol.p99).filter(|_| tail_backed));
+            if let Some(r) = time {
+                match shift(&b.histogram, &h.histogram) {
+                    Shift::Slower if r > 0.0 => moved.push(r),
+                    Shift::Faster if r < 0.0 => moved.push(r),
+                    // No histograms (an older report): the tolerance alone.
+                    Shift::Unknown => moved.push(r),
+                    _ => {}
+                }
+            }
             if moved.iter().any(|&r| r > 0.0) {
                 Verdict::Regressed
             } else if moved.is_empty() {
@@ -329,6 +393,59 @@ fn row(base: Option<&SiteFigures>, head: Option<&SiteFigures>, tol: &Tolerance) 
         allocs,
         bytes,
         verdict,
+    }
+}
+
+/// How the head's durations sit against the base's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shift {
+    Slower,
+    Faster,
+    Same,
+    Unknown,
+}
+
+/// The Mann–Whitney rank test on two histograms (each bucket a tie at its
+/// midpoint): the head is slower (faster) when a call of it is longer
+/// (shorter) than a call of the base in at least 65% of pairs *and* that is
+/// significant at z ≥ 3.3 (p < 0.001). Two runs of the same code overlap
+/// far more than that; a 2× slowdown of a function with a few hundred calls
+/// does not.
+fn shift(base: &[[u64; 3]], head: &[[u64; 3]]) -> Shift {
+    let total = |h: &[[u64; 3]]| h.iter().map(|b| b[2]).sum::<u64>();
+    let (n1, n2) = (total(base) as f64, total(head) as f64);
+    if n1 == 0.0 || n2 == 0.0 {
+        return Shift::Unknown;
+    }
+    let mid = |b: &[u64; 3]| b[0] + (b[1] - b[0]) / 2;
+    // (value, base count, head count), ascending.
+    let mut points: Vec<(u64, f64, f64)> = base
+        .iter()
+        .map(|b| (mid(b), b[2] as f64, 0.0))
+        .chain(head.iter().map(|b| (mid(b), 0.0, b[2] as f64)))
+        .collect();
+    points.sort_by_key(|p| p.0);
+    // U of the head: pairs (base, head) with head > base, ties count half.
+    let (mut below, mut u, mut i) = (0.0, 0.0, 0);
+    while i < points.len() {
+        let value = points[i].0;
+        let (mut base_here, mut head_here) = (0.0, 0.0);
+        while i < points.len() && points[i].0 == value {
+            base_here += points[i].1;
+            head_here += points[i].2;
+            i += 1;
+        }
+        u += head_here * (below + base_here / 2.0);
+        below += base_here;
+    }
+    let p_slower = u / (n1 * n2);
+    let z = (u - n1 * n2 / 2.0) / (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
+    if p_slower >= 0.65 && z >= 3.3 {
+        Shift::Slower
+    } else if p_slower <= 0.35 && z <= -3.3 {
+        Shift::Faster
+    } else {
+        Shift::Same
     }
 }
 
