@@ -171,6 +171,29 @@ fn json_on_stderr_and_runtime_switch() {
     );
 }
 
+/// An unknown `OVERRUN_REPORT` is an error naming the accepted values, and
+/// the report still comes (as the table); the table says how it is sorted
+/// and what `self%` is.
+#[test]
+fn an_unknown_report_format_is_an_error_and_the_table_explains_itself() {
+    let data = data_file(50);
+    let out = example("cli")
+        .arg(&data)
+        .env("OVERRUN_REPORT", "yaml")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(r#"overrun: OVERRUN_REPORT="yaml" is not one of table, json, off"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains("overrun report"), "{stderr}");
+    assert!(
+        stderr.contains("by total time; self% = time in the function itself"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn tasks_example_reports_the_leak_and_the_blocked_executor() {
     let out = example("tasks").output().unwrap();

@@ -26,6 +26,14 @@ fn cli_example() -> Command {
     cmd
 }
 
+/// The tests here time the cli example: one at a time, so they do not slow
+/// each other down.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("overrun-diff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -103,6 +111,7 @@ fn edited(path: &Path, name: &str, out: &str, f: impl Fn(&mut serde_json::Value)
 
 #[test]
 fn a_doubled_parse_is_a_regression() {
+    let _serial = serial();
     let data = data("sales-a.csv");
     let base = report(&data, "base.json", &[]);
     let head = report(&data, "head.json", &["--slow-parse"]);
@@ -122,6 +131,7 @@ fn a_doubled_parse_is_a_regression() {
 
 #[test]
 fn small_moves_new_and_gone_sites() {
+    let _serial = serial();
     let data = data("sales-b.csv");
     let base = report(&data, "base2.json", &[]);
     // Every call 3% slower, under a 10% tolerance: not flagged.
@@ -210,6 +220,7 @@ fn bad_input_is_a_one_line_error_and_exit_2() {
 /// twice as slow gives that row `REGRESSED` and no other.
 #[test]
 fn runs_of_the_same_program_are_the_same_and_a_real_slowdown_is_not() {
+    let _serial = serial();
     let data = data("sales-noise.csv");
     let runs: Vec<PathBuf> = (0..4)
         .map(|i| report(&data, &format!("noise-{i}.json"), &[]))

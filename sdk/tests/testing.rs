@@ -188,3 +188,87 @@ fn capture_includes_futures_polled_by_this_thread() {
     assert_eq!(site.allocs(), 2);
     assert_eq!(site.bytes(), 2 * 32);
 }
+
+// ---- async ------------------------------------------------------------
+
+/// Allocates one box per poll, over `polls` polls (yielding between them,
+/// so on a multi-thread runtime they may run on different threads).
+#[overrun::measure]
+async fn boxes_across_polls(polls: u32) -> usize {
+    let mut held = Vec::with_capacity(polls as usize);
+    for _ in 0..polls {
+        held.push(black_box(Box::new([0u8; 64])));
+        YieldOnce(false).await;
+    }
+    held.len()
+}
+
+async fn capture_checks() {
+    let stats = overrun::testing::capture_async(async {
+        boxes_across_polls(4).await;
+        boxes_across_polls(2).await;
+    })
+    .await;
+    let s = stats.site("boxes_across_polls");
+    assert_eq!(s.calls(), 2);
+    // Six boxes and two Vecs, wherever the polls ran.
+    assert_eq!(s.allocs(), 6 + 2);
+    assert_eq!(s.bytes(), 6 * 64 + (4 + 2) * 8);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn capture_async_on_a_current_thread_runtime() {
+    capture_checks().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_async_on_a_multi_thread_runtime() {
+    // Spawned, so its polls really move between the workers.
+    tokio::spawn(capture_checks()).await.unwrap();
+}
+
+#[overrun::measure]
+async fn slow_lookup(slowdown: u32) -> u32 {
+    tokio::task::yield_now().await;
+    spin(Duration::from_micros(200 * u64::from(slowdown)));
+    7
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_async_passes_and_fails_like_check() {
+    let report = overrun::testing::check_async(|| slow_lookup(1))
+        .iterations(200)
+        .p50("5ms")
+        .allocs_per_call(0)
+        .run()
+        .await;
+    assert!(report.passed(), "{report}");
+    assert_eq!(report.iterations, 200);
+    // The same call made 10x slower against a budget below it: red.
+    let report = overrun::testing::check_async(|| slow_lookup(10))
+        .iterations(50)
+        .p50("1ms")
+        .run()
+        .await;
+    assert!(!report.passed(), "{report}");
+    assert!(report.failures()[0].contains("p50"), "{report}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[should_panic(expected = "allocs")]
+async fn check_async_assert_names_the_broken_budget() {
+    overrun::testing::check_async(|| async { black_box(vec![1u8; 16]).len() })
+        .iterations(50)
+        .allocs_per_call(0)
+        .assert()
+        .await;
+}
+
+/// `block_on` inside a runtime panics at once, saying what to use; it never
+/// hangs (a timer awaited here would otherwise wait for the runtime that
+/// `block_on` blocks).
+#[tokio::test(flavor = "current_thread")]
+#[should_panic(expected = "`.await` the future instead")]
+async fn block_on_inside_a_runtime_panics_at_once() {
+    overrun::tasks::block_on(tokio::time::sleep(Duration::from_millis(1)));
+}

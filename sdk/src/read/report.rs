@@ -32,16 +32,19 @@ enum Format {
     Off,
 }
 
-fn format_from_env() -> Format {
-    match std::env::var("OVERRUN_REPORT")
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "json" => Format::Json,
-        "off" | "none" | "0" | "false" => Format::Off,
-        _ => Format::Table,
+/// The values `OVERRUN_REPORT` takes.
+const FORMATS: &str = "table, json, off";
+
+/// The format `OVERRUN_REPORT` asks for; an unknown value is an error that
+/// names the accepted ones (the report is then printed as the table, so
+/// nothing is lost).
+fn format_from_env() -> Result<Format, String> {
+    let value = std::env::var("OVERRUN_REPORT").unwrap_or_default();
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "table" => Ok(Format::Table),
+        "json" => Ok(Format::Json),
+        "off" | "none" | "0" | "false" => Ok(Format::Off),
+        _ => Err(value),
     }
 }
 
@@ -57,10 +60,19 @@ fn format_from_env() -> Format {
 /// ```
 pub fn report() -> Snapshot {
     let snap = snapshot();
-    match format_from_env() {
-        Format::Table => eprint!("{}", render_table(&snap)),
-        Format::Json => eprintln!("{}", snap.to_json()),
-        Format::Off => {}
+    let format = format_from_env().unwrap_or_else(|value| {
+        eprintln!("overrun: OVERRUN_REPORT={value:?} is not one of {FORMATS}; printing the table");
+        Format::Table
+    });
+    // One write, so the document is never interleaved with other output.
+    let text = match format {
+        Format::Table => render_table(&snap),
+        Format::Json => snap.to_json() + "\n",
+        Format::Off => String::new(),
+    };
+    if !text.is_empty() {
+        use std::io::Write as _;
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
     let file = std::env::var_os("OVERRUN_REPORT_FILE").filter(|p| !p.is_empty());
     if let Some(path) = file
@@ -182,6 +194,7 @@ pub fn render_table(snap: &Snapshot) -> String {
             "bytes/c"
         );
     }
+    let listed = !sites.is_empty();
     for s in sites {
         let name: String = s.name.chars().take(name_width).collect();
         let v = s.violations;
@@ -213,6 +226,11 @@ pub fn render_table(snap: &Snapshot) -> String {
             per_call(s.allocs_per_call(), false),
             per_call(s.bytes_per_call(), true),
             violations.trim_end()
+        );
+    }
+    if listed {
+        out.push_str(
+            "  (by total time; self% = time in the function itself, measured callees excluded, of the run's wall time)\n",
         );
     }
     if !snap.tasks.is_empty() {

@@ -127,7 +127,8 @@ pub struct RunSnapshot {
     pub allocs_available: bool,
     /// The run's budget (`#[overrun::main]`).
     pub budget: RunBudget,
-    /// The run's own violations.
+    /// Violations of the whole run's own budgets (`#[overrun::main]`'s
+    /// `budget` and `memory`) only; functions' violations are in each site.
     pub violations: Vec<RunViolation>,
     /// Violation events that registered hooks did not receive (raised
     /// while a hook ran; see [`crate::violation::dropped`]).

@@ -10,7 +10,29 @@ use std::task::{Context, Poll};
 /// ```
 /// assert_eq!(overrun::tasks::block_on(async { 5 }), 5);
 /// ```
+///
+/// # Panics
+///
+/// With the `tokio` feature, at once when called inside a tokio runtime
+/// (where parking the thread could wait forever for the runtime it
+/// blocks): `.await` the future there instead, or use
+/// `overrun::testing::capture_async` / `check_async` in async tests.
+#[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
+    #[cfg(feature = "tokio")]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        panic!(
+            "overrun::tasks::block_on inside a tokio runtime would block the runtime it \
+             waits for: `.await` the future instead (in tests: \
+             overrun::testing::capture_async or check_async)"
+        );
+    }
+    run_to_completion(fut)
+}
+
+/// [`block_on`] without the runtime check: for a closure run as a one-poll
+/// future on tokio's blocking pool, where nothing waits on the runtime.
+pub(crate) fn run_to_completion<F: Future>(fut: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {

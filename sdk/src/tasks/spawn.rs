@@ -56,7 +56,7 @@ where
     let mut tracked = Some(track(name, BlockingOnce(Some(f))));
     tokio::task::spawn_blocking(move || {
         let fut = tracked.take().expect("runs once");
-        super::block_on(fut)
+        super::executor::run_to_completion(fut)
     })
 }
 

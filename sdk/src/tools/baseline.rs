@@ -5,9 +5,11 @@
 //! A site is judged only with enough calls on both sides
 //! ([`Tolerance::min_calls`], 100 by default; below it: `too few calls`).
 //! Allocations per call are exact, so their tolerance is the whole rule.
-//! Time must move by more than its tolerance *and* beyond the spread of the
-//! calls' own durations: a rank test on the two histograms (see `shift`),
-//! so two runs of the same code are `same` and a real slowdown is not.
+//! Time is judged on the bulk of the calls: the median must move by more
+//! than its tolerance *and* beyond the spread of the calls' own durations
+//! (a rank test on the two histograms), so two runs of the same code are
+//! `same` and a real slowdown is not. p99 is judged only when a p99
+//! tolerance is given, and with 1 000 calls or more.
 //!
 //! ```
 //! use overrun::baseline::{Report, Tolerance, Verdict, compare};
@@ -187,6 +189,10 @@ pub struct Tolerance {
     /// Calls each side needs before a site is judged; below it the verdict
     /// is `too few calls`, never `REGRESSED`.
     pub min_calls: u64,
+    /// Whether p99 is judged too. Off unless a p99 tolerance is given: a
+    /// tail moves with the load on a shared machine, so by default time is
+    /// judged on the bulk of the calls (the median and the rank test).
+    pub judge_p99: bool,
 }
 
 /// The default of [`Tolerance::min_calls`].
@@ -205,6 +211,7 @@ impl Tolerance {
             allocs: fraction,
             bytes: fraction,
             min_calls: MIN_CALLS,
+            judge_p99: false,
         }
     }
 
@@ -220,7 +227,8 @@ impl Tolerance {
         self
     }
 
-    /// With every figure's tolerance given (`None` keeps this one's).
+    /// With every figure's tolerance given (`None` keeps this one's); a p99
+    /// tolerance given turns on [`Tolerance::judge_p99`].
     #[must_use]
     pub fn with(
         mut self,
@@ -230,6 +238,7 @@ impl Tolerance {
         bytes: Option<f64>,
     ) -> Self {
         self.p50 = p50.unwrap_or(self.p50);
+        self.judge_p99 |= p99.is_some();
         self.p99 = p99.unwrap_or(self.p99);
         self.allocs = allocs.unwrap_or(self.allocs);
         self.bytes = bytes.unwrap_or(self.bytes);

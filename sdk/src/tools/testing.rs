@@ -35,8 +35,13 @@
 //! `allocs_per_call` is checked against.
 
 use std::fmt::{self, Write as _};
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 use crate::record::stats::{CellCopy, Histogram, this_thread};
 pub use crate::vocab::units::{SizeLimit, TimeLimit};
@@ -78,7 +83,7 @@ pub struct Check<F> {
     bytes: Option<u64>,
 }
 
-impl<R, F: FnMut() -> R> Check<F> {
+impl<F> Check<F> {
     /// Timed calls (default 10 000), split evenly over the batches.
     pub fn iterations(mut self, n: u64) -> Self {
         self.iterations = n.max(1);
@@ -143,6 +148,132 @@ impl<R, F: FnMut() -> R> Check<F> {
         self
     }
 
+    fn need_allocator(&self, what: &str) {
+        if (self.allocs.is_some() || self.bytes.is_some()) && !crate::record::alloc::is_installed()
+        {
+            panic!(
+                "overrun::testing::{what}: allocs_per_call/bytes_per_call need \
+                 `#[global_allocator] static A: overrun::CountingAlloc = overrun::CountingAlloc::system();` \
+                 in the test binary"
+            );
+        }
+    }
+
+    fn plan(&self) -> Plan {
+        let warmup = self.warmup.unwrap_or(self.iterations / 10);
+        let batches = self
+            .batches
+            .map_or((self.iterations / 100).max(10), u64::from)
+            .min(self.iterations);
+        Plan {
+            iterations: self.iterations,
+            warmup,
+            batches,
+            per_batch: self.iterations / batches,
+        }
+    }
+}
+
+/// How the iterations are split.
+struct Plan {
+    iterations: u64,
+    warmup: u64,
+    batches: u64,
+    per_batch: u64,
+}
+
+impl Plan {
+    /// Calls in batch `b` (the last takes the remainder).
+    fn calls_in(&self, b: u64) -> u64 {
+        if b + 1 == self.batches {
+            self.iterations - self.per_batch * (self.batches - 1)
+        } else {
+            self.per_batch
+        }
+    }
+}
+
+/// The figures of a check as its calls come in: each batch's quantiles
+/// exactly from its sorted samples, each figure the best batch's.
+struct Sampler {
+    samples: Vec<u64>,
+    best: [u64; 5],
+    preempted: u32,
+    switches: i64,
+    alloc_max: u64,
+    alloc_total: u64,
+    bytes_max: u64,
+    bytes_total: u64,
+}
+
+impl Sampler {
+    fn new(plan: &Plan) -> Self {
+        // Sized for the largest batch, so `push` never reallocates in a run.
+        let largest = plan.calls_in(plan.batches - 1).max(plan.per_batch);
+        Self {
+            samples: Vec::with_capacity(largest as usize),
+            best: [u64::MAX; 5],
+            preempted: 0,
+            switches: 0,
+            alloc_max: 0,
+            alloc_total: 0,
+            bytes_max: 0,
+            bytes_total: 0,
+        }
+    }
+
+    fn start_batch(&mut self) {
+        self.samples.clear();
+        self.switches = involuntary_switches();
+    }
+
+    fn record(&mut self, ticks: u64, allocs: u64, bytes: u64) {
+        self.samples.push(ticks);
+        self.alloc_max = self.alloc_max.max(allocs);
+        self.bytes_max = self.bytes_max.max(bytes);
+        self.alloc_total += allocs;
+        self.bytes_total += bytes;
+    }
+
+    fn end_batch(&mut self) {
+        if involuntary_switches() != self.switches {
+            self.preempted += 1;
+        }
+        let samples = &mut self.samples;
+        samples.sort_unstable();
+        let q = |q: f64| {
+            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            crate::record::clock::ticks_to_ns(samples[rank - 1])
+        };
+        let mean =
+            crate::record::clock::ticks_to_ns(samples.iter().sum::<u64>() / samples.len() as u64);
+        let figures = [q(0.50), q(0.95), q(0.99), q(1.0), mean];
+        for (best, f) in self.best.iter_mut().zip(figures) {
+            *best = (*best).min(f);
+        }
+    }
+
+    fn report<F>(self, plan: &Plan, check: &Check<F>) -> CheckReport {
+        let calls = plan.iterations;
+        CheckReport {
+            iterations: calls,
+            batches: plan.batches as u32,
+            preempted: self.preempted,
+            warmup: plan.warmup,
+            figures: self.best,
+            limits: check.limits,
+            allocs_available: crate::record::alloc::is_installed(),
+            allocs_max: self.alloc_max,
+            allocs_mean: self.alloc_total as f64 / calls as f64,
+            bytes_max: self.bytes_max,
+            bytes_mean: self.bytes_total as f64 / calls as f64,
+            allocs_limit: check.allocs,
+            bytes_limit: check.bytes,
+        }
+    }
+}
+
+impl<R, F: FnMut() -> R> Check<F> {
     /// Runs the check and returns what it measured, without asserting.
     ///
     /// ```
@@ -151,86 +282,30 @@ impl<R, F: FnMut() -> R> Check<F> {
     /// assert_eq!(report.iterations, 100);
     /// ```
     pub fn run(mut self) -> CheckReport {
-        if (self.allocs.is_some() || self.bytes.is_some()) && !crate::record::alloc::is_installed()
-        {
-            panic!(
-                "overrun::testing::check: allocs_per_call/bytes_per_call need \
-                 `#[global_allocator] static A: overrun::CountingAlloc = overrun::CountingAlloc::system();` \
-                 in the test binary"
-            );
-        }
-        let warmup = self.warmup.unwrap_or(self.iterations / 10);
-        for _ in 0..warmup {
+        self.need_allocator("check");
+        let plan = self.plan();
+        for _ in 0..plan.warmup {
             black_box((self.f)());
         }
-        let batches = self
-            .batches
-            .map_or((self.iterations / 100).max(10), u64::from)
-            .min(self.iterations);
-        let mut preempted = 0;
-        let per_batch = self.iterations / batches;
-        // The last batch takes the remainder: size for it, so `push` never
-        // reallocates during the run.
-        let largest = self.iterations - per_batch * (batches - 1);
-        let mut samples: Vec<u64> = Vec::with_capacity(largest as usize);
-        let mut best = [u64::MAX; 5];
-        let (mut alloc_max, mut alloc_total, mut bytes_max, mut bytes_total) = (0, 0, 0, 0);
-        let mut done = 0;
-        for b in 0..batches {
-            let n = if b + 1 == batches {
-                self.iterations - done
-            } else {
-                per_batch
-            };
-            samples.clear();
-            let switches = involuntary_switches();
-            for _ in 0..n {
+        let mut sampler = Sampler::new(&plan);
+        for b in 0..plan.batches {
+            sampler.start_batch();
+            for _ in 0..plan.calls_in(b) {
                 let a0 = crate::record::alloc::thread_allocs();
                 let t0 = crate::record::clock::now();
                 let out = black_box((self.f)());
                 let t1 = crate::record::clock::now();
                 let a1 = crate::record::alloc::thread_allocs();
                 drop(out);
-                samples.push(t1.saturating_sub(t0));
-                let (da, db) = (a1.count - a0.count, a1.bytes - a0.bytes);
-                alloc_max = alloc_max.max(da);
-                bytes_max = bytes_max.max(db);
-                alloc_total += da;
-                bytes_total += db;
+                sampler.record(
+                    t1.saturating_sub(t0),
+                    a1.count - a0.count,
+                    a1.bytes - a0.bytes,
+                );
             }
-            done += n;
-            if involuntary_switches() != switches {
-                preempted += 1;
-            }
-            samples.sort_unstable();
-            let q = |q: f64| {
-                let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
-                crate::record::clock::ticks_to_ns(samples[rank - 1])
-            };
-            let mean = crate::record::clock::ticks_to_ns(
-                samples.iter().sum::<u64>() / samples.len() as u64,
-            );
-            let figures = [q(0.50), q(0.95), q(0.99), q(1.0), mean];
-            for (best, f) in best.iter_mut().zip(figures) {
-                *best = (*best).min(f);
-            }
+            sampler.end_batch();
         }
-        let calls = self.iterations;
-        CheckReport {
-            iterations: calls,
-            batches: batches as u32,
-            preempted,
-            warmup,
-            figures: best,
-            limits: self.limits,
-            allocs_available: crate::record::alloc::is_installed(),
-            allocs_max: alloc_max,
-            allocs_mean: alloc_total as f64 / calls as f64,
-            bytes_max,
-            bytes_mean: bytes_total as f64 / calls as f64,
-            allocs_limit: self.allocs,
-            bytes_limit: self.bytes,
-        }
+        sampler.report(&plan, &self)
     }
 
     /// Runs the check and panics with the measured table if any budget is
@@ -240,6 +315,139 @@ impl<R, F: FnMut() -> R> Check<F> {
         let report = self.run();
         if !report.passed() {
             panic!("{report}");
+        }
+    }
+}
+
+/// The closure of an async check: see [`check_async`].
+#[doc(hidden)]
+pub struct Async<F>(F);
+
+/// [`check`] for async code: `f` makes a future per call; each call is timed
+/// from its first poll to its completion and its allocations are counted on
+/// whichever threads its polls ran. The same builder methods, ending with
+/// `.run().await` or `.assert().await`. Works on any executor, in
+/// `#[tokio::test]` with either flavor.
+///
+/// ```
+/// #[overrun::measure]
+/// async fn lookup(id: u32) -> u32 { id * 2 }
+///
+/// # overrun::tasks::block_on(async {
+/// overrun::testing::check_async(|| lookup(21))
+///     .iterations(1_000)
+///     .p99("5ms")
+///     .assert()
+///     .await;
+/// # });
+/// ```
+pub fn check_async<F, Fut>(f: F) -> Check<Async<F>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future,
+{
+    let Check {
+        iterations,
+        warmup,
+        batches,
+        limits,
+        allocs,
+        bytes,
+        ..
+    } = check(|| ());
+    Check {
+        f: Async(f),
+        iterations,
+        warmup,
+        batches,
+        limits,
+        allocs,
+        bytes,
+    }
+}
+
+impl<F, Fut> Check<Async<F>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future,
+{
+    /// Runs the check and returns what it measured, without asserting.
+    ///
+    /// ```
+    /// # overrun::tasks::block_on(async {
+    /// let report = overrun::testing::check_async(|| async { 2 + 2 })
+    ///     .iterations(100)
+    ///     .p99("1s")
+    ///     .run()
+    ///     .await;
+    /// assert!(report.passed());
+    /// assert_eq!(report.iterations, 100);
+    /// # });
+    /// ```
+    pub async fn run(mut self) -> CheckReport {
+        self.need_allocator("check_async");
+        let plan = self.plan();
+        for _ in 0..plan.warmup {
+            black_box((self.f.0)().await);
+        }
+        let mut sampler = Sampler::new(&plan);
+        for b in 0..plan.batches {
+            sampler.start_batch();
+            for _ in 0..plan.calls_in(b) {
+                let timed = Timed {
+                    inner: (self.f.0)(),
+                    start: None,
+                    allocs: 0,
+                    bytes: 0,
+                };
+                let (out, ticks, allocs, bytes) = timed.await;
+                drop(black_box(out));
+                sampler.record(ticks, allocs, bytes);
+            }
+            sampler.end_batch();
+        }
+        sampler.report(&plan, &self)
+    }
+
+    /// Runs the check and panics with the measured table if any budget is
+    /// broken.
+    pub async fn assert(self) {
+        let report = self.run().await;
+        if !report.passed() {
+            panic!("{report}");
+        }
+    }
+}
+
+pin_project! {
+    /// One call of an async check: first poll to completion, and the
+    /// allocations of every poll on its own thread.
+    struct Timed<F> {
+        #[pin]
+        inner: F,
+        start: Option<u64>,
+        allocs: u64,
+        bytes: u64,
+    }
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = (F::Output, u64, u64, u64);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let start = *this.start.get_or_insert_with(crate::record::clock::now);
+        let a0 = crate::record::alloc::thread_allocs();
+        let polled = this.inner.poll(cx);
+        let a1 = crate::record::alloc::thread_allocs();
+        *this.allocs += a1.count - a0.count;
+        *this.bytes += a1.bytes - a0.bytes;
+        match polled {
+            Poll::Ready(out) => {
+                let ticks = crate::record::clock::now().saturating_sub(start);
+                Poll::Ready((out, ticks, *this.allocs, *this.bytes))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -412,23 +620,116 @@ pub fn capture_value<R>(f: impl FnOnce() -> R) -> (R, Captured) {
     let before = crate::record::alloc::uncounted(|| this_thread(crate::record::site::all().len()));
     let value = f();
     let captured = crate::record::alloc::uncounted(|| {
-        let sites = crate::record::site::all();
-        let after = this_thread(sites.len());
-        let figures = sites
-            .iter()
-            .enumerate()
-            .filter_map(|(i, site)| {
-                let now = after[i].as_ref()?;
-                let diff = now.minus(before.get(i).and_then(Option::as_ref));
-                (diff.counters[0] > 0).then(|| CapturedSite::new(site, diff))
-            })
-            .collect();
-        Captured {
-            sites: figures,
-            allocs_available: crate::record::alloc::is_installed(),
-        }
+        let after = this_thread(crate::record::site::all().len());
+        captured(
+            after
+                .iter()
+                .enumerate()
+                .map(|(i, now)| {
+                    now.as_ref()
+                        .map(|now| now.minus(before.get(i).and_then(Option::as_ref)))
+                })
+                .collect(),
+        )
     });
     (value, captured)
+}
+
+/// The [`Captured`] of per-site figures, by site index.
+fn captured(copies: Vec<Option<CellCopy>>) -> Captured {
+    let sites = crate::record::site::all();
+    let figures = copies
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, copy)| {
+            let copy = copy?;
+            (copy.counters[0] > 0).then(|| CapturedSite::new(sites[i], copy))
+        })
+        .collect();
+    Captured {
+        sites: figures,
+        allocs_available: crate::record::alloc::is_installed(),
+    }
+}
+
+/// [`capture`] for async code: the exact per-site figures of the measured
+/// calls made while `fut` was polled — on whichever threads its polls ran —
+/// including the `async fn`s it awaited. Works on any executor, in
+/// `#[tokio::test]` with either flavor. Tasks it spawned are not included
+/// (they run outside its polls).
+///
+/// ```
+/// #[overrun::measure]
+/// async fn load(id: u32) -> u32 { id + 1 }
+///
+/// # overrun::tasks::block_on(async {
+/// let stats = overrun::testing::capture_async(async {
+///     load(1).await;
+///     load(2).await;
+/// })
+/// .await;
+/// assert_eq!(stats.site("load").calls(), 2);
+/// # });
+/// ```
+pub async fn capture_async<F: Future>(fut: F) -> Captured {
+    capture_value_async(fut).await.1
+}
+
+/// [`capture_async`], also returning the future's output.
+///
+/// ```
+/// # overrun::tasks::block_on(async {
+/// let (v, stats) = overrun::testing::capture_value_async(async { 40 + 2 }).await;
+/// assert_eq!(v, 42);
+/// assert!(stats.sites().is_empty());
+/// # });
+/// ```
+pub async fn capture_value_async<F: Future>(fut: F) -> (F::Output, Captured) {
+    let (value, copies) = Captures {
+        inner: fut,
+        copies: Vec::new(),
+    }
+    .await;
+    let captured = crate::record::alloc::uncounted(|| captured(copies));
+    (value, captured)
+}
+
+pin_project! {
+    /// Sums, poll by poll, the per-site figures of the polling thread.
+    struct Captures<F> {
+        #[pin]
+        inner: F,
+        copies: Vec<Option<CellCopy>>,
+    }
+}
+
+impl<F: Future> Future for Captures<F> {
+    type Output = (F::Output, Vec<Option<CellCopy>>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let before =
+            crate::record::alloc::uncounted(|| this_thread(crate::record::site::all().len()));
+        let polled = this.inner.poll(cx);
+        crate::record::alloc::uncounted(|| {
+            let after = this_thread(crate::record::site::all().len());
+            if this.copies.len() < after.len() {
+                this.copies.resize(after.len(), None);
+            }
+            for (i, now) in after.iter().enumerate() {
+                let Some(now) = now else { continue };
+                let delta = now.minus(before.get(i).and_then(Option::as_ref));
+                match &mut this.copies[i] {
+                    Some(sum) => sum.add(&delta),
+                    empty => *empty = Some(delta),
+                }
+            }
+        });
+        match polled {
+            Poll::Ready(value) => Poll::Ready((value, std::mem::take(this.copies))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// The figures [`capture`] took.

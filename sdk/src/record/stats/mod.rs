@@ -148,6 +148,19 @@ impl CellCopy {
         out
     }
 
+    /// Adds `other`, field by field (the figures of two spans of time).
+    pub(crate) fn add(&mut self, other: &CellCopy) {
+        for (a, b) in self.counters.iter_mut().zip(other.counters) {
+            *a = a.wrapping_add(b);
+        }
+        for (a, b) in self.violations.iter_mut().zip(other.violations) {
+            *a = a.wrapping_add(b);
+        }
+        for (a, b) in self.hist.iter_mut().zip(&other.hist) {
+            *a = a.wrapping_add(*b);
+        }
+    }
+
     /// The histogram, its max estimated by the top non-empty bucket.
     pub(crate) fn histogram(&self) -> Histogram {
         let top = self.hist.iter().rposition(|&c| c != 0);
