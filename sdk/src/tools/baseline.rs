@@ -574,3 +574,37 @@ impl Comparison {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` durations around `center` ns, spread ±40% (a small deterministic
+    /// generator), as a report's sparse histogram.
+    fn histogram(n: u64, center: f64, seed: u64) -> Vec<[u64; 3]> {
+        let mut x = seed | 1;
+        let values = (0..n).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let unit = (x % 10_000) as f64 / 10_000.0; // [0, 1)
+            (center * (0.6 + 0.8 * unit)) as u64
+        });
+        crate::record::stats::Histogram::from_values(values)
+            .buckets()
+            .map(|(lo, hi, count)| [lo, hi, count])
+            .collect()
+    }
+
+    #[test]
+    fn the_rank_test_tells_noise_from_a_slowdown_with_a_few_hundred_calls() {
+        for seed in 1..20 {
+            let base = histogram(300, 1_000.0, seed);
+            let again = histogram(300, 1_000.0, seed * 7919);
+            assert_eq!(shift(&base, &again), Shift::Same, "seed {seed}");
+            assert_eq!(shift(&base, &histogram(300, 2_000.0, seed * 31)), Shift::Slower);
+            assert_eq!(shift(&base, &histogram(300, 500.0, seed * 17)), Shift::Faster);
+        }
+        assert_eq!(shift(&[], &histogram(10, 1.0, 1)), Shift::Unknown);
+    }
+}
