@@ -602,8 +602,14 @@ mod tests {
             let base = histogram(300, 1_000.0, seed);
             let again = histogram(300, 1_000.0, seed * 7919);
             assert_eq!(shift(&base, &again), Shift::Same, "seed {seed}");
-            assert_eq!(shift(&base, &histogram(300, 2_000.0, seed * 31)), Shift::Slower);
-            assert_eq!(shift(&base, &histogram(300, 500.0, seed * 17)), Shift::Faster);
+            assert_eq!(
+                shift(&base, &histogram(300, 2_000.0, seed * 31)),
+                Shift::Slower
+            );
+            assert_eq!(
+                shift(&base, &histogram(300, 500.0, seed * 17)),
+                Shift::Faster
+            );
         }
         assert_eq!(shift(&[], &histogram(10, 1.0, 1)), Shift::Unknown);
     }
