@@ -72,10 +72,20 @@ fn aggregate<'a>(
     let mut by_region = HashMap::new();
     let mut by_product = HashMap::new();
     for s in sales {
-        *by_region.entry(s.region).or_default() += s.cents;
-        *by_product.entry(s.product).or_default() += s.cents;
+        add_sale(&mut by_region, &mut by_product, s);
     }
     (by_region, by_product)
+}
+
+/// One sale into both totals (a hot function beside `parse_line`).
+#[overrun::measure]
+fn add_sale<'a>(
+    by_region: &mut HashMap<&'a str, u64>,
+    by_product: &mut HashMap<&'a str, u64>,
+    s: Sale<'a>,
+) {
+    *by_region.entry(s.region).or_default() += s.cents;
+    *by_product.entry(s.product).or_default() += s.cents;
 }
 
 #[overrun::measure(budget = "5ms")]

@@ -184,7 +184,7 @@ fn an_unknown_report_format_is_an_error_and_the_table_explains_itself() {
         .unwrap();
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains(r#"overrun: OVERRUN_REPORT="yaml" is not one of table, json, off"#),
+        stderr.contains(r#"overrun: error: OVERRUN_REPORT="yaml" is not one of table, json, off"#),
         "{stderr}"
     );
     assert!(stderr.contains("overrun report"), "{stderr}");

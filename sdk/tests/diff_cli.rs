@@ -239,5 +239,17 @@ fn runs_of_the_same_program_are_the_same_and_a_real_slowdown_is_not() {
     let (code, table, _) = diff(&runs[0], &slow, &[]);
     assert_eq!(code, 1, "{table}");
     assert!(row(&table, "parse_line").ends_with("REGRESSED"), "{table}");
+    // The other hot function (20 000 calls, judged) is untouched: `same`.
+    assert!(row(&table, "add_sale").ends_with("same"), "{table}");
     assert_eq!(table.matches("REGRESSED").count(), 1, "{table}");
+    // Functions called once are not judged.
+    assert!(
+        row(&table, "aggregate").ends_with("too few calls"),
+        "{table}"
+    );
+    let (_, table, _) = diff(&runs[0], &slow, &["--min-calls", "1"]);
+    assert!(
+        !row(&table, "aggregate").ends_with("too few calls"),
+        "{table}"
+    );
 }

@@ -229,7 +229,7 @@ async fn capture_async_on_a_multi_thread_runtime() {
 
 #[overrun::measure]
 async fn slow_lookup(slowdown: u32) -> u32 {
-    tokio::task::yield_now().await;
+    YieldOnce(false).await;
     spin(Duration::from_micros(200 * u64::from(slowdown)));
     7
 }
@@ -264,11 +264,42 @@ async fn check_async_assert_names_the_broken_budget() {
         .await;
 }
 
-/// `block_on` inside a runtime panics at once, saying what to use; it never
-/// hangs (a timer awaited here would otherwise wait for the runtime that
-/// `block_on` blocks).
+/// `block_on` inside a current-thread runtime panics at once, saying what to
+/// use; it never hangs (a timer awaited here would otherwise wait for the
+/// runtime that `block_on` blocks). On a multi-thread runtime, and on its
+/// blocking threads, it works.
+#[cfg(feature = "tokio")]
 #[tokio::test(flavor = "current_thread")]
 #[should_panic(expected = "`.await` the future instead")]
-async fn block_on_inside_a_runtime_panics_at_once() {
+async fn block_on_inside_a_current_thread_runtime_panics_at_once() {
     overrun::tasks::block_on(tokio::time::sleep(Duration::from_millis(1)));
+}
+
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_on_inside_a_multi_thread_runtime_works() {
+    overrun::tasks::block_on(tokio::time::sleep(Duration::from_millis(1)));
+    let v = tokio::task::spawn_blocking(|| overrun::tasks::block_on(async { 5 }))
+        .await
+        .unwrap();
+    assert_eq!(v, 5);
+}
+
+/// `check_async` and `capture_async` futures are `Send`: they can be
+/// spawned, and their polls then move between the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_checks_can_be_spawned() {
+    let report = tokio::spawn(
+        overrun::testing::check_async(|| slow_lookup(1))
+            .iterations(100)
+            .p50("5ms")
+            .run(),
+    )
+    .await
+    .unwrap();
+    assert!(report.passed(), "{report}");
+    let stats = tokio::spawn(overrun::testing::capture_async(slow_lookup(1)))
+        .await
+        .unwrap();
+    assert_eq!(stats.site("slow_lookup").calls(), 1);
 }

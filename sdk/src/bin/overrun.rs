@@ -85,13 +85,20 @@ impl Diff {
         let base = self
             .tolerance
             .map_or_else(Tolerance::default, Tolerance::uniform);
-        base.with(
-            self.tolerance_p50,
-            self.tolerance_p99,
-            self.tolerance_allocs,
-            self.tolerance_bytes,
-        )
-        .with_min_calls(self.min_calls)
+        let mut t = base;
+        if let Some(p) = self.tolerance_p50 {
+            t = t.with_p50(p);
+        }
+        if let Some(p) = self.tolerance_p99 {
+            t = t.with_p99(p);
+        }
+        if let Some(p) = self.tolerance_allocs {
+            t = t.with_allocs(p);
+        }
+        if let Some(p) = self.tolerance_bytes {
+            t = t.with_bytes(p);
+        }
+        t.with_min_calls(self.min_calls)
     }
 
     fn run(&self) -> Result<ExitCode, String> {

@@ -33,13 +33,15 @@ enum Format {
 }
 
 /// The values `OVERRUN_REPORT` takes.
-const FORMATS: &str = "table, json, off";
+const FORMATS: &str = "table, json, off (or none, 0, false)";
 
 /// The format `OVERRUN_REPORT` asks for; an unknown value is an error that
 /// names the accepted ones (the report is then printed as the table, so
 /// nothing is lost).
 fn format_from_env() -> Result<Format, String> {
-    let value = std::env::var("OVERRUN_REPORT").unwrap_or_default();
+    let value = std::env::var_os("OVERRUN_REPORT")
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "table" => Ok(Format::Table),
         "json" => Ok(Format::Json),
@@ -61,7 +63,9 @@ fn format_from_env() -> Result<Format, String> {
 pub fn report() -> Snapshot {
     let snap = snapshot();
     let format = format_from_env().unwrap_or_else(|value| {
-        eprintln!("overrun: OVERRUN_REPORT={value:?} is not one of {FORMATS}; printing the table");
+        eprintln!(
+            "overrun: error: OVERRUN_REPORT={value:?} is not one of {FORMATS}; printing the table instead"
+        );
         Format::Table
     });
     // One write, so the document is never interleaved with other output.

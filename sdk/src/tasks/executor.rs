@@ -13,19 +13,24 @@ use std::task::{Context, Poll};
 ///
 /// # Panics
 ///
-/// With the `tokio` feature, at once when called inside a tokio runtime
-/// (where parking the thread could wait forever for the runtime it
-/// blocks): `.await` the future there instead, or use
-/// `overrun::testing::capture_async` / `check_async` in async tests.
+/// With the `tokio` feature, inside a tokio runtime: on a multi-thread
+/// runtime it runs the future through `tokio::task::block_in_place` (the
+/// other workers go on); on a current-thread runtime, where parking the
+/// thread could wait forever for the runtime it blocks, it panics at once,
+/// saying to `.await` the future (in tests: `overrun::testing::capture_async`
+/// or `check_async`).
 #[track_caller]
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     #[cfg(feature = "tokio")]
-    if tokio::runtime::Handle::try_current().is_ok() {
-        panic!(
-            "overrun::tasks::block_on inside a tokio runtime would block the runtime it \
-             waits for: `.await` the future instead (in tests: \
-             overrun::testing::capture_async or check_async)"
-        );
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+            panic!(
+                "overrun::tasks::block_on inside a current-thread tokio runtime would block \
+                 the runtime it waits for: `.await` the future instead (in tests: \
+                 overrun::testing::capture_async or check_async)"
+            );
+        }
+        return tokio::task::block_in_place(|| run_to_completion(fut));
     }
     run_to_completion(fut)
 }

@@ -187,7 +187,8 @@ pub struct Tolerance {
     /// Bytes per call.
     pub bytes: f64,
     /// Calls each side needs before a site is judged; below it the verdict
-    /// is `too few calls`, never `REGRESSED`.
+    /// is `too few calls`, never `REGRESSED`. (Under 8, the rank test can
+    /// never be significant: time is then never judged.)
     pub min_calls: u64,
     /// Whether p99 is judged too. Off unless a p99 tolerance is given: a
     /// tail moves with the load on a shared machine, so by default time is
@@ -227,21 +228,37 @@ impl Tolerance {
         self
     }
 
-    /// With every figure's tolerance given (`None` keeps this one's); a p99
-    /// tolerance given turns on [`Tolerance::judge_p99`].
+    /// With a tolerance for the median.
     #[must_use]
-    pub fn with(
-        mut self,
-        p50: Option<f64>,
-        p99: Option<f64>,
-        allocs: Option<f64>,
-        bytes: Option<f64>,
-    ) -> Self {
-        self.p50 = p50.unwrap_or(self.p50);
-        self.judge_p99 |= p99.is_some();
-        self.p99 = p99.unwrap_or(self.p99);
-        self.allocs = allocs.unwrap_or(self.allocs);
-        self.bytes = bytes.unwrap_or(self.bytes);
+    pub fn with_p50(mut self, fraction: f64) -> Self {
+        self.p50 = fraction;
+        self
+    }
+
+    /// With a tolerance for p99, which turns on [`Tolerance::judge_p99`].
+    ///
+    /// ```
+    /// let t = overrun::baseline::Tolerance::uniform(0.1).with_p99(0.5);
+    /// assert!(t.judge_p99 && t.p99 == 0.5);
+    /// ```
+    #[must_use]
+    pub fn with_p99(mut self, fraction: f64) -> Self {
+        self.p99 = fraction;
+        self.judge_p99 = true;
+        self
+    }
+
+    /// With a tolerance for allocations per call.
+    #[must_use]
+    pub fn with_allocs(mut self, fraction: f64) -> Self {
+        self.allocs = fraction;
+        self
+    }
+
+    /// With a tolerance for bytes per call.
+    #[must_use]
+    pub fn with_bytes(mut self, fraction: f64) -> Self {
+        self.bytes = fraction;
         self
     }
 }
@@ -255,6 +272,7 @@ impl Default for Tolerance {
 
 /// The outcome for one site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Verdict {
     /// A metric grew by more than its tolerance.
     Regressed,
@@ -373,10 +391,9 @@ fn row(base: Option<&SiteFigures>, head: Option<&SiteFigures>, tol: &Tolerance) 
                 .filter_map(|(c, t)| c.relative().filter(|r| r.abs() > *t))
                 .collect();
             let beyond = |c: &Change, t: f64| c.relative().filter(|r| r.abs() > t);
-            let tail_backed = b.calls.min(h.calls) >= 1_000;
-            let time =
-                beyond(&p50, tol.p50).or_else(|| beyond(&p99, tol.p99).filter(|_| tail_backed));
-            if let Some(r) = time {
+            // The bulk: the median beyond its tolerance, and the whole
+            // distribution shifted (rank test) the same way.
+            if let Some(r) = beyond(&p50, tol.p50) {
                 match shift(&b.histogram, &h.histogram) {
                     Shift::Slower if r > 0.0 => moved.push(r),
                     Shift::Faster if r < 0.0 => moved.push(r),
@@ -384,6 +401,16 @@ fn row(base: Option<&SiteFigures>, head: Option<&SiteFigures>, tol: &Tolerance) 
                     Shift::Unknown => moved.push(r),
                     _ => {}
                 }
+            }
+            // The tail, only when asked for and backed by 1 000 calls: p99
+            // beyond its tolerance, and significantly more of the head's
+            // calls above the base's p99 than the 1% expected.
+            if tol.judge_p99
+                && b.calls.min(h.calls) >= 1_000
+                && let Some(r) = beyond(&p99, tol.p99).filter(|r| *r > 0.0)
+                && tail_grew(&h.histogram, b.p99_ns)
+            {
+                moved.push(r);
             }
             if moved.iter().any(|&r| r > 0.0) {
                 Verdict::Regressed
@@ -405,6 +432,23 @@ fn row(base: Option<&SiteFigures>, head: Option<&SiteFigures>, tol: &Tolerance) 
     }
 }
 
+/// Whether significantly more than 1% of the head's calls lie above the
+/// base's p99 (a binomial test, z ≥ 3.3, and at least twice the 1%).
+fn tail_grew(head: &[[u64; 3]], base_p99: u64) -> bool {
+    let n: f64 = head.iter().map(|b| b[2] as f64).sum();
+    if n == 0.0 {
+        return false;
+    }
+    let above: f64 = head
+        .iter()
+        .filter(|b| b[0] > base_p99)
+        .map(|b| b[2] as f64)
+        .sum();
+    let share = above / n;
+    let z = (share - 0.01) / (0.01 * 0.99 / n).sqrt();
+    share >= 0.02 && z >= 3.3
+}
+
 /// How the head's durations sit against the base's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shift {
@@ -421,34 +465,55 @@ enum Shift {
 /// far more than that; a 2× slowdown of a function with a few hundred calls
 /// does not.
 fn shift(base: &[[u64; 3]], head: &[[u64; 3]]) -> Shift {
-    let total = |h: &[[u64; 3]]| h.iter().map(|b| b[2]).sum::<u64>();
-    let (n1, n2) = (total(base) as f64, total(head) as f64);
+    // Both sides on one grid: each bucket's midpoint in ns, binned again on
+    // overrun's own log-linear buckets. Each run calibrates its own clock,
+    // so the two reports' bucket bounds in ns differ slightly; without a
+    // common grid, calls of the same duration would not tie.
+    let grid = |h: &[[u64; 3]]| -> Vec<(usize, f64)> {
+        h.iter()
+            .filter(|b| b[0] <= b[1])
+            .map(|b| {
+                let mid = b[0] + (b[1] - b[0]) / 2;
+                (crate::record::stats::bucket_index(mid), b[2] as f64)
+            })
+            .collect()
+    };
+    let (base, head) = (grid(base), grid(head));
+    let total = |h: &[(usize, f64)]| h.iter().map(|b| b.1).sum::<f64>();
+    let (n1, n2) = (total(&base), total(&head));
     if n1 == 0.0 || n2 == 0.0 {
         return Shift::Unknown;
     }
-    let mid = |b: &[u64; 3]| b[0] + (b[1] - b[0]) / 2;
-    // (value, base count, head count), ascending.
-    let mut points: Vec<(u64, f64, f64)> = base
+    // (grid bucket, base count, head count), ascending.
+    let mut points: Vec<(usize, f64, f64)> = base
         .iter()
-        .map(|b| (mid(b), b[2] as f64, 0.0))
-        .chain(head.iter().map(|b| (mid(b), 0.0, b[2] as f64)))
+        .map(|&(i, c)| (i, c, 0.0))
+        .chain(head.iter().map(|&(i, c)| (i, 0.0, c)))
         .collect();
     points.sort_by_key(|p| p.0);
-    // U of the head: pairs (base, head) with head > base, ties count half.
-    let (mut below, mut u, mut i) = (0.0, 0.0, 0);
+    // U of the head: pairs (base, head) with head > base, ties count half;
+    // and the tie correction of its variance.
+    let (mut below, mut u, mut ties, mut i) = (0.0, 0.0, 0.0, 0);
     while i < points.len() {
-        let value = points[i].0;
+        let bucket = points[i].0;
         let (mut base_here, mut head_here) = (0.0, 0.0);
-        while i < points.len() && points[i].0 == value {
+        while i < points.len() && points[i].0 == bucket {
             base_here += points[i].1;
             head_here += points[i].2;
             i += 1;
         }
         u += head_here * (below + base_here / 2.0);
         below += base_here;
+        let t: f64 = base_here + head_here;
+        ties += t * t * t - t;
+    }
+    let n = n1 + n2;
+    let variance = n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    if variance <= 0.0 {
+        return Shift::Same; // every call in one bucket on both sides
     }
     let p_slower = u / (n1 * n2);
-    let z = (u - n1 * n2 / 2.0) / (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
+    let z = (u - n1 * n2 / 2.0) / variance.sqrt();
     if p_slower >= 0.65 && z >= 3.3 {
         Shift::Slower
     } else if p_slower <= 0.35 && z <= -3.3 {
@@ -612,5 +677,49 @@ mod tests {
             );
         }
         assert_eq!(shift(&[], &histogram(10, 1.0, 1)), Shift::Unknown);
+    }
+
+    /// Two runs calibrate their clocks apart: the same durations land on
+    /// bucket bounds a hair apart in ns. They must still tie.
+    #[test]
+    fn a_calibration_difference_is_not_a_shift() {
+        // Tight: two buckets hold every call.
+        let base = vec![[4_992, 5_120, 10_000], [5_120, 5_248, 10_000]];
+        let scaled: Vec<[u64; 3]> = base
+            .iter()
+            .map(|b| {
+                let s = |v: u64| (v as f64 * 1.0005).round() as u64;
+                [s(b[0]), s(b[1]), b[2]]
+            })
+            .collect();
+        assert_eq!(shift(&base, &scaled), Shift::Same);
+        assert_eq!(shift(&scaled, &base), Shift::Same);
+    }
+
+    #[test]
+    fn the_tail_test_needs_more_than_noise() {
+        // 1% above the base's p99: as expected.
+        let calm = [[100, 110, 990], [2_000, 2_100, 10]];
+        assert!(!tail_grew(&calm, 1_000));
+        // 6% above: the tail grew.
+        let grown = [[100, 110, 940], [2_000, 2_100, 60]];
+        assert!(tail_grew(&grown, 1_000));
+    }
+
+    #[test]
+    fn p99_is_judged_only_when_asked_for() {
+        let site = |p99: u64, hist: &str| {
+            format!(
+                r#"{{"name": "f", "module": "m", "calls": 1000, "p50_ns": 100, "p99_ns": {p99}, "histogram": {hist}}}"#
+            )
+        };
+        let report =
+            |s: String| Report::from_json(&format!(r#"{{"version": 1, "sites": [{s}]}}"#)).unwrap();
+        let base = report(site(110, "[[100, 110, 990], [110, 120, 10]]"));
+        let head = report(site(2_100, "[[100, 110, 940], [2000, 2100, 60]]"));
+        let by_default = compare(&base, &head, &Tolerance::uniform(0.1));
+        assert_eq!(by_default.rows[0].verdict, Verdict::Same);
+        let asked = compare(&base, &head, &Tolerance::uniform(0.1).with_p99(0.5));
+        assert_eq!(asked.rows[0].verdict, Verdict::Regressed);
     }
 }

@@ -200,6 +200,9 @@ struct Sampler {
     best: [u64; 5],
     preempted: u32,
     switches: i64,
+    /// The thread a batch started on: a batch that moved (async) tells
+    /// nothing about preemption.
+    thread: Option<std::thread::ThreadId>,
     alloc_max: u64,
     alloc_total: u64,
     bytes_max: u64,
@@ -215,6 +218,7 @@ impl Sampler {
             best: [u64::MAX; 5],
             preempted: 0,
             switches: 0,
+            thread: None,
             alloc_max: 0,
             alloc_total: 0,
             bytes_max: 0,
@@ -225,6 +229,7 @@ impl Sampler {
     fn start_batch(&mut self) {
         self.samples.clear();
         self.switches = involuntary_switches();
+        self.thread = Some(std::thread::current().id());
     }
 
     fn record(&mut self, ticks: u64, allocs: u64, bytes: u64) {
@@ -236,7 +241,8 @@ impl Sampler {
     }
 
     fn end_batch(&mut self) {
-        if involuntary_switches() != self.switches {
+        let same_thread = self.thread == Some(std::thread::current().id());
+        if same_thread && involuntary_switches() != self.switches {
             self.preempted += 1;
         }
         let samples = &mut self.samples;
@@ -324,8 +330,8 @@ impl<R, F: FnMut() -> R> Check<F> {
 pub struct Async<F>(F);
 
 /// [`check`] for async code: `f` makes a future per call; each call is timed
-/// from its first poll to its completion and its allocations are counted on
-/// whichever threads its polls ran. The same builder methods, ending with
+/// from making the future to its completion, and its allocations are
+/// counted on whichever threads its polls ran. The same builder methods, ending with
 /// `.run().await` or `.assert().await`. Works on any executor, in
 /// `#[tokio::test]` with either flavor.
 ///
@@ -394,11 +400,16 @@ where
         for b in 0..plan.batches {
             sampler.start_batch();
             for _ in 0..plan.calls_in(b) {
+                // Making the future is part of the call, as in `check`.
+                let a0 = crate::record::alloc::thread_allocs();
+                let start = crate::record::clock::now();
+                let inner = (self.f.0)();
+                let a1 = crate::record::alloc::thread_allocs();
                 let timed = Timed {
-                    inner: (self.f.0)(),
-                    start: None,
-                    allocs: 0,
-                    bytes: 0,
+                    inner,
+                    start,
+                    allocs: a1.count - a0.count,
+                    bytes: a1.bytes - a0.bytes,
                 };
                 let (out, ticks, allocs, bytes) = timed.await;
                 drop(black_box(out));
@@ -420,12 +431,12 @@ where
 }
 
 pin_project! {
-    /// One call of an async check: first poll to completion, and the
-    /// allocations of every poll on its own thread.
+    /// One call of an async check: from making the future to its
+    /// completion, and the allocations of every poll on its own thread.
     struct Timed<F> {
         #[pin]
         inner: F,
-        start: Option<u64>,
+        start: u64,
         allocs: u64,
         bytes: u64,
     }
@@ -436,7 +447,7 @@ impl<F: Future> Future for Timed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let start = *this.start.get_or_insert_with(crate::record::clock::now);
+        let start = *this.start;
         let a0 = crate::record::alloc::thread_allocs();
         let polled = this.inner.poll(cx);
         let a1 = crate::record::alloc::thread_allocs();
