@@ -118,23 +118,9 @@ extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(|| finish(Wait::Yes));
 }
 
-/// The targets whose errno location is known here; elsewhere signals are
-/// left to the program.
-#[cfg(all(
-    not(miri),
-    any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "illumos",
-        target_os = "solaris"
-    )
-))]
+/// On the targets whose errno location is known here (`build.rs`);
+/// elsewhere signals are left to the program.
+#[cfg(all(overrun_signals, not(miri)))]
 mod signals {
     use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -325,21 +311,7 @@ mod signals {
 
 /// Elsewhere the program's signals are its own.
 #[cfg_attr(not(unix), allow(dead_code))]
-#[cfg(not(all(
-    not(miri),
-    any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "openbsd",
-        target_os = "netbsd",
-        target_os = "illumos",
-        target_os = "solaris"
-    )
-)))]
+#[cfg(not(all(overrun_signals, not(miri))))]
 mod signals {
     pub(super) fn arm() {}
 }
