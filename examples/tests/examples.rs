@@ -107,6 +107,41 @@ fn cli_report_file_matches_the_work_done() {
     assert_eq!(site(&json, "aggregate")["calls"], 1);
 }
 
+/// A report says what it describes: program, version, a hash of the
+/// arguments, start time, host, commit.
+#[test]
+fn a_report_says_what_it_describes() {
+    let data = data_file(10);
+    let run = |args: &[&std::ffi::OsStr], name: &str| {
+        let file = tmp(name);
+        let out = example("cli")
+            .args(args)
+            .env("OVERRUN_REPORT", "off")
+            .env("OVERRUN_REPORT_FILE", &file)
+            .env("OVERRUN_GIT_SHA", "0123456789abcdef")
+            .output()
+            .unwrap();
+        json_report(&out, &file)["meta"].clone()
+    };
+    let meta = run(&[data.as_os_str()], "meta-a.json");
+    assert_eq!(meta["program"], "cli");
+    assert_eq!(meta["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(meta["git_sha"], "0123456789abcdef");
+    let started = meta["started_at"].as_str().unwrap();
+    assert_eq!(
+        (started.len(), &started[10..11], &started[19..]),
+        (20, "T", "Z")
+    );
+    assert!(meta["host"].as_str().is_some_and(|h| !h.is_empty()));
+    let again = run(&[data.as_os_str()], "meta-b.json");
+    assert_eq!(
+        again["args_hash"], meta["args_hash"],
+        "same arguments, same hash"
+    );
+    let other = run(&["--slow-parse".as_ref(), data.as_os_str()], "meta-c.json");
+    assert_ne!(other["args_hash"], meta["args_hash"]);
+}
+
 #[test]
 fn cli_exit_codes_are_unchanged() {
     let out = example("cli")

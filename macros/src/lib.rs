@@ -728,6 +728,8 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
                 &#site,
                 #memory,
                 ::core::cfg!(panic = "abort"),
+                ::core::env!("CARGO_PKG_VERSION"),
+                ::core::option_env!("OVERRUN_GIT_SHA"),
             );
             #block
         }

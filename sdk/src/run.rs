@@ -17,14 +17,128 @@ use crate::record::violation::publish;
 use crate::vocab::budget::{NONE, limit};
 use crate::vocab::kind::ViolationKind;
 
-static START: OnceLock<(Instant, u64)> = OnceLock::new();
+static START: OnceLock<(Instant, u64, std::time::SystemTime)> = OnceLock::new();
 
 /// The instant the run started, and the process CPU time then: the start of
 /// `#[overrun::main]`, or the first time overrun was asked. CPU time is
 /// reported from there, not from `exec` (resource usage survives `exec`, so a
 /// program started by `cargo run` would otherwise be charged cargo's CPU).
 pub(crate) fn run_start() -> (Instant, u64) {
-    *START.get_or_init(|| (Instant::now(), usage().cpu_ns))
+    let &(at, cpu, _) =
+        START.get_or_init(|| (Instant::now(), usage().cpu_ns, std::time::SystemTime::now()));
+    (at, cpu)
+}
+
+/// The program's version and build commit, as `#[overrun::main]` saw them
+/// at compile time.
+static BUILD: OnceLock<(&'static str, Option<&'static str>)> = OnceLock::new();
+
+/// What a report describes, so that a tool comparing two reports can tell
+/// it has the right two.
+///
+/// ```
+/// let meta = overrun::snapshot().meta;
+/// assert!(meta.started_at.ends_with('Z'));
+/// assert_eq!(meta.args_hash.len(), 16);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Meta {
+    /// The binary's file name.
+    pub program: Option<String>,
+    /// The program crate's version (`CARGO_PKG_VERSION`, from
+    /// `#[overrun::main]`; `None` without it).
+    pub version: Option<&'static str>,
+    /// FNV-1a (64 bits, hex) of the arguments after the program name, each
+    /// followed by a NUL byte: equal arguments, equal hash; the arguments
+    /// themselves are not written (they may hold secrets).
+    pub args_hash: String,
+    /// When the run started, RFC 3339, UTC.
+    pub started_at: String,
+    /// The host's name.
+    pub host: Option<String>,
+    /// The commit: `OVERRUN_GIT_SHA`, `GITHUB_SHA`, `CI_COMMIT_SHA` or
+    /// `GIT_COMMIT` in the environment at run time, else `OVERRUN_GIT_SHA`
+    /// at build time.
+    pub git_sha: Option<String>,
+}
+
+/// Records the program's version and build commit (`#[overrun::main]`).
+pub(crate) fn set_build(version: &'static str, git_sha: Option<&'static str>) {
+    let _ = BUILD.set((version, git_sha));
+}
+
+/// What this run is.
+pub(crate) fn meta() -> Meta {
+    let _ = run_start();
+    let started = START.get().map_or(std::time::UNIX_EPOCH, |s| s.2);
+    let mut args = std::env::args_os();
+    let program = args.next().and_then(|p| {
+        std::path::Path::new(&p)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+    });
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for arg in args {
+        for &byte in arg.as_encoded_bytes().iter().chain(&[0u8]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let env_sha = [
+        "OVERRUN_GIT_SHA",
+        "GITHUB_SHA",
+        "CI_COMMIT_SHA",
+        "GIT_COMMIT",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()));
+    let build = BUILD.get().copied();
+    Meta {
+        program,
+        version: build.map(|b| b.0),
+        args_hash: format!("{hash:016x}"),
+        started_at: rfc3339(started),
+        host: hostname(),
+        git_sha: env_sha.or_else(|| build.and_then(|b| b.1).map(str::to_owned)),
+    }
+}
+
+/// `t` as RFC 3339 in UTC, to the second: `2026-11-26T14:05:09Z`.
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+fn hostname() -> Option<String> {
+    #[cfg(all(unix, not(miri)))]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: `gethostname` writes at most `buf.len()` bytes into `buf`.
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            return Some(String::from_utf8_lossy(&buf[..end]).into_owned());
+        }
+    }
+    std::env::var("COMPUTERNAME").ok()
 }
 
 /// Process resource usage.
@@ -223,6 +337,15 @@ pub(crate) fn run_exit_hooks() {
 #[cfg(test)]
 mod tests {
     use super::parse_status_memory;
+
+    #[test]
+    fn dates_in_rfc_3339() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |secs| super::rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_705_509), "2026-11-26T15:05:09Z");
+    }
 
     #[test]
     fn reads_peak_and_current_resident_memory() {

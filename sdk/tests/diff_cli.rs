@@ -172,6 +172,23 @@ fn small_moves_new_and_gone_sites() {
     // ...unless the tolerance allows it.
     let (code, table, _) = diff(&base, &head, &["--tolerance", "150%"]);
     assert_eq!(code, 0, "{table}");
+    // Each side's meta on stderr, and a warning when the programs differ.
+    let (_, _, err) = diff(&base, &head, &[]);
+    assert!(
+        err.contains("overrun: base: cli ") && err.contains("overrun: head: cli "),
+        "{err}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+    let other = edited(&base, "parse_line", "other-program.json", |_| {});
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&other).unwrap()).unwrap();
+    json["meta"]["program"] = "other".into();
+    std::fs::write(&other, json.to_string()).unwrap();
+    let (_, _, err) = diff(&base, &other, &[]);
+    assert!(
+        err.contains("warning: the reports are of different programs (cli and other)"),
+        "{err}"
+    );
     // A renamed function: one site gone, one new; no regression.
     let renamed = edited(&base, "summarise", "renamed.json", |s| {
         s["name"] = "summarize".into();

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use overrun::baseline::{Report, Tolerance, compare};
+use overrun::baseline::{Report, Tolerance, compare, notes};
 
 /// Command-line tools for overrun reports.
 #[derive(Debug, Parser)]
@@ -104,6 +104,10 @@ impl Diff {
     fn run(&self) -> Result<ExitCode, String> {
         let base = Report::load(&self.base).map_err(|e| e.to_string())?;
         let head = Report::load(&self.head).map_err(|e| e.to_string())?;
+        // What each side describes, on stderr: stdout stays the table.
+        for line in notes(&base, &head) {
+            eprintln!("overrun: {line}");
+        }
         let diff = compare(&base, &head, &self.tolerance());
         match self.format {
             Format::Table => print!("{}", diff.render_table()),

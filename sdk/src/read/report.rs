@@ -332,8 +332,17 @@ pub struct Run;
 
 impl Run {
     /// Starts the run. `site` carries `main`'s location and time budget;
-    /// `panic_aborts` is `cfg!(panic = "abort")` in the program's crate.
-    pub fn start(site: &'static Site, memory_bytes: u64, panic_aborts: bool) -> Self {
+    /// `panic_aborts` is `cfg!(panic = "abort")`, `version` the
+    /// `CARGO_PKG_VERSION` and `git_sha` the `OVERRUN_GIT_SHA` of the
+    /// program's crate at build time.
+    pub fn start(
+        site: &'static Site,
+        memory_bytes: u64,
+        panic_aborts: bool,
+        version: &'static str,
+        git_sha: Option<&'static str>,
+    ) -> Self {
+        crate::run::set_build(version, git_sha);
         crate::run::start(site, memory_bytes);
         super::ending::arm(site, memory_bytes, panic_aborts);
         Self

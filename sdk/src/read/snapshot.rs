@@ -31,6 +31,9 @@ pub const REPORT_VERSION: u32 = 1;
 pub struct Snapshot {
     /// Format version ([`REPORT_VERSION`]).
     pub version: u32,
+    /// What the report describes: program, version, arguments' hash, start,
+    /// host, commit.
+    pub meta: crate::run::Meta,
     /// Process-wide figures.
     pub run: RunSnapshot,
     /// One entry per site that was called at least once, in registration order.
@@ -355,6 +358,7 @@ pub fn snapshot() -> Snapshot {
         let (budget, violations) = crate::run::budget_and_violations();
         Snapshot {
             version: REPORT_VERSION,
+            meta: crate::run::meta(),
             run: RunSnapshot {
                 wall_ns: start.elapsed().as_nanos() as u64,
                 cpu_ns: usage.cpu_ns.saturating_sub(start_cpu),

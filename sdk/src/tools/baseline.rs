@@ -90,8 +90,94 @@ fn name(path: &Path) -> String {
 pub struct Report {
     /// Format version.
     pub version: u64,
+    /// What the report describes (reports written before it was added have
+    /// none).
+    #[serde(default)]
+    pub meta: Option<ReportMeta>,
     /// Per-site figures.
     pub sites: Vec<SiteFigures>,
+}
+
+/// A report's `meta`: what it describes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct ReportMeta {
+    /// The binary's name.
+    #[serde(default)]
+    pub program: Option<String>,
+    /// Its version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Hash of its arguments.
+    #[serde(default)]
+    pub args_hash: Option<String>,
+    /// When the run started (RFC 3339).
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// The host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The commit.
+    #[serde(default)]
+    pub git_sha: Option<String>,
+}
+
+impl ReportMeta {
+    /// One line for people: `cli 0.1.0 (a1b2c3d) started 2026-11-26T14:05:09Z on ci-7`.
+    ///
+    /// ```
+    /// let r = overrun::baseline::Report::from_json(
+    ///     r#"{"version":1,"meta":{"program":"cli","version":"0.1.0","git_sha":"a1b2c3d4e5",
+    ///        "started_at":"2026-11-26T14:05:09Z","host":"ci-7"},"sites":[]}"#,
+    /// ).unwrap();
+    /// assert_eq!(r.meta.unwrap().describe(), "cli 0.1.0 (a1b2c3d) started 2026-11-26T14:05:09Z on ci-7");
+    /// ```
+    pub fn describe(&self) -> String {
+        let mut out = self.program.clone().unwrap_or_else(|| "?".into());
+        if let Some(v) = &self.version {
+            out += &format!(" {v}");
+        }
+        if let Some(sha) = &self.git_sha {
+            out += &format!(" ({})", &sha[..sha.len().min(7)]);
+        }
+        if let Some(at) = &self.started_at {
+            out += &format!(" started {at}");
+        }
+        if let Some(host) = &self.host {
+            out += &format!(" on {host}");
+        }
+        out
+    }
+}
+
+/// What a tool comparing `base` with `head` should be told first: each
+/// side's meta, and a warning when they describe different programs or
+/// arguments.
+///
+/// ```
+/// use overrun::baseline::{Report, notes};
+/// let a = Report::from_json(r#"{"version":1,"meta":{"program":"cli"},"sites":[]}"#).unwrap();
+/// let b = Report::from_json(r#"{"version":1,"meta":{"program":"other"},"sites":[]}"#).unwrap();
+/// let lines = notes(&a, &b);
+/// assert!(lines.iter().any(|l| l.starts_with("warning: the reports are of different programs")));
+/// ```
+pub fn notes(base: &Report, head: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (Some(b), Some(h)) = (&base.meta, &head.meta) else {
+        return lines;
+    };
+    lines.push(format!("base: {}", b.describe()));
+    lines.push(format!("head: {}", h.describe()));
+    if b.program != h.program {
+        lines.push(format!(
+            "warning: the reports are of different programs ({} and {})",
+            b.program.as_deref().unwrap_or("?"),
+            h.program.as_deref().unwrap_or("?")
+        ));
+    } else if b.args_hash != h.args_hash {
+        lines.push("warning: the two runs had different arguments".into());
+    }
+    lines
 }
 
 /// One site of a [`Report`].
