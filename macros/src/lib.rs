@@ -30,6 +30,51 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(args.into(), item.into(), Target::Main).into()
 }
 
+/// A duration literal checked at compile time. See `overrun::duration!`.
+#[proc_macro]
+pub fn duration(input: TokenStream) -> TokenStream {
+    literal(input.into(), "duration", |text| {
+        overrun_literal::parse_duration(text)
+            .map(|ns| quote!(::core::time::Duration::from_nanos(#ns)))
+    })
+    .into()
+}
+
+/// A size literal checked at compile time. See `overrun::size!`.
+#[proc_macro]
+pub fn size(input: TokenStream) -> TokenStream {
+    literal(input.into(), "size", |text| {
+        overrun_literal::parse_size(text).map(|bytes| quote!(#bytes))
+    })
+    .into()
+}
+
+/// One string literal, parsed at compile time; an error points at it.
+fn literal(
+    input: TokenStream2,
+    what: &str,
+    parse: impl Fn(&str) -> Result<TokenStream2, overrun_literal::LiteralError>,
+) -> TokenStream2 {
+    let lit = match syn::parse2::<LitStr>(input) {
+        Ok(lit) => lit,
+        Err(err) => {
+            let msg = format!(
+                "expected a {what} string such as {}",
+                if what == "size" {
+                    "\"64KiB\""
+                } else {
+                    "\"250us\""
+                }
+            );
+            return syn::Error::new(err.span(), msg).to_compile_error();
+        }
+    };
+    match parse(&lit.value()) {
+        Ok(tokens) => tokens,
+        Err(e) => syn::Error::new_spanned(&lit, format!("invalid {what}: {e}")).to_compile_error(),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Measure,
@@ -110,11 +155,11 @@ fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
         seen.push(name.clone());
         match name.as_str() {
             "name" => args.name = Some(string(&value, "name", "a string such as \"db.load\"")?),
-            "budget" => args.budget = Some((duration(&value, "budget")?, value.span())),
-            "poll" => args.poll = Some((duration(&value, "poll")?, value.span())),
+            "budget" => args.budget = Some((duration_arg(&value, "budget")?, value.span())),
+            "poll" => args.poll = Some((duration_arg(&value, "poll")?, value.span())),
             "allocs" => args.allocs = Some(count(&value, "allocs")?),
-            "bytes" => args.bytes = Some(size(&value, "bytes")?),
-            "memory" => args.memory = Some(size(&value, "memory")?),
+            "bytes" => args.bytes = Some(size_arg(&value, "bytes")?),
+            "memory" => args.memory = Some(size_arg(&value, "memory")?),
             _ => unreachable!("checked against the key list"),
         }
     }
@@ -136,7 +181,7 @@ fn string(value: &Expr, key: &str, expected: &str) -> syn::Result<LitStr> {
     }
 }
 
-fn duration(value: &Expr, key: &str) -> syn::Result<u64> {
+fn duration_arg(value: &Expr, key: &str) -> syn::Result<u64> {
     let lit = string(
         value,
         key,
@@ -169,7 +214,7 @@ fn count(value: &Expr, key: &str) -> syn::Result<u64> {
     }
 }
 
-fn size(value: &Expr, key: &str) -> syn::Result<u64> {
+fn size_arg(value: &Expr, key: &str) -> syn::Result<u64> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..

@@ -112,9 +112,9 @@ pub use record::alloc::CountingAlloc;
 pub use record::measure::{enabled, set_enabled};
 pub use record::site::{Site, SiteKind};
 pub use record::violation::{HookId, Violation, on_violation, remove_hook};
-pub use tasks::track;
 #[cfg(feature = "tokio")]
 pub use tasks::{spawn, spawn_blocking, spawn_blocking_named, spawn_named};
+pub use tasks::{task, track};
 pub use vocab::budget::Budget;
 pub use vocab::kind::ViolationKind;
 
@@ -169,6 +169,29 @@ pub use overrun_macros::measure;
 /// A program with its own SIGINT/SIGTERM handler keeps it; its report then
 /// comes when `main` returns.
 pub use overrun_macros::main;
+
+/// A duration literal, checked at compile time (the attributes' syntax):
+/// a `Duration`, so a run-time budget given with it can never panic.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(overrun::duration!("1.5ms"), Duration::from_micros(1_500));
+/// let fut = overrun::track("job", async {}).poll_budget(overrun::duration!("5ms"));
+/// overrun::tasks::block_on(fut);
+/// ```
+///
+/// ```compile_fail
+/// let _ = overrun::duration!("5 parsecs"); // error: invalid duration: unknown duration unit
+/// ```
+pub use overrun_macros::duration;
+
+/// A size literal in bytes, checked at compile time (the attributes'
+/// syntax).
+///
+/// ```
+/// assert_eq!(overrun::size!("64KiB"), 65_536);
+/// ```
+pub use overrun_macros::size;
 
 /// Macro plumbing. Not public API: may change in any release.
 #[doc(hidden)]

@@ -258,3 +258,20 @@ fn figures_of_tasks_that_never_ended_are_null_not_zero() {
     assert_ne!(poll_max, Some(true));
     drop(pending);
 }
+
+/// Budgets given to `overrun::task(..)`, checked at compile time with
+/// `overrun::duration!`, apply to the task it tracks.
+#[test]
+fn a_task_built_with_budgets_keeps_them() {
+    let _serial = SERIAL.lock();
+    let fut = overrun::task("built")
+        .poll_budget(overrun::duration!("1ms"))
+        .lifetime(overrun::duration!("1h"))
+        .track(async {
+            std::thread::sleep(Duration::from_millis(5));
+            1
+        });
+    assert_eq!(overrun::tasks::block_on(fut), 1);
+    let s = stats("built");
+    assert_eq!((s.completed, s.poll_violations, s.leaked), (1, 1, 0));
+}

@@ -36,8 +36,8 @@ struct Diff {
     base: PathBuf,
     /// The report to judge (e.g. from the branch).
     head: PathBuf,
-    /// Tolerance for every figure, such as 10%; a figure's own flag wins,
-    /// whatever the order.
+    /// Tolerance for every figure: `10%`, or the fraction `0.1` (the same);
+    /// a figure's own flag wins, whatever the order.
     #[arg(long, value_name = "P", value_parser = percent)]
     tolerance: Option<f64>,
     /// Tolerance for the median.
@@ -70,11 +70,25 @@ enum Format {
 }
 
 /// A percentage such as `10%` or `10`, as a fraction.
+/// A tolerance: `10%`, or a bare fraction `0.1` (the same 10%). A bare
+/// number above 1 is refused rather than guessed at (`10` could mean 10% or
+/// 1000%).
 fn percent(value: &str) -> Result<f64, String> {
-    let number = value.trim().trim_end_matches('%');
-    match number.parse::<f64>() {
-        Ok(p) if p >= 0.0 && p.is_finite() => Ok(p / 100.0),
-        _ => Err(format!("`{value}` is not a percentage such as 10%")),
+    let value = value.trim();
+    let parse = |n: &str| n.parse::<f64>().ok().filter(|p| *p >= 0.0 && p.is_finite());
+    match value.strip_suffix('%') {
+        Some(number) => parse(number)
+            .map(|p| p / 100.0)
+            .ok_or_else(|| format!("`{value}` is not a percentage such as 10%")),
+        None => match parse(value) {
+            Some(fraction) if fraction <= 1.0 => Ok(fraction),
+            Some(_) => Err(format!(
+                "`{value}` is ambiguous: write a percentage such as {value}% or a fraction such as 0.1"
+            )),
+            None => Err(format!(
+                "`{value}` is not a percentage such as 10% (or a fraction such as 0.1)"
+            )),
+        },
     }
 }
 
@@ -164,6 +178,15 @@ mod tests {
     fn a_repeated_flag_takes_the_last_value_as_before() {
         let d = diff(&["--tolerance", "10%", "--tolerance", "20%"]);
         assert_eq!(d.tolerance().p50, 0.2);
+    }
+
+    #[test]
+    fn a_tolerance_is_a_percentage_or_a_fraction_never_a_guess() {
+        assert_eq!(percent("10%"), Ok(0.1));
+        assert_eq!(percent("0.1"), Ok(0.1));
+        assert_eq!(percent("1"), Ok(1.0));
+        assert!(percent("10").unwrap_err().contains("ambiguous"));
+        assert!(percent("lots").is_err());
     }
 
     #[test]

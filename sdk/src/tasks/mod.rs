@@ -45,6 +45,7 @@
 //! read-modify-write. Aggregates per name are updated once, when the task
 //! ends.
 
+mod builder;
 mod executor;
 mod read;
 mod registry;
@@ -53,6 +54,7 @@ mod spawn;
 mod tracked;
 mod watchdog;
 
+pub use builder::{TaskBuilder, task};
 pub use executor::block_on;
 pub use read::{LiveTask, TaskStats, live, stats};
 pub use registry::{TaskState, registry_bytes};
