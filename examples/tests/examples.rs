@@ -107,6 +107,32 @@ fn cli_report_file_matches_the_work_done() {
     assert_eq!(site(&json, "aggregate")["calls"], 1);
 }
 
+/// A report file that cannot be written is an error on stderr, and under
+/// `OVERRUN_REPORT_STRICT=1` (for CI) the run's exit status is 74.
+#[test]
+fn an_unwritable_report_file_is_an_error_and_strict_fails_the_run() {
+    let data = data_file(10);
+    let run = |strict: bool| {
+        let mut cmd = example("cli");
+        cmd.arg(&data)
+            .env("OVERRUN_REPORT", "off")
+            .env("OVERRUN_REPORT_FILE", "/no/such/dir/report.json");
+        if strict {
+            cmd.env("OVERRUN_REPORT_STRICT", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let lenient = run(false);
+    assert_eq!(lenient.status.code(), Some(0));
+    assert!(
+        text(&lenient.stderr)
+            .contains("overrun: error: cannot write the report to /no/such/dir/report.json"),
+        "{}",
+        text(&lenient.stderr)
+    );
+    assert_eq!(run(true).status.code(), Some(74));
+}
+
 /// A report says what it describes: program, version, a hash of the
 /// arguments, start time, host, commit.
 #[test]

@@ -775,6 +775,7 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
                 ::core::cfg!(panic = "abort"),
                 ::core::env!("CARGO_PKG_VERSION"),
                 ::core::option_env!("OVERRUN_GIT_SHA"),
+                ::core::cfg!(debug_assertions),
             );
             #block
         }

@@ -31,7 +31,7 @@ pub(crate) fn run_start() -> (Instant, u64) {
 
 /// The program's version and build commit, as `#[overrun::main]` saw them
 /// at compile time.
-static BUILD: OnceLock<(&'static str, Option<&'static str>)> = OnceLock::new();
+static BUILD: OnceLock<(&'static str, Option<&'static str>, bool)> = OnceLock::new();
 
 /// What a report describes, so that a tool comparing two reports can tell
 /// it has the right two.
@@ -64,8 +64,14 @@ pub struct Meta {
 }
 
 /// Records the program's version and build commit (`#[overrun::main]`).
-pub(crate) fn set_build(version: &'static str, git_sha: Option<&'static str>) {
-    let _ = BUILD.set((version, git_sha));
+pub(crate) fn set_build(version: &'static str, git_sha: Option<&'static str>, debug: bool) {
+    let _ = BUILD.set((version, git_sha, debug));
+}
+
+/// Whether the program was built with debug assertions (`#[overrun::main]`
+/// says; without it, as if it were).
+pub(crate) fn debug_build() -> bool {
+    BUILD.get().is_none_or(|b| b.2)
 }
 
 /// What this run is.

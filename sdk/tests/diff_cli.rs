@@ -233,8 +233,9 @@ fn bad_input_is_a_one_line_error_and_exit_2() {
 }
 
 /// No false alarms: the same program run four times on the same data, every
-/// pair compared, gives no `REGRESSED` row; a run with `parse_line` made
-/// twice as slow gives that row `REGRESSED` and no other.
+/// pair compared at 20% (the tolerance of the trial that found the false
+/// alarms), gives no `REGRESSED` row; a run with `parse_line` made twice as
+/// slow gives that row `REGRESSED` and no other.
 #[test]
 fn runs_of_the_same_program_are_the_same_and_a_real_slowdown_is_not() {
     let _serial = serial();
@@ -247,13 +248,15 @@ fn runs_of_the_same_program_are_the_same_and_a_real_slowdown_is_not() {
             if base == head {
                 continue;
             }
-            let (code, table, _) = diff(base, head, &[]);
+            let (code, table, _) = diff(base, head, &["--tolerance", "20%"]);
             assert_eq!(code, 0, "same program, same data:\n{table}");
             assert!(!table.contains("REGRESSED"), "{table}");
         }
     }
     let slow = report(&data, "noise-slow.json", &["--slow-parse"]);
-    let (code, table, _) = diff(&runs[0], &slow, &[]);
+    // The tolerance of the issue's own trial (20%): `add_sale` runs between
+    // the parse calls, so a slower parse also cools its caches a little.
+    let (code, table, _) = diff(&runs[0], &slow, &["--tolerance", "20%"]);
     assert_eq!(code, 1, "{table}");
     assert!(row(&table, "parse_line").ends_with("REGRESSED"), "{table}");
     // The other hot function (20 000 calls, judged) is untouched: `same`.

@@ -39,7 +39,7 @@ static RUN: overrun::Site = overrun::Site::new(
 fn full_snapshot() -> overrun::Snapshot {
     // SAFETY: this file's only test; nothing else reads the environment.
     unsafe { std::env::set_var("OVERRUN_REPORT", "off") };
-    let run = overrun::__private::Run::start(&RUN, 1, false, "9.9.9", Some("abc123"));
+    let run = overrun::__private::Run::start(&RUN, 1, false, "9.9.9", Some("abc123"), true);
     over_every_budget();
     overrun::tasks::block_on(overrun::track("doc-ended", polled()).poll_budget("1ns"));
     let _live = overrun::track("doc-live", std::future::pending::<()>()).lifetime("1ms");

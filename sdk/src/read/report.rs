@@ -10,6 +10,12 @@
 //! | `OVERRUN_REPORT=json` | the JSON report on stderr instead of the table |
 //! | `OVERRUN_REPORT=off` | nothing on stderr |
 //! | `OVERRUN_REPORT_FILE=path` | also write the JSON report to `path` |
+//! | `OVERRUN_REPORT_STRICT=1` | a report file that cannot be written ends the run with exit status 74 (for CI) |
+//!
+//! At the end of `#[overrun::main]` in a release build, with
+//! `OVERRUN_REPORT` unset, nothing is printed unless a whole-run budget
+//! broke (one line then): a shipped CLI does not talk to its users. Debug
+//! builds print the table.
 //!
 //! The data model ([`Snapshot`], [`SiteSnapshot`], …) is defined by the
 //! snapshot layer and re-exported here, where it has always been.
@@ -61,33 +67,88 @@ fn format_from_env() -> Result<Format, String> {
 /// assert_eq!(snap.version, 1);
 /// ```
 pub fn report() -> Snapshot {
+    report_as(None).0
+}
+
+/// The end-of-run report of `#[overrun::main]`: as [`report`], except that
+/// in a release build (`debug` false) with `OVERRUN_REPORT` unset nothing is
+/// printed unless a whole-run budget broke (then one line), so a shipped
+/// CLI does not talk to its users. Returns whether the report file, if one
+/// was asked for, was written.
+pub(crate) fn report_at_end(debug: bool) -> bool {
+    report_as(Some(debug)).1
+}
+
+/// What the end of a run prints, from `OVERRUN_REPORT`, the build and the
+/// run's own violations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Printed {
+    As(Format),
+    /// One line per broken whole-run budget.
+    Quiet,
+}
+
+fn printed(
+    asked: Option<Result<Format, String>>,
+    end_of_release_run: bool,
+) -> Result<Printed, String> {
+    match asked {
+        Some(format) => format.map(Printed::As),
+        None if end_of_release_run => Ok(Printed::Quiet),
+        None => Ok(Printed::As(Format::Table)),
+    }
+}
+
+fn report_as(end: Option<bool>) -> (Snapshot, bool) {
     let snap = snapshot();
-    let format = format_from_env().unwrap_or_else(|value| {
+    let asked = std::env::var_os("OVERRUN_REPORT")
+        .filter(|v| !v.is_empty())
+        .map(|_| format_from_env());
+    let printed = printed(asked, end == Some(false)).unwrap_or_else(|value| {
         eprintln!(
             "overrun: error: OVERRUN_REPORT={value:?} is not one of {FORMATS}; printing the table instead"
         );
-        Format::Table
+        Printed::As(Format::Table)
     });
     // One write, so the document is never interleaved with other output.
-    let text = match format {
-        Format::Table => render_table(&snap),
-        Format::Json => snap.to_json() + "\n",
-        Format::Off => String::new(),
+    let text = match printed {
+        Printed::As(Format::Table) => render_table(&snap),
+        Printed::As(Format::Json) => snap.to_json() + "\n",
+        Printed::As(Format::Off) => String::new(),
+        Printed::Quiet => snap
+            .run
+            .violations
+            .iter()
+            .map(|v| {
+                let show = |x| match v.kind {
+                    ViolationKind::Memory => fmt_bytes(x),
+                    _ => fmt_ns(x),
+                };
+                format!(
+                    "overrun: the run broke its {} budget: {} > {} (OVERRUN_REPORT=table for the report)\n",
+                    v.kind,
+                    show(v.observed),
+                    show(v.limit)
+                )
+            })
+            .collect(),
     };
     if !text.is_empty() {
         use std::io::Write as _;
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
     let file = std::env::var_os("OVERRUN_REPORT_FILE").filter(|p| !p.is_empty());
+    let mut written = true;
     if let Some(path) = file
         && let Err(err) = write_atomically(std::path::Path::new(&path), &(snap.to_json() + "\n"))
     {
+        written = false;
         eprintln!(
-            "overrun: cannot write the report to {}: {err}",
+            "overrun: error: cannot write the report to {}: {err}",
             std::path::Path::new(&path).display()
         );
     }
-    snap
+    (snap, written)
 }
 
 /// Writes `text` to a temporary file beside `path`, then renames it over
@@ -333,16 +394,17 @@ pub struct Run;
 impl Run {
     /// Starts the run. `site` carries `main`'s location and time budget;
     /// `panic_aborts` is `cfg!(panic = "abort")`, `version` the
-    /// `CARGO_PKG_VERSION` and `git_sha` the `OVERRUN_GIT_SHA` of the
-    /// program's crate at build time.
+    /// `CARGO_PKG_VERSION`, `git_sha` the `OVERRUN_GIT_SHA` and `debug`
+    /// `cfg!(debug_assertions)` of the program's crate at build time.
     pub fn start(
         site: &'static Site,
         memory_bytes: u64,
         panic_aborts: bool,
         version: &'static str,
         git_sha: Option<&'static str>,
+        debug: bool,
     ) -> Self {
-        crate::run::set_build(version, git_sha);
+        crate::run::set_build(version, git_sha, debug);
         crate::run::start(site, memory_bytes);
         super::ending::arm(site, memory_bytes, panic_aborts);
         Self
@@ -358,6 +420,22 @@ impl Drop for Run {
 #[cfg(test)]
 mod tests {
     use super::write_atomically;
+
+    #[test]
+    fn a_release_run_is_quiet_unless_asked() {
+        use super::{Format, Printed, printed};
+        assert_eq!(printed(None, true), Ok(Printed::Quiet));
+        assert_eq!(printed(None, false), Ok(Printed::As(Format::Table)));
+        assert_eq!(
+            printed(Some(Ok(Format::Table)), true),
+            Ok(Printed::As(Format::Table))
+        );
+        assert_eq!(
+            printed(Some(Ok(Format::Json)), true),
+            Ok(Printed::As(Format::Json))
+        );
+        assert!(printed(Some(Err("yaml".into())), true).is_err());
+    }
 
     #[test]
     fn reports_replace_files_whole_and_follow_links() {
