@@ -96,6 +96,99 @@ pub struct Report {
     pub meta: Option<ReportMeta>,
     /// Per-site figures.
     pub sites: Vec<SiteFigures>,
+    /// The whole run (reports written without it have none).
+    #[serde(default)]
+    pub run: Option<RunFigures>,
+}
+
+/// The parts of a report's `run` a comparison reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[non_exhaustive]
+pub struct RunFigures {
+    /// Wall time, ns.
+    #[serde(default)]
+    pub wall_ns: u64,
+    /// CPU time, ns.
+    #[serde(default)]
+    pub cpu_ns: u64,
+    /// Peak resident memory, bytes.
+    #[serde(default)]
+    pub peak_rss_bytes: u64,
+    /// The whole-run budgets it broke.
+    #[serde(default)]
+    pub violations: Vec<RunBroken>,
+}
+
+/// One broken whole-run budget, as a report lists it.
+#[derive(Debug, Clone, Deserialize)]
+#[non_exhaustive]
+pub struct RunBroken {
+    /// `time` or `memory`.
+    pub kind: String,
+}
+
+/// The whole run, base → head.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunRow {
+    /// Wall time, ns.
+    pub wall: Change,
+    /// CPU time, ns.
+    pub cpu: Change,
+    /// Peak resident memory, bytes.
+    pub peak_rss: Change,
+    /// Whole-run budgets the head broke and the base kept.
+    pub newly_broken: Vec<String>,
+    /// `REGRESSED`, `improved` or `same`.
+    pub verdict: Verdict,
+}
+
+/// A run is one sample: its times must move beyond their tolerance (the
+/// median's) *and* by at least 10 ms, its peak memory beyond the bytes'
+/// tolerance and by at least 1 MiB, so a short run's jitter is not a
+/// regression; a whole-run budget the head broke and the base kept always
+/// is.
+fn run_row(base: &RunFigures, head: &RunFigures, tol: &Tolerance) -> RunRow {
+    let change = |b: u64, h: u64| Change {
+        base: Some(b as f64),
+        head: Some(h as f64),
+    };
+    let wall = change(base.wall_ns, head.wall_ns);
+    let cpu = change(base.cpu_ns, head.cpu_ns);
+    let peak_rss = change(base.peak_rss_bytes, head.peak_rss_bytes);
+    let newly_broken: Vec<String> = head
+        .violations
+        .iter()
+        .map(|v| v.kind.clone())
+        .filter(|k| !base.violations.iter().any(|b| &b.kind == k))
+        .collect();
+    let moved = |c: &Change, t: f64, floor: f64| -> Option<f64> {
+        let (b, h) = (c.base?, c.head?);
+        c.relative()
+            .filter(|r| r.abs() > t && (h - b).abs() >= floor)
+    };
+    let moves: Vec<f64> = [
+        moved(&wall, tol.p50, 10e6),
+        moved(&cpu, tol.p50, 10e6),
+        moved(&peak_rss, tol.bytes, 1_048_576.0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let verdict = if !newly_broken.is_empty() || moves.iter().any(|&r| r > 0.0) {
+        Verdict::Regressed
+    } else if moves.is_empty() {
+        Verdict::Same
+    } else {
+        Verdict::Improved
+    };
+    RunRow {
+        wall,
+        cpu,
+        peak_rss,
+        newly_broken,
+        verdict,
+    }
 }
 
 /// A report's `meta`: what it describes.
@@ -435,6 +528,8 @@ pub struct Row {
 pub struct Comparison {
     /// One row per site in either report, regressions first.
     pub rows: Vec<Row>,
+    /// The whole run, when both reports have one.
+    pub run: Option<RunRow>,
 }
 
 /// Compares `head` with `base`, site by site (matched by module and name).
@@ -451,7 +546,11 @@ pub fn compare(base: &Report, head: &Report, tolerance: &Tolerance) -> Compariso
         }
     }
     rows.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.name.cmp(&b.name)));
-    Comparison { rows }
+    let run = match (&base.run, &head.run) {
+        (Some(b), Some(h)) => Some(run_row(b, h, tolerance)),
+        _ => None,
+    };
+    Comparison { rows, run }
 }
 
 fn row(base: Option<&SiteFigures>, head: Option<&SiteFigures>, tol: &Tolerance) -> Row {
@@ -609,6 +708,15 @@ fn shift(base: &[[u64; 3]], head: &[[u64; 3]]) -> Shift {
     }
 }
 
+fn bytes_change(c: &Change) -> String {
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_bytes(v.round() as u64));
+    let pct = c
+        .relative()
+        .filter(|r| r.is_finite())
+        .map_or(String::new(), |r| format!(" {:+.0}%", r * 100.0));
+    format!("{} → {}{pct}", show(c.base), show(c.head))
+}
+
 fn time_cell(c: &Change) -> String {
     let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_ns(v.round() as u64));
     let pct = c
@@ -632,6 +740,25 @@ impl Comparison {
     /// Whether any site regressed.
     pub fn regressed(&self) -> bool {
         self.rows.iter().any(|r| r.verdict == Verdict::Regressed)
+            || self
+                .run
+                .as_ref()
+                .is_some_and(|r| r.verdict == Verdict::Regressed)
+    }
+
+    /// The whole run's line: `run   wall 20.0ms → 40.0ms +100%   cpu …   peak RSS …   REGRESSED`.
+    fn run_line(&self) -> Option<String> {
+        let r = self.run.as_ref()?;
+        let mut verdict = r.verdict.label().to_string();
+        if !r.newly_broken.is_empty() {
+            verdict += &format!(" (broke its {} budget)", r.newly_broken.join(" and "));
+        }
+        Some(format!(
+            "run: wall {}   cpu {}   peak RSS {}   {verdict}",
+            time_cell(&r.wall),
+            time_cell(&r.cpu),
+            bytes_change(&r.peak_rss)
+        ))
     }
 
     fn cells(&self) -> Vec<[String; 6]> {
@@ -686,6 +813,9 @@ impl Comparison {
                 .collect();
             let _ = writeln!(out, "{}", line.join("   ").trim_end());
         }
+        if let Some(run) = self.run_line() {
+            let _ = writeln!(out, "{run}");
+        }
         out
     }
 
@@ -701,7 +831,12 @@ impl Comparison {
             .rows
             .iter()
             .filter(|r| r.verdict == Verdict::Regressed)
-            .count();
+            .count()
+            + usize::from(
+                self.run
+                    .as_ref()
+                    .is_some_and(|r| r.verdict == Verdict::Regressed),
+            );
         let mut out = if regressions > 0 {
             format!("**overrun: {regressions} regression(s)**\n\n")
         } else {
@@ -721,6 +856,9 @@ impl Comparison {
                 "| {name} | {} | {} | {} | {} | {verdict} |",
                 c[1], c[2], c[3], c[4]
             );
+        }
+        if let Some(run) = self.run_line() {
+            let _ = writeln!(out, "\n{run}");
         }
         out
     }
@@ -790,6 +928,42 @@ mod tests {
         // 6% above: the tail grew.
         let grown = [[100, 110, 940], [2_000, 2_100, 60]];
         assert!(tail_grew(&grown, 1_000));
+    }
+
+    #[test]
+    fn the_whole_run_is_compared_too() {
+        let report = |wall: u64, rss: u64, broken: &str| {
+            Report::from_json(&format!(
+                r#"{{"version": 1, "sites": [], "run": {{"wall_ns": {wall}, "cpu_ns": {wall},
+                   "peak_rss_bytes": {rss}, "violations": [{broken}]}}}}"#
+            ))
+            .unwrap()
+        };
+        let base = report(200_000_000, 10 << 20, "");
+        let tol = Tolerance::uniform(0.2);
+        // 10x the wall time, 20x the memory, a memory budget broken.
+        let worse = compare(
+            &base,
+            &report(2_000_000_000, 200 << 20, r#"{"kind": "memory"}"#),
+            &tol,
+        );
+        let run = worse.run.as_ref().unwrap();
+        assert_eq!(run.verdict, Verdict::Regressed);
+        assert_eq!(run.newly_broken, ["memory"]);
+        assert!(worse.regressed());
+        assert!(
+            worse
+                .render_table()
+                .contains("REGRESSED (broke its memory budget)")
+        );
+        // Jitter of a short run: 5 ms more is not a regression.
+        let jitter = compare(
+            &report(20_000_000, 10 << 20, ""),
+            &report(25_000_000, 10 << 20, ""),
+            &tol,
+        );
+        assert_eq!(jitter.run.unwrap().verdict, Verdict::Same);
+        assert!(!compare(&base, &base, &tol).regressed());
     }
 
     #[test]
