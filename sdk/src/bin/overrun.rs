@@ -70,18 +70,23 @@ enum Format {
 }
 
 /// A percentage such as `10%` or `10`, as a fraction.
-/// A tolerance: `10%`, or a bare fraction `0.1` (the same 10%). A bare
-/// number above 1 is refused rather than guessed at (`10` could mean 10% or
-/// 1000%).
+/// A tolerance: `10%`, or a bare fraction below 1 (`0.1`, the same 10%). A
+/// bare number of 1 or more is refused rather than guessed at (`10` could
+/// mean 10% or 1000%; `1` meant 1% before).
 fn percent(value: &str) -> Result<f64, String> {
     let value = value.trim();
-    let parse = |n: &str| n.parse::<f64>().ok().filter(|p| *p >= 0.0 && p.is_finite());
+    let parse = |n: &str| {
+        n.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| *p >= 0.0 && p.is_finite())
+    };
     match value.strip_suffix('%') {
         Some(number) => parse(number)
             .map(|p| p / 100.0)
             .ok_or_else(|| format!("`{value}` is not a percentage such as 10%")),
         None => match parse(value) {
-            Some(fraction) if fraction <= 1.0 => Ok(fraction),
+            Some(fraction) if fraction < 1.0 => Ok(fraction),
             Some(_) => Err(format!(
                 "`{value}` is ambiguous: write a percentage such as {value}% or a fraction such as 0.1"
             )),
@@ -184,7 +189,9 @@ mod tests {
     fn a_tolerance_is_a_percentage_or_a_fraction_never_a_guess() {
         assert_eq!(percent("10%"), Ok(0.1));
         assert_eq!(percent("0.1"), Ok(0.1));
-        assert_eq!(percent("1"), Ok(1.0));
+        assert_eq!(percent("10 %"), Ok(0.1));
+        assert_eq!(percent("0"), Ok(0.0));
+        assert!(percent("1").unwrap_err().contains("ambiguous"));
         assert!(percent("10").unwrap_err().contains("ambiguous"));
         assert!(percent("lots").is_err());
     }

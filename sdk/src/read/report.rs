@@ -6,16 +6,16 @@
 //!
 //! | variable | effect |
 //! | --- | --- |
-//! | `OVERRUN_REPORT=table` (default) | table on stderr |
+//! | `OVERRUN_REPORT=table` (default in debug builds) | table on stderr |
 //! | `OVERRUN_REPORT=json` | the JSON report on stderr instead of the table |
 //! | `OVERRUN_REPORT=off` | nothing on stderr |
 //! | `OVERRUN_REPORT_FILE=path` | also write the JSON report to `path` |
-//! | `OVERRUN_REPORT_STRICT=1` | a report file that cannot be written ends the run with exit status 74 (for CI) |
+//! | `OVERRUN_REPORT_STRICT=1` | a report file that cannot be written makes a run that returns from `main` exit with status 74 (for CI); other endings keep their status |
 //!
 //! At the end of `#[overrun::main]` in a release build, with
-//! `OVERRUN_REPORT` unset, nothing is printed unless a whole-run budget
-//! broke (one line then): a shipped CLI does not talk to its users. Debug
-//! builds print the table.
+//! `OVERRUN_REPORT` unset (or empty), nothing is printed unless a whole-run
+//! budget broke (a line per broken budget then): a shipped CLI does not
+//! talk to its users. Debug builds print the table; so does [`report`].
 //!
 //! The data model ([`Snapshot`], [`SiteSnapshot`], …) is defined by the
 //! snapshot layer and re-exported here, where it has always been.
@@ -413,7 +413,14 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        super::ending::finish(super::ending::Wait::Yes);
+        let written = super::ending::finish(super::ending::Wait::Yes);
+        // `OVERRUN_REPORT_STRICT=1`: a report file that could not be
+        // written fails a run that returns from `main` (CI then sees the
+        // missing baseline). Other endings keep their status.
+        let strict = std::env::var_os("OVERRUN_REPORT_STRICT").is_some_and(|v| v == "1");
+        if !written && strict && !std::thread::panicking() {
+            std::process::exit(74);
+        }
     }
 }
 

@@ -38,12 +38,14 @@ impl TaskBuilder {
     /// A single poll longer than `limit` is a `poll` violation. A `&str`
     /// literal is parsed now and panics if malformed; `overrun::duration!`
     /// checks it at compile time instead.
+    #[track_caller]
     pub fn poll_budget(mut self, limit: impl TimeLimit) -> Self {
         self.poll = Some(Duration::from_nanos(limit.nanos()));
         self
     }
 
     /// A task alive longer than `limit` is counted once as leaked.
+    #[track_caller]
     pub fn lifetime(mut self, limit: impl TimeLimit) -> Self {
         self.lifetime = Some(Duration::from_nanos(limit.nanos()));
         self

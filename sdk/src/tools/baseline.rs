@@ -143,9 +143,14 @@ pub struct RunRow {
     pub verdict: Verdict,
 }
 
-/// A run is one sample: its times must move beyond their tolerance (the
-/// median's) *and* by at least 10 ms, its peak memory beyond the bytes'
-/// tolerance and by at least 1 MiB, so a short run's jitter is not a
+/// The least relative move of a whole run's times that counts: a run is one
+/// sample, and a run's wall time moves by 10% from one run to the next on a
+/// shared machine.
+pub const RUN_TIME_TOLERANCE: f64 = 0.25;
+
+/// A run is one sample: its times must move beyond the median's tolerance
+/// (at least [`RUN_TIME_TOLERANCE`]) *and* by 10 ms, its peak memory beyond
+/// the bytes' tolerance and by 1 MiB, so a run's jitter is not a
 /// regression; a whole-run budget the head broke and the base kept always
 /// is.
 fn run_row(base: &RunFigures, head: &RunFigures, tol: &Tolerance) -> RunRow {
@@ -231,7 +236,7 @@ impl ReportMeta {
             out += &format!(" {v}");
         }
         if let Some(sha) = &self.git_sha {
-            out += &format!(" ({})", &sha[..sha.len().min(7)]);
+            out += &format!(" ({})", sha.chars().take(7).collect::<String>());
         }
         if let Some(at) = &self.started_at {
             out += &format!(" started {at}");

@@ -23,6 +23,7 @@ pub trait TimeLimit {
 }
 
 impl TimeLimit for &str {
+    #[track_caller]
     fn nanos(self) -> u64 {
         parse_duration(self).unwrap_or_else(|e| panic!("invalid duration budget {self:?}: {e}"))
     }
@@ -42,6 +43,7 @@ pub trait SizeLimit {
 }
 
 impl SizeLimit for &str {
+    #[track_caller]
     fn bytes(self) -> u64 {
         parse_size(self).unwrap_or_else(|e| panic!("invalid size budget {self:?}: {e}"))
     }

@@ -15,6 +15,11 @@ mod hygiene {
         a
     }
 
+    // The literal macros expand to absolute paths too.
+    pub fn budgets() -> (::core::time::Duration, u64) {
+        (::overrun::duration!("1.5ms"), ::overrun::size!("4KiB"))
+    }
+
     // A user item with the names the expansion uses does not clash.
     #[::overrun::measure]
     pub fn shadows(__overrun_guard: u32, __overrun_ret: u32) -> u32 {
@@ -25,6 +30,7 @@ mod hygiene {
 fn main() {
     ::std::assert_eq!(hygiene::add(1, 2), ::core::result::Result::Ok(3));
     ::std::assert_eq!(hygiene::shadows(1, 2), 3);
+    ::std::assert_eq!(hygiene::budgets().1, 4096);
     let _later = hygiene::later(1);
     ::std::assert_eq!(::overrun::snapshot().site("add").unwrap().calls, 1);
 }
