@@ -244,9 +244,10 @@ def check_run(points, logs, label, calls, slow, events=None, trace=None, traced=
     ok = h is not None and h["count"] == calls and sum(h["buckets"]) == calls
     check(ok, f"{label}: overrun.duration count = bucket total = {calls}")
     if h:
-        # Bounds ..., 0.025, 0.05, ...: the 30 ms calls land in (0.025, 0.05].
-        check(h["buckets"][14] == slow and sum(h["buckets"][:13]) == calls - slow,
-              f"{label}: {slow} slow calls in (25ms, 50ms], the rest under 10ms "
+        # Bounds ..., 0.025, 0.05, ...: the 30 ms calls land above 0.025 (most
+        # in (0.025, 0.05]; a sleep on a loaded machine can overshoot 50 ms).
+        check(sum(h["buckets"][14:]) == slow and sum(h["buckets"][:13]) == calls - slow,
+              f"{label}: {slow} slow calls above 25ms, the rest under 10ms "
               f"(buckets {h['buckets']})")
         check(0.030 * slow <= h["sum"] < 0.030 * slow + 0.02 * (calls - slow) + 0.05 * slow,
               f"{label}: overrun.duration sum {h['sum']:.4f} s plausible")
