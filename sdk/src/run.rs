@@ -57,9 +57,9 @@ pub struct Meta {
     pub started_at: String,
     /// The host's name.
     pub host: Option<String>,
-    /// The commit: `OVERRUN_GIT_SHA`, `GITHUB_SHA`, `CI_COMMIT_SHA` or
-    /// `GIT_COMMIT` in the environment at run time, else `OVERRUN_GIT_SHA`
-    /// at build time.
+    /// The commit: `OVERRUN_GIT_SHA` at build time (the commit the binary
+    /// was built from), else `OVERRUN_GIT_SHA`, `GITHUB_SHA`,
+    /// `CI_COMMIT_SHA` or `GIT_COMMIT` in the environment at run time.
     pub git_sha: Option<String>,
 }
 
@@ -106,7 +106,7 @@ pub(crate) fn meta() -> Meta {
         args_hash: format!("{hash:016x}"),
         started_at: rfc3339(started),
         host: hostname(),
-        git_sha: env_sha.or_else(|| build.and_then(|b| b.1).map(str::to_owned)),
+        git_sha: build.and_then(|b| b.1).map(str::to_owned).or(env_sha),
     }
 }
 

@@ -261,11 +261,20 @@ impl ReportMeta {
 /// ```
 pub fn notes(base: &Report, head: &Report) -> Vec<String> {
     let mut lines = Vec::new();
+    let describe = |m: &Option<ReportMeta>| {
+        m.as_ref().map_or_else(
+            || "(no meta: an older report)".to_string(),
+            ReportMeta::describe,
+        )
+    };
+    if base.meta.is_none() && head.meta.is_none() {
+        return lines;
+    }
+    lines.push(format!("base: {}", describe(&base.meta)));
+    lines.push(format!("head: {}", describe(&head.meta)));
     let (Some(b), Some(h)) = (&base.meta, &head.meta) else {
         return lines;
     };
-    lines.push(format!("base: {}", b.describe()));
-    lines.push(format!("head: {}", h.describe()));
     if b.program != h.program {
         lines.push(format!(
             "warning: the reports are of different programs ({} and {})",
