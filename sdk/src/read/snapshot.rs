@@ -7,8 +7,9 @@
 
 use serde::Serialize;
 
+use crate::record::site::Site;
 use crate::record::site::{self, SiteKind};
-use crate::record::stats::{Histogram, collect};
+use crate::record::stats::{Histogram, Totals, collect};
 use crate::run::{RunBudget, RunViolation};
 use crate::vocab::budget::limit;
 use crate::vocab::kind::ViolationKind;
@@ -52,6 +53,40 @@ pub struct Snapshot {
 
 fn sparse_buckets<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(h.buckets().map(|(low, high, count)| [low, high, count]))
+}
+
+/// One site's figures, from its merged totals.
+fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot {
+    let to_ns = crate::record::clock::ticks_to_ns;
+    let h = &t.histogram;
+    SiteSnapshot {
+        name: site.name(),
+        module: site.module(),
+        file: site.file(),
+        line: site.line(),
+        kind: site.kind(),
+        calls: t.calls,
+        errors: t.errors,
+        cancelled: t.cancelled,
+        total_ns: to_ns(t.total),
+        self_ns: to_ns(t.self_time),
+        p50_ns: h.quantile(0.50),
+        p95_ns: h.quantile(0.95),
+        p99_ns: h.quantile(0.99),
+        max_ns: h.max(),
+        polls: t.polls,
+        max_poll_ns: (t.polls > 0).then(|| to_ns(t.max_poll)),
+        allocs: allocs_available.then_some(t.allocs),
+        alloc_bytes: allocs_available.then_some(t.bytes),
+        budget: site_budget(&site.budget()),
+        violations: SiteViolations {
+            time: t.violations[0],
+            allocs: t.violations[1],
+            bytes: t.violations[2],
+            poll: t.violations[3],
+        },
+        histogram: t.histogram,
+    }
 }
 
 fn site_budget(budget: &crate::vocab::budget::Budget) -> SiteBudget {
@@ -286,73 +321,18 @@ pub fn snapshot() -> Snapshot {
         let sites = site::all();
         let totals = collect(sites.len());
         let allocs_available = crate::record::alloc::is_installed();
-        let to_ns = crate::record::clock::ticks_to_ns;
-        let (sites, never_ran): (Vec<SiteSnapshot>, Vec<SiteSnapshot>) = sites
+        let (sites, mut never_ran): (Vec<SiteSnapshot>, Vec<SiteSnapshot>) = sites
             .iter()
             .zip(totals)
             .filter(|(site, _)| matches!(site.kind(), SiteKind::Sync | SiteKind::Async))
-            .map(|(site, t)| {
-                let budget = site.budget();
-                let h = &t.histogram;
-                SiteSnapshot {
-                    name: site.name(),
-                    module: site.module(),
-                    file: site.file(),
-                    line: site.line(),
-                    kind: site.kind(),
-                    calls: t.calls,
-                    errors: t.errors,
-                    cancelled: t.cancelled,
-                    total_ns: to_ns(t.total),
-                    self_ns: to_ns(t.self_time),
-                    p50_ns: h.quantile(0.50),
-                    p95_ns: h.quantile(0.95),
-                    p99_ns: h.quantile(0.99),
-                    max_ns: h.max(),
-                    polls: t.polls,
-                    max_poll_ns: (t.polls > 0).then(|| to_ns(t.max_poll)),
-                    allocs: allocs_available.then_some(t.allocs),
-                    alloc_bytes: allocs_available.then_some(t.bytes),
-                    budget: site_budget(&budget),
-                    violations: SiteViolations {
-                        time: t.violations[0],
-                        allocs: t.violations[1],
-                        bytes: t.violations[2],
-                        poll: t.violations[3],
-                    },
-                    histogram: t.histogram,
-                }
-            })
+            .map(|(site, t)| site_snapshot(site, t, allocs_available))
             // Ran: a completed call, or a poll of one still running.
             .partition(|s| s.calls > 0 || s.polls > 0);
         // Declared but not registered: not run yet, with zero figures.
-        let mut never_ran = never_ran;
-        never_ran.extend(site::unregistered().map(|site| {
-            let budget = site.budget();
-            SiteSnapshot {
-                name: site.name(),
-                module: site.module(),
-                file: site.file(),
-                line: site.line(),
-                kind: site.kind(),
-                calls: 0,
-                errors: 0,
-                cancelled: 0,
-                total_ns: 0,
-                self_ns: 0,
-                p50_ns: 0,
-                p95_ns: 0,
-                p99_ns: 0,
-                max_ns: 0,
-                polls: 0,
-                max_poll_ns: None,
-                allocs: allocs_available.then_some(0),
-                alloc_bytes: allocs_available.then_some(0),
-                budget: site_budget(&budget),
-                violations: SiteViolations::default(),
-                histogram: Histogram::default(),
-            }
-        }));
+        never_ran.extend(
+            site::unregistered()
+                .map(|site| site_snapshot(site, Totals::default(), allocs_available)),
+        );
         let usage = crate::run::usage();
         let (start, start_cpu) = crate::run::run_start();
         let (budget, violations) = crate::run::budget_and_violations();

@@ -722,17 +722,9 @@ fn shift(base: &[[u64; 3]], head: &[[u64; 3]]) -> Shift {
     }
 }
 
-fn bytes_change(c: &Change) -> String {
-    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_bytes(v.round() as u64));
-    let pct = c
-        .relative()
-        .filter(|r| r.is_finite())
-        .map_or(String::new(), |r| format!(" {:+.0}%", r * 100.0));
-    format!("{} → {}{pct}", show(c.base), show(c.head))
-}
-
-fn time_cell(c: &Change) -> String {
-    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt_ns(v.round() as u64));
+/// `base → head +N%`, each side shown by `fmt` (`fmt_ns`, `fmt_bytes`).
+fn change_cell(c: &Change, fmt: fn(u64) -> String) -> String {
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt(v.round() as u64));
     let pct = c
         .relative()
         .filter(|r| r.is_finite())
@@ -769,9 +761,9 @@ impl Comparison {
         }
         Some(format!(
             "run: wall {}   cpu {}   peak RSS {}   {verdict}",
-            time_cell(&r.wall),
-            time_cell(&r.cpu),
-            bytes_change(&r.peak_rss)
+            change_cell(&r.wall, fmt_ns),
+            change_cell(&r.cpu, fmt_ns),
+            change_cell(&r.peak_rss, fmt_bytes)
         ))
     }
 
@@ -781,8 +773,8 @@ impl Comparison {
             .map(|r| {
                 [
                     r.name.clone(),
-                    time_cell(&r.p50),
-                    time_cell(&r.p99),
+                    change_cell(&r.p50, fmt_ns),
+                    change_cell(&r.p99, fmt_ns),
                     count_cell(&r.allocs, false),
                     count_cell(&r.bytes, true),
                     r.verdict.label().to_string(),

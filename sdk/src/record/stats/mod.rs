@@ -42,7 +42,8 @@ pub use histogram::Histogram;
 pub(crate) use histogram::{BUCKETS, index as bucket_index};
 use shard::SITE_KINDS;
 
-/// Merged figures of one site, in clock ticks.
+/// Merged figures of one site, in clock ticks (all zero: a site not run).
+#[derive(Default)]
 pub(crate) struct Totals {
     pub(crate) calls: u64,
     pub(crate) errors: u64,
