@@ -368,18 +368,38 @@ mod endings {
         end_with(program, how, signal, libc::SIG_DFL)
     }
 
-    fn end_with(
-        program: &str,
-        how: &str,
-        signal: Option<i32>,
-        sigint: libc::sighandler_t,
-    ) -> Ended {
-        use std::io::{BufRead, BufReader, Read};
+    /// A started ending: the child, its stdout, and where its report goes.
+    struct Started {
+        child: std::process::Child,
+        stdout: std::io::BufReader<std::process::ChildStdout>,
+        file: PathBuf,
+    }
+
+    impl Started {
+        /// Reads the `ready` line the program prints before it waits.
+        fn ready(&mut self) {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut self.stdout, &mut line).unwrap();
+            assert_eq!(line, "ready\n");
+        }
+
+        fn signal(&self, signal: i32) {
+            // SAFETY: sends a signal to our own child, which is still running.
+            assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+        }
+
+        fn report(&self) -> serde_json::Value {
+            let body = std::fs::read_to_string(&self.file)
+                .unwrap_or_else(|e| panic!("no report at {}: {e}", self.file.display()));
+            serde_json::from_str(&body).expect("a whole JSON report")
+        }
+    }
+
+    /// Starts `program` with the ending `how`, SIGINT at `sigint` and
+    /// SIGTERM at its default action, whatever the test runner inherited.
+    fn start(program: &str, how: &str, tag: &str, sigint: libc::sighandler_t) -> Started {
         use std::os::unix::process::CommandExt;
-        let file = tmp(&format!(
-            "ending-{program}-{how}-{}.json",
-            signal.unwrap_or(0)
-        ));
+        let file = tmp(&format!("ending-{program}-{how}-{tag}.json"));
         let _ = std::fs::remove_file(&file);
         let mut cmd = if program == "endings" {
             example("endings")
@@ -400,22 +420,35 @@ mod endings {
             });
         }
         let mut child = cmd.spawn().unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        Started {
+            child,
+            stdout,
+            file,
+        }
+    }
+
+    fn end_with(
+        program: &str,
+        how: &str,
+        signal: Option<i32>,
+        sigint: libc::sighandler_t,
+    ) -> Ended {
+        use std::io::Read;
+        let tag = signal.unwrap_or(0).to_string();
+        let mut started = start(program, how, &tag, sigint);
         let mut out = String::new();
         if let Some(signal) = signal {
-            stdout.read_line(&mut out).unwrap();
-            assert_eq!(out, "ready\n");
-            // SAFETY: sends a signal to our own child, which is still running.
-            assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+            started.ready();
+            out.push_str("ready\n");
+            started.signal(signal);
         }
-        stdout.read_to_string(&mut out).unwrap();
-        let status = child.wait().unwrap();
-        let body = std::fs::read_to_string(&file)
-            .unwrap_or_else(|e| panic!("{how}: no report at {}: {e}", file.display()));
+        started.stdout.read_to_string(&mut out).unwrap();
+        let status = started.child.wait().unwrap();
         Ended {
             status,
             stdout: out,
-            report: serde_json::from_str(&body).expect("a whole JSON report"),
+            report: started.report(),
         }
     }
 
@@ -504,39 +537,18 @@ mod endings {
     #[test]
     fn an_ignored_signal_stays_ignored() {
         use std::os::unix::process::ExitStatusExt;
-        let file = tmp("ending-ignored.json");
-        let _ = std::fs::remove_file(&file);
-        let mut cmd = example("endings");
-        cmd.arg("wait")
-            .env("OVERRUN_REPORT", "off")
-            .env("OVERRUN_REPORT_FILE", &file)
-            .stdout(std::process::Stdio::piped());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                libc::signal(libc::SIGTERM, libc::SIG_DFL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        // SAFETY: signals to our own running child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let mut started = start("endings", "wait", "ignored", libc::SIG_IGN);
+        started.ready();
+        started.signal(libc::SIGINT);
         std::thread::sleep(std::time::Duration::from_millis(300));
-        assert!(child.try_wait().unwrap().is_none(), "SIGINT stayed ignored");
-        // SAFETY: as above.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = child.wait().unwrap();
+        assert!(
+            started.child.try_wait().unwrap().is_none(),
+            "SIGINT stayed ignored"
+        );
+        started.signal(libc::SIGTERM);
+        let status = started.child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
-        let report: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        assert_eq!(step_calls(&report), 10);
+        assert_eq!(step_calls(&started.report()), 10);
     }
 
     /// An exit hook that calls `exit` itself while the run is ending: the
@@ -552,43 +564,23 @@ mod endings {
     /// at once, by that signal; the report was written before the hooks.
     #[test]
     fn a_second_signal_ends_the_process_at_once() {
-        use std::io::BufRead;
         use std::os::unix::process::ExitStatusExt;
-        let file = tmp("ending-slow-hook.json");
-        let _ = std::fs::remove_file(&file);
-        let mut cmd = example("endings");
-        cmd.arg("slow-hook")
-            .env("OVERRUN_REPORT", "off")
-            .env("OVERRUN_REPORT_FILE", &file)
-            .stdout(std::process::Stdio::piped());
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // SAFETY: signals to our own running child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let started = std::time::Instant::now();
-        while !file.exists() {
+        let mut started = start("endings", "slow-hook", "second", libc::SIG_DFL);
+        started.ready();
+        started.signal(libc::SIGINT);
+        let begun = std::time::Instant::now();
+        while !started.file.exists() {
             assert!(
-                started.elapsed().as_secs() < 10,
+                begun.elapsed().as_secs() < 10,
                 "no report after the first signal"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        // SAFETY: as above.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let status = child.wait().unwrap();
+        started.signal(libc::SIGINT);
+        let status = started.child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGINT));
         assert!(
-            started.elapsed().as_secs() < 10,
+            begun.elapsed().as_secs() < 10,
             "ended at once, not after the 30 s hook"
         );
     }
