@@ -1,9 +1,9 @@
-# Sourced by the end-to-end scripts. `build_example PACKAGE EXAMPLE` builds an
-# example and prints the path of its binary as cargo reports it, so the
+# Sourced by the end-to-end scripts. `build_example PACKAGE EXAMPLE [FEATURES]`
+# builds an example and prints the path of its binary as cargo reports it, so the
 # scripts work wherever the target directory is (CARGO_TARGET_DIR, a CI
 # cache, a workspace setting). Compiler errors still reach the terminal.
 build_example() {
-    cargo build -q -p "$1" --example "$2" --message-format=json-render-diagnostics |
+    cargo build -q -p "$1" --example "$2" ${3:+--features "$3"} --message-format=json-render-diagnostics |
         python3 -c '
 import json, sys
 name = sys.argv[1]

@@ -12,7 +12,7 @@ cd "$root"
 
 . "$root/scripts/debian-packages.sh"
 . "$root/scripts/cargo-example.sh"
-need_packages prometheus=prometheus promtool=prometheus curl=curl
+need_packages prometheus=prometheus promtool=prometheus curl=curl openssl=openssl
 # The package may start a daemon of its own; ours uses its own free port.
 
 work="$(mktemp -d)"
@@ -35,6 +35,35 @@ prom_port="$(free_port)"
 pids+=($!)
 wait_for_server "the service example" "http://127.0.0.1:$app_port/metrics" "$work/service.log"
 
+# The endpoint over HTTPS with basic authentication (a test CA's
+# certificate for 127.0.0.1), scraped by Prometheus with the right password
+# and, as a second job, a wrong one.
+secured="$(build_example overrun-prometheus secured tls)"
+(
+    cd "$work"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.pem \
+        -subj "/CN=overrun e2e test CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+        -subj "/CN=127.0.0.1" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -out server.pem -extfile ext.cnf 2>/dev/null
+    printf 'e2e-scrape-s3cret' >password
+    printf 'not-the-password' >wrong-password
+)
+secured_port="$(free_port)"
+OVERRUN_SCRAPE_PASSWORD=e2e-scrape-s3cret OVERRUN_REPORT=off \
+    "$secured" "127.0.0.1:$secured_port" "$work/server.pem" "$work/server.key" prometheus \
+    >"$work/secured.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/ca.pem" "https://127.0.0.1:$secured_port/metrics" || true)"
+    [ "$code" = 401 ] && break
+    sleep 0.2
+done
+[ "$code" = 401 ] || { cat "$work/secured.log"; echo "FAILED: the secured example did not start"; exit 1; }
+
 cat >"$work/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
@@ -45,6 +74,24 @@ scrape_configs:
   - job_name: service
     static_configs:
       - targets: ["127.0.0.1:$app_port"]
+  - job_name: secured
+    scheme: https
+    tls_config:
+      ca_file: $work/ca.pem
+    basic_auth:
+      username: prometheus
+      password_file: $work/password
+    static_configs:
+      - targets: ["127.0.0.1:$secured_port"]
+  - job_name: wrong-password
+    scheme: https
+    tls_config:
+      ca_file: $work/ca.pem
+    basic_auth:
+      username: prometheus
+      password_file: $work/wrong-password
+    static_configs:
+      - targets: ["127.0.0.1:$secured_port"]
 YML
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
     --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
@@ -97,6 +144,9 @@ expect "over-budget calls above 20ms" \
 expect "the service's own metrics on the same endpoint" 'service_user_lookups_total' "$users"
 expect "budget gauge" 'overrun_budget_seconds{function="slow"}' "0.02"
 expect "the background task is live" 'overrun_tasks_live{task="cache-refresh"}' "1"
+expect "HTTPS + basic auth: Prometheus scrapes the secured endpoint" 'up{job="secured"}' "1"
+expect "HTTPS + basic auth: the secured endpoint's counts" 'overrun_calls_total{job="secured",function="served"}' "7"
+expect "HTTPS + basic auth: a wrong password is refused (target down)" 'up{job="wrong-password"}' "0"
 expect "its polls are in the poll histogram" \
     'overrun_task_poll_duration_seconds_count{task="cache-refresh"} - overrun_task_polls_total{task="cache-refresh"}' "0"
 
@@ -122,6 +172,8 @@ names = {n for e in exprs for n in re.findall(r"\b(overrun_[a-z_]+)", e)}
 missing = [n for n in sorted(names) if not re.search(rf"^{n}(_bucket)?[{{ ]", scrape, re.M)]
 sys.exit(f"not in a scrape: {missing}" if missing else 0)
 PY
+
+check "the password is in no log" sh -c "! grep -rq e2e-scrape-s3cret '$work/secured.log' '$work/prometheus.log'"
 
 echo "prometheus e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -60,6 +60,8 @@
 
 mod render;
 mod server;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,6 +99,14 @@ pub enum Error {
     /// The server thread could not be started.
     #[error("cannot start the exporter thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The TLS certificate or key could not be read or used.
+    #[error("TLS for /metrics: {path}: {reason}")]
+    Tls {
+        /// The certificate or key file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Configures a [`PrometheusExporter`] or a [`Renderer`].
@@ -106,15 +116,28 @@ pub struct Builder {
     buckets: Vec<f64>,
     extra: Vec<Extra>,
     workers: usize,
+    max_connections: usize,
+    auth: Option<(AuthKind, server::Auth)>,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AuthKind {
+    Basic,
+    Bearer,
 }
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials are never printed: only which kind is set.
         f.debug_struct("Builder")
             .field("listen", &self.listen)
             .field("buckets", &self.buckets)
             .field("extra", &self.extra.len())
             .field("workers", &self.workers)
+            .field("max_connections", &self.max_connections)
+            .field("auth", &self.auth.as_ref().map(|(kind, _)| kind))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -126,6 +149,9 @@ impl Default for Builder {
             buckets: DEFAULT_BUCKETS.to_vec(),
             extra: Vec::new(),
             workers: 2,
+            max_connections: 1024,
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -155,6 +181,65 @@ impl Builder {
     /// Threads answering scrapes (default 2).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
+        self
+    }
+
+    /// Most connections open at once (default 1 024). A new connection
+    /// beyond it closes the oldest one, as does one the OS refuses for want
+    /// of file descriptors: idle or slow clients never lock a scrape out.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Requires HTTP basic authentication (Prometheus' `basic_auth`), for
+    /// an endpoint bound beyond loopback. Other requests get `401`. The
+    /// credentials are never printed, by `Debug` or in an error.
+    ///
+    /// ```
+    /// let builder = overrun_prometheus::PrometheusExporter::builder()
+    ///     .basic_auth("prometheus", "s3cret");
+    /// assert!(!format!("{builder:?}").contains("s3cret"));
+    /// ```
+    pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some((AuthKind::Basic, server::Auth::basic(user, password)));
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` (Prometheus'
+    /// `authorization` with a credentials file). Replaces [`basic_auth`].
+    ///
+    /// [`basic_auth`]: Builder::basic_auth
+    ///
+    /// ```
+    /// let builder = overrun_prometheus::PrometheusExporter::builder().bearer_token("t0ken");
+    /// assert!(!format!("{builder:?}").contains("t0ken"));
+    /// ```
+    pub fn bearer_token(mut self, token: &str) -> Self {
+        self.auth = Some((AuthKind::Bearer, server::Auth::bearer(token)));
+        self
+    }
+
+    /// Serves HTTPS with the PEM certificate chain and private key in these
+    /// files, read at [`install`](Builder::install) (feature `tls`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tls")] {
+    /// let err = overrun_prometheus::PrometheusExporter::builder()
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .tls("/no/such/cert.pem", "/no/such/key.pem")
+    ///     .install()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().starts_with("TLS for /metrics: /no/such/cert.pem"));
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        mut self,
+        certificate_chain: impl Into<std::path::PathBuf>,
+        private_key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls = Some((certificate_chain.into(), private_key.into()));
         self
     }
 
@@ -197,13 +282,24 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] naming the address, [`Error::Buckets`], or
-    /// [`Error::Thread`].
-    pub fn install(self) -> Result<PrometheusExporter, Error> {
+    /// [`Error::Bind`] naming the address, [`Error::Buckets`],
+    /// [`Error::Tls`] naming the file, or [`Error::Thread`].
+    pub fn install(mut self) -> Result<PrometheusExporter, Error> {
         let listen = self.listen;
-        let workers = self.workers;
+        #[cfg(feature = "tls")]
+        let tls = match self.tls.take() {
+            Some((chain, key)) => Some(tls::config(&chain, &key)?),
+            None => None,
+        };
+        let options = server::Options {
+            workers: self.workers,
+            max_connections: self.max_connections,
+            auth: self.auth.take().map(|(_, auth)| auth),
+            #[cfg(feature = "tls")]
+            tls,
+        };
         let renderer = self.build()?;
-        let server = server::Server::start(listen, workers, renderer.clone())?;
+        let server = server::Server::start(listen, options, renderer.clone())?;
         Ok(PrometheusExporter { renderer, server })
     }
 }
@@ -289,5 +385,55 @@ impl PrometheusExporter {
     /// What a scrape would return now.
     pub fn render(&self) -> String {
         self.renderer.render()
+    }
+
+    /// Connections the endpoint closed without an answer, by reason (also
+    /// counted in `overrun_export_failures_total{exporter="prometheus"}`).
+    ///
+    /// ```
+    /// let exporter = overrun_prometheus::PrometheusExporter::builder()
+    ///     .listen("127.0.0.1:0".parse().unwrap())
+    ///     .install()
+    ///     .unwrap();
+    /// assert_eq!(exporter.closed(), overrun_prometheus::Closed::default());
+    /// ```
+    pub fn closed(&self) -> Closed {
+        let c = self.server.closed();
+        Closed {
+            evicted: c.evicted.load(Ordering::Relaxed),
+            timed_out: c.timed_out.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Connections the endpoint closed without an answer, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Closed {
+    /// Closed to make room for a newer connection ([`Builder::max_connections`],
+    /// or the process out of file descriptors).
+    pub evicted: u64,
+    /// Past a deadline: the request head within 5 s, the whole exchange
+    /// within 15 s.
+    pub timed_out: u64,
+    /// Ended by an error: a malformed or oversized request, a reset, a
+    /// failed TLS handshake.
+    pub errors: u64,
+}
+
+/// Fuzzing plumbing. Not public API: may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    /// The bytes the endpoint writes back for `request` (one connection,
+    /// given whole, then closed by the client).
+    pub fn answer_raw(auth: Option<(&str, &str)>, request: &[u8]) -> Vec<u8> {
+        static RENDERER: std::sync::OnceLock<crate::Renderer> = std::sync::OnceLock::new();
+        let renderer = RENDERER.get_or_init(|| {
+            crate::PrometheusExporter::builder()
+                .build()
+                .expect("default buckets")
+        });
+        crate::server::answer_raw(renderer, auth, request)
     }
 }

@@ -16,9 +16,14 @@ fn install() -> PrometheusExporter {
 
 /// One raw HTTP request; returns (status code, body).
 fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    request_with(addr, method, path, "")
+}
+
+/// One raw HTTP request with extra header lines; returns (status, rest).
+fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(30)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
@@ -125,6 +130,65 @@ fn unknown_paths_methods_and_head() {
 }
 
 #[test]
+fn basic_and_bearer_authentication() {
+    // "prometheus:s3cret" in base64.
+    let good = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n";
+    let basic = PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .basic_auth("prometheus", "s3cret")
+        .install()
+        .unwrap();
+    let addr = basic.local_addr();
+    let (status, body) = request(addr, "GET", "/metrics");
+    assert_eq!(status, 401);
+    assert!(!body.contains("overrun_"), "nothing leaks: {body}");
+    let mut raw = String::new();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("www-authenticate: basic realm=\"overrun\""),
+        "{raw}"
+    );
+    // "prometheus:s3creT", and the right value as a bearer token.
+    for wrong in [
+        "Authorization: Basic cHJvbWV0aGV1czpzM2NyZVQ=\r\n",
+        "Authorization: Bearer cHJvbWV0aGV1czpzM2NyZXQ=\r\n",
+        "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ\r\n",
+        "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ==\r\n",
+    ] {
+        assert_eq!(
+            request_with(addr, "GET", "/metrics", wrong).0,
+            401,
+            "{wrong}"
+        );
+    }
+    let (status, body) = request_with(addr, "GET", "/metrics", good);
+    assert_eq!(status, 200);
+    assert!(body.contains("overrun_exporter_scrapes_total"));
+    // Other paths too: nothing is told without credentials.
+    assert_eq!(request(addr, "GET", "/nope").0, 401);
+
+    let bearer = PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .bearer_token("t0ken")
+        .install()
+        .unwrap();
+    let addr = bearer.local_addr();
+    assert_eq!(request(addr, "GET", "/metrics").0, 401);
+    assert_eq!(
+        request_with(addr, "GET", "/metrics", "Authorization: Bearer t0kem\r\n").0,
+        401
+    );
+    assert_eq!(
+        request_with(addr, "GET", "/metrics", "Authorization: Bearer t0ken\r\n").0,
+        200
+    );
+}
+
+#[test]
 fn a_port_in_use_is_an_error_naming_the_address() {
     let exporter = install();
     let err = PrometheusExporter::builder()
@@ -220,4 +284,19 @@ fn task_metrics_and_poll_histogram() {
         1.0
     );
     assert!(text.contains("# TYPE overrun_task_poll_duration_seconds histogram"));
+}
+
+/// Started and stopped inside the application's async context: the
+/// exporter's runtime lives on its own thread, so neither panics
+/// ("cannot drop a runtime in a context where blocking is not allowed").
+#[tokio::test]
+async fn starts_and_stops_inside_a_tokio_runtime() {
+    let exporter = install();
+    let addr = exporter.local_addr();
+    let (status, _) = tokio::task::spawn_blocking(move || request(addr, "GET", "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    drop(exporter);
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
