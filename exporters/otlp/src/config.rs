@@ -119,25 +119,35 @@ pub(crate) fn resolve(explicit: &Explicit, env: Env<'_>) -> Result<Resolved, Err
         headers.push((k.to_ascii_lowercase(), v.clone()));
     }
 
-    let timeout = match explicit.timeout {
-        Some(t) => t,
+    // A zero value names where it came from: the builder or the variable.
+    let (timeout, timeout_setting) = match explicit.timeout {
+        Some(t) => (t, "timeout()"),
         None => match env("OTEL_EXPORTER_OTLP_TIMEOUT") {
-            Some(v) => parse_millis(&v, "OTEL_EXPORTER_OTLP_TIMEOUT")?,
-            None => Duration::from_secs(10),
+            Some(v) => (
+                parse_millis(&v, "OTEL_EXPORTER_OTLP_TIMEOUT")?,
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            None => (Duration::from_secs(10), "timeout"),
         },
     };
-    let interval = match explicit.interval {
-        Some(t) => t,
+    let (interval, interval_setting) = match explicit.interval {
+        Some(t) => (t, "interval()"),
         None => match env("OTEL_METRIC_EXPORT_INTERVAL") {
-            Some(v) => parse_millis(&v, "OTEL_METRIC_EXPORT_INTERVAL")?,
-            None => Duration::from_secs(60),
+            Some(v) => (
+                parse_millis(&v, "OTEL_METRIC_EXPORT_INTERVAL")?,
+                "OTEL_METRIC_EXPORT_INTERVAL",
+            ),
+            None => (Duration::from_secs(60), "interval"),
         },
     };
     if timeout.is_zero() {
-        return Err(Error::invalid("timeout", "must be greater than zero"));
+        return Err(Error::invalid(timeout_setting, "must be greater than zero"));
     }
     if interval.is_zero() {
-        return Err(Error::invalid("interval", "must be greater than zero"));
+        return Err(Error::invalid(
+            interval_setting,
+            "must be greater than zero",
+        ));
     }
     let temporality = match explicit.temporality {
         Some(t) => t,
@@ -454,7 +464,12 @@ mod tests {
             ),
             (
                 &[("OTEL_EXPORTER_OTLP_TIMEOUT", "0")],
-                "timeout: must be greater than zero",
+                "OTEL_EXPORTER_OTLP_TIMEOUT: must be greater than zero",
+            ),
+            // Found by the `otel_env` fuzzer: the error named no variable.
+            (
+                &[("OTEL_METRIC_EXPORT_INTERVAL", "0000")],
+                "OTEL_METRIC_EXPORT_INTERVAL: must be greater than zero",
             ),
         ];
         for (pairs, expected) in cases {

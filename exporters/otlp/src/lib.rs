@@ -445,10 +445,42 @@ impl Drop for OtlpExporter {
     }
 }
 
-/// Test plumbing for the workspace's schema-documentation test. Not public
-/// API: may change in any release.
+/// Test plumbing for the workspace's schema-documentation test and the
+/// fuzzers. Not public API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    /// Every `OTEL_*` variable the exporter reads.
+    pub const OTEL_VARIABLES: &[&str] = &[
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_SERVICE_NAME",
+    ];
+
+    /// The configuration and resource resolved from these variables alone
+    /// (the process environment is not read): `Debug` of the settings and
+    /// the resource's attributes, or the error's text.
+    pub fn resolve_env(vars: &[(&str, &str)]) -> Result<String, String> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .filter(|v| !v.trim().is_empty())
+        };
+        let resolved = crate::config::resolve(&crate::config::Explicit::default(), &env)
+            .map_err(|e| e.to_string())?;
+        let resource = crate::encode::resource(None, &[], &env);
+        Ok(format!("{resolved:?} {:?}", resource.attributes))
+    }
+
     /// Every data point the exporter would send for `snap`, as
     /// `(request number, metric name, unit, attributes as key=value)`.
     pub fn encoded_series(snap: &overrun::Snapshot) -> Vec<(usize, String, String, Vec<String>)> {

@@ -123,7 +123,7 @@ fn bad_builder_values_are_clear_errors() {
         .interval(Duration::ZERO)
         .install()
         .unwrap_err();
-    assert_eq!(err.to_string(), "interval: must be greater than zero");
+    assert_eq!(err.to_string(), "interval(): must be greater than zero");
     let err = OtlpExporter::builder()
         .buckets(vec![0.1, 0.01])
         .install()
