@@ -27,10 +27,12 @@ import sys
 import tempfile
 import time
 
-DRIVER = sys.argv[1]
-ROTEL = sys.argv[2]
-SERVICE = sys.argv[3]
-WORK = tempfile.mkdtemp(prefix="overrun-otlp-e2e-")
+# Set from the command line when run; a script that imports this module
+# (scripts/soak.py, for Collector and parse) sets ROTEL and WORK itself.
+DRIVER = ROTEL = SERVICE = WORK = None
+if __name__ == "__main__":
+    DRIVER, ROTEL, SERVICE = sys.argv[1:4]
+    WORK = tempfile.mkdtemp(prefix="overrun-otlp-e2e-")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SECRET = "e2e-s3cret-value"
 FAILURES = []

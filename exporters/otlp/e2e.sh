@@ -11,22 +11,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-# The collector's debug output is what the test parses: pin the version.
-rotel_version="0.0.1a15"
-rotel_agent() {
-    python3 - <<'PY' 2>/dev/null
-import os, rotel
-path = os.path.join(os.path.dirname(rotel.__file__), "rotel-agent")
-print(path if os.access(path, os.X_OK) else "")
-PY
-}
-agent="$(rotel_agent || true)"
-if [ -z "$agent" ] || [ "$(python3 -c 'import importlib.metadata as m; print(m.version("rotel"))')" != "$rotel_version" ]; then
-    echo "installing rotel==$rotel_version from PyPI"
-    python3 -m pip install -q "rotel==$rotel_version"
-    agent="$(rotel_agent)"
-fi
-[ -n "$agent" ] || { echo "rotel-agent not found after installing rotel" >&2; exit 1; }
+. "$root/scripts/rotel.sh"
+agent="$(rotel_agent_installed)"
 
 . "$root/scripts/debian-packages.sh"
 need_packages nginx=nginx-light openssl=openssl

@@ -346,7 +346,7 @@ impl OtlpExporter {
         let mut s = self.shared.stats.lock().clone();
         let q = &self.shared.queue;
         s.events_pending = q.len() as u64;
-        s.events_rate_limited = q.rate_dropped.load(Ordering::Relaxed);
+        s.events_rate_limited = q.rate_dropped.load();
         s.events_queue_dropped = q.queue_dropped.load(Ordering::Relaxed);
         s
     }

@@ -177,7 +177,7 @@ impl Worker {
         encode::Health {
             metric_failures: stats.metric_failures,
             log_failures: stats.log_failures,
-            rate_dropped: q.rate_dropped.load(Ordering::Relaxed),
+            rate_dropped: q.rate_dropped.load(),
             queue_dropped: q.queue_dropped.load(Ordering::Relaxed),
         }
     }

@@ -211,10 +211,17 @@ impl Site {
             if sites.len() >= MAX_SITES {
                 self.id.store(REJECTED, Ordering::Release);
                 drop(sites);
-                eprintln!(
-                    "overrun: more than {MAX_SITES} instrumented sites; `{}` ({}:{}) is not measured",
-                    self.name, self.file, self.line
-                );
+                // One message per process, however many sites are turned away.
+                static TOLD: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
+                if !TOLD.swap(true, Ordering::Relaxed) {
+                    eprintln!(
+                        "overrun: this process reached the maximum of {MAX_SITES} instrumented sites: \
+                         `{}` ({}:{}) and any later new site are not measured; \
+                         the sites already registered keep working",
+                        self.name, self.file, self.line
+                    );
+                }
                 return None;
             }
             clock::ensure_calibrated();

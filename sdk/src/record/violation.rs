@@ -49,8 +49,10 @@ pub struct Violation {
     pub thread: ThreadId,
     /// When it was detected, nanoseconds since the Unix epoch.
     pub unix_nanos: u64,
-    /// Position in the process' sequence of violation events, from 0
-    /// (0 until it is published).
+    /// A number no other violation event of the process has, increasing
+    /// on each thread (0 until it is published). Threads take numbers in
+    /// blocks of 256, so the numbers of two threads do not tell which came
+    /// first: use `unix_nanos` for that.
     pub seq: u64,
 }
 
@@ -112,11 +114,64 @@ static HOOKS: RwLock<Hooks> = RwLock::new(None);
 static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
 static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
 
-static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
+/// Bumped (under the write lock) on every change of `HOOKS`: a thread
+/// that has seen this generation uses its own copy of the hooks, so the
+/// violation path takes no lock and writes no shared line.
+static HOOKS_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The next block of sequence numbers a thread takes.
+static NEXT_SEQ_BLOCK: AtomicU64 = AtomicU64::new(0);
+/// Sequence numbers per block: one shared write per 256 violations.
+const SEQ_BLOCK: u64 = 256;
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+    /// This thread's copy of the hooks and the generation it was taken at.
+    static CACHED_HOOKS: std::cell::RefCell<(u64, Hooks)> =
+        const { std::cell::RefCell::new((0, None)) };
+    /// This thread's next sequence number and the end of its block.
+    static SEQ: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The next sequence number, from this thread's block.
+fn next_seq() -> u64 {
+    let take_block = || NEXT_SEQ_BLOCK.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
+    SEQ.try_with(|seq| {
+        let (mut next, mut end) = seq.get();
+        if next == end {
+            next = take_block();
+            end = next + SEQ_BLOCK;
+        }
+        seq.set((next + 1, end));
+        next
+    })
+    // A thread being torn down: a block of its own for this one event.
+    .unwrap_or_else(|_| take_block())
+}
+
+/// Calls `f` with the registered hooks, from this thread's copy while it is
+/// current: no lock and no shared write (not even a reference count) on the
+/// violation path. `f` must not publish (callers set `IN_HOOK` first).
+fn with_hooks(f: impl FnOnce(&[(u64, Hook)])) {
+    let generation = HOOKS_GENERATION.load(Ordering::Acquire);
+    let mut f = Some(f);
+    let cached = CACHED_HOOKS.try_with(|cached| {
+        if cached.borrow().0 != generation {
+            *cached.borrow_mut() = (generation, HOOKS.read().clone());
+        }
+        let cached = cached.borrow();
+        if let Some(f) = f.take() {
+            f(cached.1.as_deref().map_or(&[], Vec::as_slice));
+        }
+    });
+    // A thread being torn down has no copy: the shared list, once.
+    if cached.is_err()
+        && let Some(f) = f.take()
+    {
+        let hooks = HOOKS.read().clone();
+        f(hooks.as_deref().map_or(&[], Vec::as_slice));
+    }
 }
 
 /// Calls `hook` for every violation, on the thread that detected it, right
@@ -149,6 +204,7 @@ pub fn on_violation(hook: impl Fn(&Violation) + Send + Sync + 'static) -> HookId
     let mut list: Vec<(u64, Hook)> = hooks.as_deref().cloned().unwrap_or_default();
     list.push((id, Arc::new(hook)));
     *hooks = Some(Arc::new(list));
+    HOOKS_GENERATION.fetch_add(1, Ordering::Release);
     HookId(id)
 }
 
@@ -168,6 +224,7 @@ pub fn remove_hook(id: HookId) -> bool {
     let list: Vec<(u64, Hook)> = list.iter().filter(|(i, _)| *i != id.0).cloned().collect();
     let removed = list.len() != before;
     *hooks = Some(Arc::new(list));
+    HOOKS_GENERATION.fetch_add(1, Ordering::Release);
     removed
 }
 
@@ -213,20 +270,21 @@ pub(crate) fn publish(mut v: Violation) {
         v.unix_nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        v.seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
-        let hooks = HOOKS.read().clone();
-        let Some(hooks) = hooks.filter(|h| !h.is_empty()) else {
-            return;
-        };
+        v.seq = next_seq();
+        // A violation raised by a hook's own code reaches no hook.
         if IN_HOOK.with(|h| h.replace(true)) {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
+            if HOOKS.read().as_ref().is_some_and(|h| !h.is_empty()) {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
-        for (_, hook) in hooks.iter() {
-            if catch_unwind(AssertUnwindSafe(|| hook(&v))).is_err() {
-                HOOK_PANICS.fetch_add(1, Ordering::Relaxed);
+        with_hooks(|hooks| {
+            for (_, hook) in hooks {
+                if catch_unwind(AssertUnwindSafe(|| hook(&v))).is_err() {
+                    HOOK_PANICS.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
+        });
         IN_HOOK.with(|h| h.set(false));
     });
 }
