@@ -38,14 +38,19 @@ for target in $(cargo +nightly fuzz list); do
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$work/$target/artifacts/" -print_final_stats=1 \
         >"$work/$target/log" 2>&1; then
-        grep -E "^(Done|stat::number_of_executed_units|stat::peak_rss_mb)" "$work/$target/log" || true
-        echo "ok   $target: $(ls "$work/$target/new" | wc -l) new inputs beyond the $(ls "corpus/$target" | wc -l) seeds"
+        runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$target/log" | tail -1)"
+        rss="$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/$target/log" | tail -1)"
+        found="$(ls "$work/$target/new" | wc -l)"
+        seeds="$(ls "corpus/$target" | wc -l)"
+        echo "ok   $target: $runs runs, $found new inputs beyond the $seeds seeds, peak $rss MB"
+        echo "RELIABILITY|fuzz|$target for $seconds s (from $seeds seeds)|$runs inputs run, $found new ones found, peak resident $rss MB; no panic, hang or out-of-memory|pass"
     else
         tail -40 "$work/$target/log"
         for a in "$work/$target/artifacts"/*; do
             [ -f "$a" ] || continue
             echo "FAIL $target: input $(basename "$a"), base64: $(base64 -w0 "$a")"
         done
+        echo "RELIABILITY|fuzz|$target for $seconds s|a failing input (printed above)|FAIL"
         failed+=("$target")
     fi
 done

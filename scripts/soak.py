@@ -68,6 +68,7 @@ def main():
     run = f"soak-{os.getpid()}"
     generation = 0
     collector = e2e.Collector(grpc, http, f"collector-{generation}")
+    CHILDREN.append(collector.proc)
 
     env = dict(os.environ)
     env.update({
@@ -81,6 +82,7 @@ def main():
     service_log = os.path.join(WORK, "service.log")
     service = subprocess.Popen([SERVICE, "--listen", f"127.0.0.1:{port}"],
                                stdout=open(service_log, "wb"), stderr=subprocess.STDOUT, env=env)
+    CHILDREN.append(service)
     wait_port(port, service, "the service example", service_log)
 
     with open(os.path.join(WORK, "prometheus.yml"), "w") as f:
@@ -96,6 +98,7 @@ scrape_configs:
         ["prometheus", f"--config.file={WORK}/prometheus.yml", f"--storage.tsdb.path={WORK}/data",
          f"--web.listen-address=127.0.0.1:{prom_port}"],
         stdout=open(prom_log, "wb"), stderr=subprocess.STDOUT)
+    CHILDREN.append(prometheus)
     wait_port(prom_port, prometheus, "Prometheus", prom_log)
 
     # The load: RATE requests a second from four threads, paced; every one
@@ -126,7 +129,25 @@ scrape_configs:
                 if failure:
                     errors.append(failure)
 
+    # And two slow calls a second, over their 20 ms budget: violations.
+    slow_sent = [0]
+
+    def slow_load():
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/slow?ms=30", timeout=10) as r:
+                    r.read()
+                    failure = None if r.status == 200 else f"slow: status {r.status}"
+            except Exception as e:  # noqa: BLE001 (counted, reported)
+                failure = f"slow: {e!r}"
+            with lock:
+                slow_sent[0] += 1
+                if failure:
+                    errors.append(failure)
+            stop.wait(0.5)
+
     threads = [threading.Thread(target=load, args=(i,)) for i in range(4)]
+    threads.append(threading.Thread(target=slow_load))
     for t in threads:
         t.start()
 
@@ -147,6 +168,7 @@ scrape_configs:
             time.sleep(2)
             generation += 1
             collector = e2e.Collector(grpc, http, f"collector-{generation}")
+            CHILDREN.append(collector.proc)
             next_kill += KILL_EVERY
     stop.set()
     for t in threads:
@@ -161,18 +183,33 @@ scrape_configs:
         p = e2e.last_value(points, "overrun.calls", function="get_user")
         return int(p["value"]) if p else None
 
-    def prometheus_calls():
-        q = urllib.parse.urlencode({"query": 'overrun_calls_total{job="soak",function="get_user"}'})
+    def collector_violations():
+        points, _ = e2e.parse(collector.text())
+        points = e2e.ours(points, run)
+        p = e2e.last_value(points, "overrun.budget.violations", function="slow", kind="time")
+        return int(p["value"]) if p else None
+
+    def query_prometheus(query):
+        q = urllib.parse.urlencode({"query": query})
         with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/query?{q}", timeout=5) as r:
             result = json.load(r)["data"]["result"]
         return int(float(result[0]["value"][1])) if result else None
 
+    def prometheus_calls():
+        return query_prometheus('overrun_calls_total{job="soak",function="get_user"}')
+
+    def prometheus_violations():
+        return query_prometheus('overrun_budget_violations_total{job="soak",function="slow",kind="time"}')
+
+    slow_total = slow_sent[0]
     deadline = time.time() + 20
     while time.time() < deadline:
         got_collector, got_prometheus = collector_calls(), prometheus_calls()
-        if got_collector == total and got_prometheus == total:
+        got = (got_collector, got_prometheus, collector_violations(), prometheus_violations())
+        if got == (total, total, slow_total, slow_total):
             break
         time.sleep(0.5)
+    violations_collector, violations_prometheus = got[2], got[3]
     samples.append((time.time() - begin, *status(service.pid)))
 
     service.send_signal(signal.SIGTERM)
@@ -186,7 +223,7 @@ scrape_configs:
     rss_max = max(s[1] for s in warm)
     threads_start, threads_max = warm[0][2], max(s[2] for s in warm)
     minutes = f"{SECONDS // 60} min" if SECONDS % 60 == 0 and SECONDS >= 120 else f"{SECONDS} s"
-    row(f"requests over {minutes} at {RATE}/s, collector killed every {KILL_EVERY} s ({kills} kills)",
+    row(f"requests over {minutes} at {RATE}/s, the collector killed every {KILL_EVERY} s (down 2 s; {kills} times)",
         f"{total} sent, {len(errors)} failed{': ' + errors[0] if errors else ''}", not errors and kills >= 1)
     row("get_user calls in the collector (after the last restart, cumulative)",
         f"{got_collector} of {total}", got_collector == total)
@@ -195,6 +232,9 @@ scrape_configs:
     # Flat: after the warm-up the resident set grows by under 10 % (and
     # under 8 MiB), however long the run.
     grew = rss_end - rss_start
+    row("slow calls over budget (30 ms, budget 20 ms): violations in the collector and in Prometheus",
+        f"{violations_collector} and {violations_prometheus} of {slow_total}",
+        violations_collector == slow_total and violations_prometheus == slow_total)
     row("the service's resident memory (after a warm-up)",
         f"{rss_start / 1024:.1f} MiB at the start, {rss_end / 1024:.1f} MiB at the end, {rss_max / 1024:.1f} MiB at most",
         grew < max(rss_start * 0.10, 1024) and rss_max - rss_start < 8 * 1024)
@@ -208,5 +248,18 @@ scrape_configs:
     print("soak: every check passed")
 
 
+CHILDREN = []
+
+
+def cleanup():
+    for proc in CHILDREN:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        cleanup()

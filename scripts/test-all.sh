@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the workspace, as CI runs it. Installs what the tests need
-# (the nightly Miri component) when it is missing. Fails, never skips, when a
-# step cannot run.
+# (the nightly toolchain's Miri component, cargo-fuzz, the Debian and PyPI
+# packages of the end-to-end runs) when it is missing. Fails, never skips,
+# when a step cannot run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -29,6 +30,9 @@ cargo test -p overrun --all-features
 step "benches, one quick iteration each (smoke; figures come from benches/run.sh)"
 cargo test -p overrun-benches --benches
 
+step "Prometheus exporter with TLS (feature tls): unit tests and doctests"
+cargo test -p overrun-prometheus --all-features
+
 step "Prometheus exporter against a real Prometheus server (installs the prometheus package if missing)"
 bash exporters/prometheus/e2e.sh
 
@@ -46,3 +50,6 @@ fi
 cargo +nightly miri setup
 MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}" \
     cargo +nightly miri test -p overrun --lib --test miri
+
+step "reliability, quick: the endpoint under attack, storms, fuzzing (30 s a target), a 60 s soak against rotel and Prometheus"
+bash scripts/reliability.sh --quick
