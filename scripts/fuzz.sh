@@ -31,7 +31,14 @@ cargo +nightly fuzz build "${flags[@]}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failed=()
-for target in $(cargo +nightly fuzz list); do
+# Every target file is fuzzed: a list that came back short fails the run.
+targets="$(cargo +nightly fuzz list)"
+expected="$(ls fuzz_targets | sed 's/\.rs$//' | sort | tr '\n' ' ')"
+if [ "$(printf '%s\n' $targets | sort | tr '\n' ' ')" != "$expected" ]; then
+    echo "cargo fuzz list gave '$targets'; fuzz_targets/ has $expected" >&2
+    exit 1
+fi
+for target in $targets; do
     mkdir -p "$work/$target/new" "$work/$target/artifacts"
     printf '\n==> fuzz %s for %s s\n' "$target" "$seconds"
     if cargo +nightly fuzz run "${flags[@]}" "$target" "$work/$target/new" "corpus/$target" -- \

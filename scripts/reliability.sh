@@ -55,9 +55,16 @@ part() {
         status=$?
     fi
     grep -h '^RELIABILITY|' "$logs/$name.log" | tee -a "$rows" || true
-    if [ "$status" -ne 0 ]; then
+    local found failing
+    found="$(grep -c '^RELIABILITY|' "$logs/$name.log" || true)"
+    failing="$(grep -c '^RELIABILITY|.*|FAIL$' "$logs/$name.log" || true)"
+    if [ "$status" -ne 0 ] || [ "$found" -eq 0 ] || [ "$failing" -ne 0 ]; then
         tail -40 "$logs/$name.log"
-        echo "RELIABILITY|$area|$name|exited with status $status (its log is printed by the run)|FAIL" | tee -a "$rows"
+        if [ "$status" -ne 0 ]; then
+            echo "RELIABILITY|$area|$name|exited with status $status (its log is printed by the run)|FAIL" | tee -a "$rows"
+        elif [ "$found" -eq 0 ]; then
+            echo "RELIABILITY|$area|$name|printed no figure|FAIL" | tee -a "$rows"
+        fi
         failed+=("$name")
     fi
 }
@@ -81,10 +88,13 @@ titles = {
 seen = []
 by_area = {}
 for line in open(rows):
-    parts = line.rstrip("\n").split("|")
-    if len(parts) != 5:
+    # The figure may hold a `|`: the verdict is the last field.
+    head, _, verdict = line.rstrip("\n").rpartition("|")
+    parts = head.split("|", 3)
+    if len(parts) != 4:
         continue
-    _, area, what, figure, verdict = parts
+    _, area, what, figure = parts
+    figure = figure.replace("|", "\\|")
     if area not in by_area:
         seen.append(area)
     by_area.setdefault(area, []).append((what, figure, verdict))
@@ -95,7 +105,7 @@ lines = [
     "",
     "What overrun was put through, and what it did. Written by `scripts/reliability.sh`"
     + (" --quick" if quick else "") + " from the figures its programs printed; not edited by hand.",
-    "Rerun it to check them: the full run takes about 20 minutes; `--quick` (in the test command) about 5.",
+    "Rerun it to check them: the full run takes about 25 minutes; `--quick` (in the test command) about 8.",
     "",
     f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, "
     f"{cpus} CPUs, {rustc}.",

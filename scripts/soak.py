@@ -259,6 +259,8 @@ def cleanup():
 
 
 if __name__ == "__main__":
+    # Stopped from outside (a CI timeout): leave no server behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         main()
     finally:

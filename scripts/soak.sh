@@ -2,8 +2,8 @@
 # The soak (scripts/soak.py): `scripts/soak.sh [SECONDS] [ROWS]` runs the
 # service example under steady load for SECONDS (default 600; the test
 # command runs 60) with its OTLP collector killed and restarted every 20 s
-# and a real Prometheus server scraping it, and appends its figures to ROWS
-# (default: a temporary file, printed). Installs prometheus (Debian) and
+# and a real Prometheus server scraping it, prints its figures and appends
+# them to ROWS (default: a temporary file). Installs prometheus (Debian) and
 # rotel (PyPI) when missing. Fails when a check fails or a server cannot
 # start.
 set -euo pipefail

@@ -50,13 +50,25 @@
 //! Nothing on the instrumented call path: a scrape takes an overrun snapshot
 //! (merging per-thread figures without blocking the threads that record
 //! them) and renders it; its cost grows with sites × buckets, never with the
-//! number of calls. The server is a few `std` threads, so it works from a
-//! plain synchronous `main` as well as inside a tokio runtime.
+//! number of calls. The server is hyper's HTTP/1.1 on a small tokio runtime
+//! of the exporter's own (an accept thread, two workers, up to two render
+//! threads), so it works from a plain synchronous `main` as well as beside
+//! the application's runtime, never on it.
+//!
+//! # Hostile clients
+//!
+//! Connections that send nothing, or their headers slowly, cannot starve a
+//! scrape: the request head must arrive within 5 s, a connection ends within
+//! 15 s, and past [`Builder::max_connections`] (or when the process is out
+//! of file descriptors) the oldest connection still waiting for its request
+//! is closed. [`PrometheusExporter::closed`] counts them.
 //!
 //! # Feature flags
 //!
-//! None. Labels come only from static site metadata (function, module, kind,
-//! task name), so cardinality is bounded by the code, never by data.
+//! - `tls`: `Builder::tls`, HTTPS with rustls (ring provider).
+//!
+//! Labels come only from static site metadata (function, module, kind, task
+//! name), so cardinality is bounded by the code, never by data.
 
 mod render;
 mod server;
@@ -100,12 +112,12 @@ pub enum Error {
     #[error("cannot start the exporter thread: {0}")]
     Thread(#[source] std::io::Error),
     /// The TLS certificate or key could not be read or used.
-    #[error("TLS for /metrics: {path}: {reason}")]
+    #[error("TLS for /metrics: {}: {source}", path.display())]
     Tls {
         /// The certificate or key file.
         path: std::path::PathBuf,
-        /// What is wrong with it.
-        reason: String,
+        /// What is wrong with it (never the key's content).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -117,14 +129,8 @@ pub struct Builder {
     extra: Vec<Extra>,
     workers: usize,
     max_connections: usize,
-    auth: Option<(AuthKind, server::Auth)>,
+    auth: Option<server::Auth>,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum AuthKind {
-    Basic,
-    Bearer,
 }
 
 impl std::fmt::Debug for Builder {
@@ -136,7 +142,7 @@ impl std::fmt::Debug for Builder {
             .field("extra", &self.extra.len())
             .field("workers", &self.workers)
             .field("max_connections", &self.max_connections)
-            .field("auth", &self.auth.as_ref().map(|(kind, _)| kind))
+            .field("auth", &self.auth.as_ref().map(server::Auth::scheme))
             .field("tls", &self.tls)
             .finish()
     }
@@ -193,7 +199,9 @@ impl Builder {
     }
 
     /// Requires HTTP basic authentication (Prometheus' `basic_auth`), for
-    /// an endpoint bound beyond loopback. Other requests get `401`. The
+    /// an endpoint bound beyond loopback (with [`tls`](Builder::tls), or
+    /// the password crosses the network in the clear). Other requests get
+    /// `401`. Replaces [`bearer_token`](Builder::bearer_token). The
     /// credentials are never printed, by `Debug` or in an error.
     ///
     /// ```
@@ -202,7 +210,7 @@ impl Builder {
     /// assert!(!format!("{builder:?}").contains("s3cret"));
     /// ```
     pub fn basic_auth(mut self, user: &str, password: &str) -> Self {
-        self.auth = Some((AuthKind::Basic, server::Auth::basic(user, password)));
+        self.auth = Some(server::Auth::basic(user, password));
         self
     }
 
@@ -216,7 +224,7 @@ impl Builder {
     /// assert!(!format!("{builder:?}").contains("t0ken"));
     /// ```
     pub fn bearer_token(mut self, token: &str) -> Self {
-        self.auth = Some((AuthKind::Bearer, server::Auth::bearer(token)));
+        self.auth = Some(server::Auth::bearer(token));
         self
     }
 
@@ -294,7 +302,7 @@ impl Builder {
         let options = server::Options {
             workers: self.workers,
             max_connections: self.max_connections,
-            auth: self.auth.take().map(|(_, auth)| auth),
+            auth: self.auth.take(),
             #[cfg(feature = "tls")]
             tls,
         };
@@ -387,8 +395,8 @@ impl PrometheusExporter {
         self.renderer.render()
     }
 
-    /// Connections the endpoint closed without an answer, by reason (also
-    /// counted in `overrun_export_failures_total{exporter="prometheus"}`).
+    /// Connections the endpoint ended early, by reason (also counted in
+    /// `overrun_export_failures_total{exporter="prometheus"}`).
     ///
     /// ```
     /// let exporter = overrun_prometheus::PrometheusExporter::builder()
@@ -407,33 +415,53 @@ impl PrometheusExporter {
     }
 }
 
-/// Connections the endpoint closed without an answer, by reason.
+/// Connections the endpoint ended early, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Closed {
-    /// Closed to make room for a newer connection ([`Builder::max_connections`],
-    /// or the process out of file descriptors).
+    /// Closed, still waiting for a request, to make room for a newer
+    /// connection ([`Builder::max_connections`], or the process out of file
+    /// descriptors).
     pub evicted: u64,
-    /// Past a deadline: the request head within 5 s, the whole exchange
-    /// within 15 s.
+    /// Past a deadline: the TLS handshake and the request head within 5 s
+    /// each, the whole exchange within 15 s.
     pub timed_out: u64,
-    /// Ended by an error: a malformed or oversized request, a reset, a
-    /// failed TLS handshake.
+    /// Ended on an error: a malformed or oversized request (answered 400
+    /// or 431), a reset, a failed TLS handshake, an `append` closure that
+    /// panicked (answered 500).
     pub errors: u64,
 }
 
-/// Fuzzing plumbing. Not public API: may change in any release.
+/// Fuzzing plumbing, built only by the fuzzers (`--cfg fuzzing`). Not
+/// public API.
+#[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod __private {
+    /// What the endpoint asks for.
+    #[derive(Debug, Clone, Copy)]
+    pub enum Credentials<'a> {
+        /// Nothing.
+        Open,
+        /// Basic authentication with this user and password.
+        Basic(&'a str, &'a str),
+        /// This bearer token.
+        Bearer(&'a str),
+    }
+
     /// The bytes the endpoint writes back for `request` (one connection,
     /// given whole, then closed by the client).
-    pub fn answer_raw(auth: Option<(&str, &str)>, request: &[u8]) -> Vec<u8> {
+    pub fn answer_raw(credentials: Credentials<'_>, request: &[u8]) -> Vec<u8> {
         static RENDERER: std::sync::OnceLock<crate::Renderer> = std::sync::OnceLock::new();
         let renderer = RENDERER.get_or_init(|| {
             crate::PrometheusExporter::builder()
                 .build()
                 .expect("default buckets")
         });
+        let auth = match credentials {
+            Credentials::Open => None,
+            Credentials::Basic(user, password) => Some(crate::server::Auth::basic(user, password)),
+            Credentials::Bearer(token) => Some(crate::server::Auth::bearer(token)),
+        };
         crate::server::answer_raw(renderer, auth, request)
     }
 }

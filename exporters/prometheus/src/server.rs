@@ -7,16 +7,20 @@
 //! - a connection costs a task and a socket, not a thread: idle and slow
 //!   clients wait without holding a worker;
 //! - every connection has a deadline ([`CONNECTION_DEADLINE`]), and its
-//!   request head must arrive within [`HEAD_DEADLINE`] (slowloris);
+//!   TLS handshake and request head must each arrive within
+//!   [`HEAD_DEADLINE`] (slowloris);
 //! - the request head is capped at [`MAX_HEAD`] bytes (431 beyond);
 //! - at most `max_connections` are open; a new one, or one the OS refuses
-//!   for want of file descriptors, closes the oldest, so a fresh scrape
-//!   always gets in;
+//!   for want of file descriptors, closes the oldest that is still waiting
+//!   for its request, so a fresh scrape always gets in and a scrape being
+//!   answered is never cut off;
+//! - the figures are rendered on the blocking pool (two threads), so a slow
+//!   `append` closure never holds up accepting and closing connections;
 //! - one request per connection (`Connection: close`), as Prometheus needs.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener as StdListener};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -43,14 +47,18 @@ pub(crate) const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
 /// an overflowing accept queue (with SYN cookies) can cost a client its
 /// request. The kernel caps it at `net.core.somaxconn`.
 const BACKLOG: i32 = 1024;
-/// How long a stopping server lets scrapes in progress finish.
+/// How long a stopping server lets scrapes being answered finish.
 const DRAIN: Duration = Duration::from_secs(2);
+/// Threads rendering scrapes (tokio's blocking pool, started on demand).
+const RENDER_THREADS: usize = 2;
 
-/// Who may scrape: the `Authorization` header value expected, whole.
+/// Who may scrape: the `Authorization` scheme and credentials expected.
 #[derive(Clone)]
 pub(crate) struct Auth {
-    /// `Basic …` or `Bearer …`.
-    expected: Vec<u8>,
+    /// `Basic` or `Bearer` (compared without regard to case, RFC 9110).
+    scheme: &'static str,
+    /// The credentials after the scheme, compared in constant time.
+    credentials: Vec<u8>,
     /// The `WWW-Authenticate` challenge of a 401.
     challenge: &'static str,
 }
@@ -61,28 +69,40 @@ impl Auth {
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         Self {
-            expected: format!("Basic {encoded}").into_bytes(),
+            scheme: "Basic",
+            credentials: encoded.into_bytes(),
             challenge: "Basic realm=\"overrun\", charset=\"UTF-8\"",
         }
     }
 
     pub(crate) fn bearer(token: &str) -> Self {
         Self {
-            expected: format!("Bearer {token}").into_bytes(),
+            scheme: "Bearer",
+            credentials: token.as_bytes().to_vec(),
             challenge: "Bearer realm=\"overrun\"",
         }
     }
 
-    /// Compares in time independent of where the values differ.
+    /// Which scheme, for `Debug` (never the credentials).
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// Compares in time independent of where the credentials differ.
     fn admits(&self, given: Option<&HeaderValue>) -> bool {
         let given = given.map_or(&[][..], HeaderValue::as_bytes);
-        let same_len = given.len() == self.expected.len();
+        let (scheme, credentials) = match given.iter().position(|&b| b == b' ') {
+            Some(space) => (&given[..space], given[space + 1..].trim_ascii_start()),
+            None => (given, &[][..]),
+        };
+        let scheme_ok = scheme.eq_ignore_ascii_case(self.scheme.as_bytes());
+        let same_len = credentials.len() == self.credentials.len();
         let diff = self
-            .expected
+            .credentials
             .iter()
-            .zip(given.iter().chain(std::iter::repeat(&0)))
+            .zip(credentials.iter().chain(std::iter::repeat(&0)))
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        same_len & (diff == 0)
+        scheme_ok & same_len & (diff == 0)
     }
 }
 
@@ -95,14 +115,15 @@ pub(crate) struct Options {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// Connections closed by the server rather than answered, by reason.
+/// Connections the server ended early, by reason.
 #[derive(Debug, Default)]
 pub(crate) struct Closed {
-    /// Closed to make room for a newer connection.
+    /// Closed, still waiting for a request, to make room for a newer one.
     pub(crate) evicted: AtomicU64,
-    /// Past their deadline, head or whole.
+    /// Past a deadline: TLS handshake, request head or the whole exchange.
     pub(crate) timed_out: AtomicU64,
-    /// Ended by an error: malformed request, reset, TLS failure.
+    /// Ended on an error: a malformed or oversized request (which hyper
+    /// answers 400 or 431), a reset, a failed TLS handshake, a failed render.
     pub(crate) errors: AtomicU64,
 }
 
@@ -114,45 +135,63 @@ struct Shared {
     max_connections: usize,
 }
 
-/// The open connections, oldest first, each with the signal that closes it.
+/// One open connection: the signal that closes it, and whether its request
+/// has arrived (it is being answered, and is never evicted).
+#[derive(Default)]
+struct Conn {
+    close: Notify,
+    answering: AtomicBool,
+}
+
+/// The open connections, oldest first.
 #[derive(Default)]
 struct Open {
     next: u64,
-    by_age: BTreeMap<u64, Arc<Notify>>,
+    by_age: BTreeMap<u64, Arc<Conn>>,
 }
 
 impl Shared {
+    fn new(renderer: Renderer, auth: Option<Auth>, closed: Arc<Closed>, max: usize) -> Self {
+        Self {
+            renderer,
+            auth,
+            closed,
+            open: Mutex::new(Open::default()),
+            max_connections: max.max(1),
+        }
+    }
+
     fn open(&self) -> std::sync::MutexGuard<'_, Open> {
         // A poisoned lock only means a connection task panicked while
         // holding it; the map itself is always consistent.
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts a connection closed unanswered, also in the scrape failures.
+    /// Counts a connection ended early, also in the scrape failures.
     fn count(&self, reason: &AtomicU64) {
         reason.fetch_add(1, Ordering::Relaxed);
         self.renderer.failed();
     }
 
-    /// Registers a new connection, closing the oldest when full.
-    fn admit(&self) -> (u64, Arc<Notify>) {
+    /// Registers a new connection, closing the oldest waiting ones when
+    /// full. (When every open connection is being answered, the cap gives
+    /// way: each of them ends by its deadline.)
+    fn admit(&self) -> (u64, Arc<Conn>) {
         let mut open = self.open();
-        while open.by_age.len() >= self.max_connections {
-            if !evict_oldest(&mut open) {
-                break;
-            }
+        while open.by_age.len() >= self.max_connections && evict_oldest_waiting(&mut open) {
             self.count(&self.closed.evicted);
         }
         let id = open.next;
         open.next += 1;
-        let close = Arc::new(Notify::new());
-        open.by_age.insert(id, close.clone());
-        (id, close)
+        let conn = Arc::new(Conn::default());
+        open.by_age.insert(id, conn.clone());
+        (id, conn)
     }
 
-    /// Closes the oldest connection (out of file descriptors).
+    /// Closes the oldest connection still waiting for its request (the
+    /// process is out of file descriptors).
     fn make_room(&self) -> bool {
-        let evicted = evict_oldest(&mut self.open());
+        let evicted = evict_oldest_waiting(&mut self.open());
         if evicted {
             self.count(&self.closed.evicted);
         }
@@ -160,11 +199,16 @@ impl Shared {
     }
 }
 
-fn evict_oldest(open: &mut Open) -> bool {
-    match open.by_age.pop_first() {
+fn evict_oldest_waiting(open: &mut Open) -> bool {
+    let oldest = open
+        .by_age
+        .iter()
+        .find(|(_, conn)| !conn.answering.load(Ordering::Acquire))
+        .map(|(&id, _)| id);
+    match oldest.and_then(|id| open.by_age.remove(&id)) {
         // A stored permit: the task closes even if it is not waiting yet.
-        Some((_, close)) => {
-            close.notify_one();
+        Some(conn) => {
+            conn.close.notify_one();
             true
         }
         None => false,
@@ -206,13 +250,12 @@ impl Server {
             source,
         })?;
         let closed = Arc::new(Closed::default());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
             renderer,
-            auth: options.auth,
-            closed: closed.clone(),
-            open: Mutex::new(Open::default()),
-            max_connections: options.max_connections.max(1),
-        });
+            options.auth,
+            closed.clone(),
+            options.max_connections,
+        ));
         #[cfg(feature = "tls")]
         let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
         #[cfg(not(feature = "tls"))]
@@ -227,7 +270,7 @@ impl Server {
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(workers)
-                    .max_blocking_threads(1)
+                    .max_blocking_threads(RENDER_THREADS)
                     .thread_name("overrun-prometheus-worker")
                     .enable_io()
                     .enable_time()
@@ -286,7 +329,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // The accept loop stops at once; scrapes in progress get `DRAIN`.
+        // The accept loop stops at once; scrapes being answered get `DRAIN`.
         let _ = self.stop.send(true);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -328,7 +371,7 @@ async fn serve(
         };
         match accepted {
             Ok((stream, _)) => {
-                let (id, close) = shared.admit();
+                let (id, conn) = shared.admit();
                 let shared = shared.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -337,10 +380,10 @@ async fn serve(
                         id,
                     };
                     tokio::select! {
-                        _ = close.notified() => {}
+                        _ = conn.close.notified() => {}
                         done = tokio::time::timeout(
                             CONNECTION_DEADLINE,
-                            connection(stream, &shared, tls),
+                            connection(stream, &shared, &conn, tls),
                         ) => {
                             if done.is_err() {
                                 shared.count(&shared.closed.timed_out);
@@ -350,21 +393,26 @@ async fn serve(
                 });
             }
             Err(e) if out_of_descriptors(&e) => {
-                // Free one for the connection waiting in the backlog.
-                if !shared.make_room() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                tokio::task::yield_now().await;
+                // Free one for the connection waiting in the backlog, and
+                // give its task the moment it needs to close the socket
+                // (else the retry fails again and evicts another).
+                let pause = if shared.make_room() { 5 } else { 50 };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             // A connection reset before it was accepted, and the like.
             Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
-    // Close every idle connection; scrapes being answered finish (up to
-    // `DRAIN`, when the runtime shuts down).
-    let open = std::mem::take(&mut shared.open().by_age);
-    for close in open.into_values() {
-        close.notify_one();
+    // Close the connections still waiting for a request; those being
+    // answered finish, for up to `DRAIN`.
+    for conn in shared.open().by_age.values() {
+        if !conn.answering.load(Ordering::Acquire) {
+            conn.close.notify_one();
+        }
+    }
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while !shared.open().by_age.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -377,29 +425,40 @@ fn out_of_descriptors(e: &std::io::Error) -> bool {
 const EMFILE: i32 = 24;
 const ENFILE: i32 = 23;
 
-async fn connection(stream: TcpStream, shared: &Arc<Shared>, tls: Option<Acceptor>) {
+async fn connection(
+    stream: TcpStream,
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    tls: Option<Acceptor>,
+) {
     let _ = stream.set_nodelay(true);
     match tls {
-        None => http(stream, shared).await,
+        None => http(stream, shared, conn).await,
         #[cfg(feature = "tls")]
-        Some(acceptor) => match acceptor.accept(stream).await {
-            Ok(stream) => http(stream, shared).await,
-            Err(_) => shared.count(&shared.closed.errors),
-        },
+        Some(acceptor) => {
+            match tokio::time::timeout(HEAD_DEADLINE, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => http(stream, shared, conn).await,
+                Ok(Err(_)) => shared.count(&shared.closed.errors),
+                Err(_) => shared.count(&shared.closed.timed_out),
+            }
+        }
         #[cfg(not(feature = "tls"))]
         Some(never) => match never {},
     }
 }
 
-async fn http<S>(stream: S, shared: &Arc<Shared>)
+async fn http<S>(stream: S, shared: &Arc<Shared>, conn: &Arc<Conn>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = {
         let shared = shared.clone();
+        let conn = conn.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
-            let response = respond(&req, &shared);
-            async move { Ok::<_, std::convert::Infallible>(response) }
+            // The request is here: this connection is answered, not evicted.
+            conn.answering.store(true, Ordering::Release);
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(respond(&req, &shared).await) }
         })
     };
     let served = hyper::server::conn::http1::Builder::new()
@@ -420,7 +479,7 @@ where
 }
 
 /// The answer to one request.
-fn respond(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn respond(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full<Bytes>> {
     if let Some(auth) = &shared.auth
         && !auth.admits(req.headers().get(header::AUTHORIZATION))
     {
@@ -434,12 +493,24 @@ fn respond(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     // hyper writes no body to a HEAD request, and keeps its length.
     match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(shared.renderer.render())));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
+            // Off the async workers: an `append` closure may block.
+            let renderer = shared.renderer.clone();
+            match tokio::task::spawn_blocking(move || renderer.render()).await {
+                Ok(text) => {
+                    let mut r = Response::new(Full::new(Bytes::from(text)));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    r
+                }
+                // An `append` closure panicked: the scrape fails, the
+                // application goes on.
+                Err(_) => {
+                    shared.count(&shared.closed.errors);
+                    plain(StatusCode::INTERNAL_SERVER_ERROR, "render failed\n")
+                }
+            }
         }
         (&Method::GET | &Method::HEAD, _) => plain(
             StatusCode::NOT_FOUND,
@@ -466,11 +537,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 
 /// One request given as raw bytes, answered as the endpoint answers it
 /// (for the fuzzer): the bytes the server writes back.
-pub(crate) fn answer_raw(
-    renderer: &Renderer,
-    auth: Option<(&str, &str)>,
-    request: &[u8],
-) -> Vec<u8> {
+#[cfg(fuzzing)]
+pub(crate) fn answer_raw(renderer: &Renderer, auth: Option<Auth>, request: &[u8]) -> Vec<u8> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     let runtime = RUNTIME.get_or_init(|| {
@@ -479,17 +547,17 @@ pub(crate) fn answer_raw(
             .build()
             .expect("a current-thread runtime")
     });
-    let shared = Arc::new(Shared {
-        renderer: renderer.clone(),
-        auth: auth.map(|(user, password)| Auth::basic(user, password)),
-        closed: Arc::new(Closed::default()),
-        open: Mutex::new(Open::default()),
-        max_connections: 1,
-    });
+    let shared = Arc::new(Shared::new(
+        renderer.clone(),
+        auth,
+        Arc::new(Closed::default()),
+        1,
+    ));
     let request = request.to_vec();
     runtime.block_on(async move {
         let (mut client, server) = tokio::io::duplex(64 * 1024);
-        let served = tokio::spawn(async move { http(server, &shared).await });
+        let conn = Arc::new(Conn::default());
+        let served = tokio::spawn(async move { http(server, &shared, &conn).await });
         let mut out = Vec::new();
         let exchange = async {
             let _ = client.write_all(&request).await;

@@ -19,14 +19,20 @@ fn request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     request_with(addr, method, path, "")
 }
 
-/// One raw HTTP request with extra header lines; returns (status, rest).
-fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
+/// One raw HTTP request with extra header lines; the whole response.
+fn request_raw(addr: SocketAddr, method: &str, path: &str, headers: &str) -> String {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(30)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n");
     s.write_all(req.as_bytes()).unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+/// One raw HTTP request with extra header lines; returns (status, body).
+fn request_with(addr: SocketAddr, method: &str, path: &str, headers: &str) -> (u16, String) {
+    let resp = request_raw(addr, method, path, headers);
     let status = resp[9..12].parse().unwrap();
     let body = resp
         .split_once("\r\n\r\n")
@@ -142,11 +148,7 @@ fn basic_and_bearer_authentication() {
     let (status, body) = request(addr, "GET", "/metrics");
     assert_eq!(status, 401);
     assert!(!body.contains("overrun_"), "nothing leaks: {body}");
-    let mut raw = String::new();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    s.read_to_string(&mut raw).unwrap();
+    let raw = request_raw(addr, "GET", "/metrics", "");
     assert!(
         raw.to_ascii_lowercase()
             .contains("www-authenticate: basic realm=\"overrun\""),
@@ -170,6 +172,9 @@ fn basic_and_bearer_authentication() {
     assert!(body.contains("overrun_exporter_scrapes_total"));
     // Other paths too: nothing is told without credentials.
     assert_eq!(request(addr, "GET", "/nope").0, 401);
+    // The scheme is case-insensitive (RFC 9110); the credentials are not.
+    let lower = "authorization: basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n";
+    assert_eq!(request_with(addr, "GET", "/metrics", lower).0, 200);
 
     let bearer = PrometheusExporter::builder()
         .listen("127.0.0.1:0".parse().unwrap())
@@ -299,4 +304,63 @@ async fn starts_and_stops_inside_a_tokio_runtime() {
     assert_eq!(status, 200);
     drop(exporter);
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+}
+
+/// Past `max_connections`, the oldest connection still waiting for its
+/// request is closed; a scrape being answered never is.
+#[test]
+fn the_oldest_waiting_connection_makes_room() {
+    let exporter = PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .max_connections(4)
+        // A slow render: the first scrape is being answered for 300 ms.
+        .append(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            String::new()
+        })
+        .install()
+        .unwrap();
+    let addr = exporter.local_addr();
+    let answering = std::thread::spawn(move || request(addr, "GET", "/metrics"));
+    std::thread::sleep(Duration::from_millis(100));
+    // Ten connections that send nothing, while the scrape is rendered.
+    let idle: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let (status, body) = answering.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("overrun_exporter_scrapes_total"),
+        "a full answer"
+    );
+    // The scrape and 10 idle ones, 4 at a time: 7 idle ones were closed
+    // (the scrape, answering, was not). Its end left room for the next one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while exporter.closed().evicted < 7 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(exporter.closed().evicted, 7, "{:?}", exporter.closed());
+    assert_eq!(request(addr, "GET", "/metrics").0, 200);
+    assert_eq!(exporter.closed().evicted, 7, "{:?}", exporter.closed());
+    drop(idle);
+}
+
+/// A panicking `append` closure fails that scrape (500, counted), not the
+/// exporter: the next scrape is answered.
+#[test]
+fn a_panicking_append_fails_only_the_scrape() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = calls.clone();
+    let exporter = PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .append(move || {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+                panic!("the application's render broke");
+            }
+            String::new()
+        })
+        .install()
+        .unwrap();
+    let addr = exporter.local_addr();
+    assert_eq!(request(addr, "GET", "/metrics").0, 500);
+    assert_eq!(exporter.closed().errors, 1);
+    assert_eq!(request(addr, "GET", "/metrics").0, 200);
 }

@@ -136,18 +136,17 @@ thread_local! {
 
 /// The next sequence number, from this thread's block.
 fn next_seq() -> u64 {
-    let take_block = || NEXT_SEQ_BLOCK.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
-    SEQ.try_with(|seq| {
+    // A `const` cell without a destructor: readable even while the thread
+    // is torn down.
+    SEQ.with(|seq| {
         let (mut next, mut end) = seq.get();
         if next == end {
-            next = take_block();
+            next = NEXT_SEQ_BLOCK.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
             end = next + SEQ_BLOCK;
         }
         seq.set((next + 1, end));
         next
     })
-    // A thread being torn down: a block of its own for this one event.
-    .unwrap_or_else(|_| take_block())
 }
 
 /// Calls `f` with the registered hooks, from this thread's copy while it is
@@ -158,7 +157,12 @@ fn with_hooks(f: impl FnOnce(&[(u64, Hook)])) {
     let mut f = Some(f);
     let cached = CACHED_HOOKS.try_with(|cached| {
         if cached.borrow().0 != generation {
-            *cached.borrow_mut() = (generation, HOOKS.read().clone());
+            let fresh = HOOKS.read().clone();
+            // The old copy is dropped after the lock is released: it may
+            // hold the last reference to a removed hook, whose captured
+            // values may add or remove hooks when they drop.
+            let old = cached.replace((generation, fresh));
+            drop(old);
         }
         let cached = cached.borrow();
         if let Some(f) = f.take() {
@@ -208,7 +212,11 @@ pub fn on_violation(hook: impl Fn(&Violation) + Send + Sync + 'static) -> HookId
     HookId(id)
 }
 
-/// Removes a hook; `false` if it was already gone.
+/// Removes a hook; `false` if it was already gone. Once this returns, no
+/// later violation calls it; a call already under way on another thread
+/// finishes. The closure itself is dropped when the last thread that held
+/// it lets it go (at its next violation, or when it exits), so what it
+/// captures may be dropped later and on another thread.
 ///
 /// ```
 /// let id = overrun::on_violation(|_| {});
@@ -223,8 +231,10 @@ pub fn remove_hook(id: HookId) -> bool {
     let before = list.len();
     let list: Vec<(u64, Hook)> = list.iter().filter(|(i, _)| *i != id.0).cloned().collect();
     let removed = list.len() != before;
-    *hooks = Some(Arc::new(list));
-    HOOKS_GENERATION.fetch_add(1, Ordering::Release);
+    if removed {
+        *hooks = Some(Arc::new(list));
+        HOOKS_GENERATION.fetch_add(1, Ordering::Release);
+    }
     removed
 }
 
