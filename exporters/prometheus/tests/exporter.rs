@@ -364,3 +364,27 @@ fn a_panicking_append_fails_only_the_scrape() {
     assert_eq!(exporter.closed().errors, 1);
     assert_eq!(request(addr, "GET", "/metrics").0, 200);
 }
+
+/// Stopping the exporter lets a scrape being answered finish.
+#[test]
+fn a_scrape_being_answered_finishes_when_the_exporter_stops() {
+    let exporter = PrometheusExporter::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .append(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            String::new()
+        })
+        .install()
+        .unwrap();
+    let addr = exporter.local_addr();
+    let scrape = std::thread::spawn(move || request(addr, "GET", "/metrics"));
+    std::thread::sleep(Duration::from_millis(100));
+    drop(exporter);
+    let (status, body) = scrape.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("overrun_exporter_scrapes_total"),
+        "a full answer"
+    );
+    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+}
