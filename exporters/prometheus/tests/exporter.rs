@@ -306,23 +306,33 @@ async fn starts_and_stops_inside_a_tokio_runtime() {
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
 
-/// Past `max_connections`, the oldest connection still waiting for its
-/// request is closed; a scrape being answered never is.
-#[test]
-fn the_oldest_waiting_connection_makes_room() {
-    let exporter = PrometheusExporter::builder()
+/// An exporter whose render takes 300 ms (an appended closure sleeps).
+fn slow_render(max_connections: usize) -> PrometheusExporter {
+    PrometheusExporter::builder()
         .listen("127.0.0.1:0".parse().unwrap())
-        .max_connections(4)
-        // A slow render: the first scrape is being answered for 300 ms.
+        .max_connections(max_connections)
         .append(|| {
             std::thread::sleep(Duration::from_millis(300));
             String::new()
         })
         .install()
-        .unwrap();
-    let addr = exporter.local_addr();
-    let answering = std::thread::spawn(move || request(addr, "GET", "/metrics"));
+        .unwrap()
+}
+
+/// A scrape started on another thread, 100 ms into its answer on return.
+fn scrape_being_answered(addr: SocketAddr) -> std::thread::JoinHandle<(u16, String)> {
+    let scrape = std::thread::spawn(move || request(addr, "GET", "/metrics"));
     std::thread::sleep(Duration::from_millis(100));
+    scrape
+}
+
+/// Past `max_connections`, the oldest connection still waiting for its
+/// request is closed; a scrape being answered never is.
+#[test]
+fn the_oldest_waiting_connection_makes_room() {
+    let exporter = slow_render(4);
+    let addr = exporter.local_addr();
+    let answering = scrape_being_answered(addr);
     // Ten connections that send nothing, while the scrape is rendered.
     let idle: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let (status, body) = answering.join().unwrap();
@@ -368,17 +378,9 @@ fn a_panicking_append_fails_only_the_scrape() {
 /// Stopping the exporter lets a scrape being answered finish.
 #[test]
 fn a_scrape_being_answered_finishes_when_the_exporter_stops() {
-    let exporter = PrometheusExporter::builder()
-        .listen("127.0.0.1:0".parse().unwrap())
-        .append(|| {
-            std::thread::sleep(Duration::from_millis(300));
-            String::new()
-        })
-        .install()
-        .unwrap();
+    let exporter = slow_render(1024);
     let addr = exporter.local_addr();
-    let scrape = std::thread::spawn(move || request(addr, "GET", "/metrics"));
-    std::thread::sleep(Duration::from_millis(100));
+    let scrape = scrape_being_answered(addr);
     drop(exporter);
     let (status, body) = scrape.join().unwrap();
     assert_eq!(status, 200);
