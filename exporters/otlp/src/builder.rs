@@ -195,45 +195,70 @@ impl Builder {
             last_round: std::sync::atomic::AtomicBool::new(false),
         });
 
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Thread)?;
-        // The gRPC channel spawns its worker on the runtime, so the
-        // transport is built inside it.
-        let transport = {
-            let _enter = runtime.enter();
-            transport::Transport::new(&cfg)?
-        };
-        let hook = overrun::on_violation(move |v| hook_queue.offer(v));
         let now = unix_nanos();
         let start = now.saturating_sub(overrun::snapshot().run.wall_ns);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let flush = Arc::new(tokio::sync::Notify::new());
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let worker = Worker {
-            cfg,
-            transport,
-            resource,
-            buckets: self.buckets,
-            shared: Arc::clone(&shared),
-            start,
-            delta: encode::DeltaState::new(start),
-            flush: Arc::clone(&flush),
-        };
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), Error>>();
+        let buckets = self.buckets;
+        let worker_shared = Arc::clone(&shared);
+        let worker_flush = Arc::clone(&flush);
+        // The runtime is built, run and dropped on the exporter's own thread:
+        // `install()` may be called inside the application's runtime (under
+        // `#[tokio::main]`), where dropping a runtime panics, and a setting
+        // that fails there (a certificate, say) must be an error, not that.
         let thread = std::thread::Builder::new()
             .name("overrun-otlp".into())
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(Error::Thread(e)));
+                        return;
+                    }
+                };
+                // The gRPC channel spawns its worker on the runtime, so the
+                // transport is built inside it.
+                let transport = {
+                    let _enter = runtime.enter();
+                    transport::Transport::new(&cfg)
+                };
+                let transport = match transport {
+                    Ok(transport) => transport,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let worker = Worker {
+                    cfg,
+                    transport,
+                    resource,
+                    buckets,
+                    shared: worker_shared,
+                    start,
+                    delta: encode::DeltaState::new(start),
+                    flush: worker_flush,
+                };
+                let _ = ready_tx.send(Ok(()));
                 runtime.block_on(worker.run(stop_rx, shutdown_timeout));
                 let _ = done_tx.send(());
-            });
-        let thread = match thread {
-            Ok(t) => t,
-            Err(e) => {
-                overrun::remove_hook(hook);
-                return Err(Error::Thread(e));
-            }
-        };
+            })
+            .map_err(Error::Thread)?;
+        let started = ready_rx.recv().unwrap_or_else(|_| {
+            Err(Error::Thread(std::io::Error::other(
+                "the exporter thread ended before it started",
+            )))
+        });
+        if let Err(e) = started {
+            let _ = thread.join();
+            return Err(e);
+        }
+        let hook = overrun::on_violation(move |v| hook_queue.offer(v));
         // The run ends without this handle being dropped (`process::exit`,
         // SIGTERM): one last round of metrics and events, bounded.
         let exit_hook = {

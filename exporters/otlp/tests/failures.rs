@@ -185,3 +185,38 @@ fn events_stay_bounded_through_an_outage() {
 fn over_in_outage() -> u64 {
     std::hint::black_box(2)
 }
+
+/// A setting that fails while the transport is built (here a CA bundle
+/// with no certificate) is an error naming it, also when `install()` runs
+/// inside the application's runtime: the exporter's own runtime is built
+/// and dropped on its thread, never in the caller's async context (where
+/// dropping a runtime panics).
+#[test]
+fn install_inside_a_runtime_returns_the_error() {
+    for multi_thread in [false, true] {
+        let runtime = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread().build()
+        } else {
+            tokio::runtime::Builder::new_current_thread().build()
+        }
+        .unwrap();
+        let err = runtime.block_on(async {
+            OtlpExporter::builder()
+                .endpoint("https://127.0.0.1:1")
+                .ca_certificate_pem("not a certificate")
+                .install()
+                .unwrap_err()
+        });
+        let text = err.to_string();
+        assert!(text.starts_with("CA certificate"), "{text}");
+        // And a working one, installed and dropped there too.
+        runtime.block_on(async {
+            let otlp = OtlpExporter::builder()
+                .endpoint("http://127.0.0.1:1")
+                .timeout(Duration::from_millis(200))
+                .install()
+                .unwrap();
+            drop(otlp);
+        });
+    }
+}
