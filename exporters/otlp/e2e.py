@@ -340,6 +340,16 @@ def outage_run(protocol):
     d.send("calls 5 1", "called")
     stats = d.finish()
     check(int(stats["metric_failures"]) >= 1, f"{label}: driver counted failed exports ({stats})")
+    # Told on stderr once per reason, and once when it recovered: not once a
+    # round.
+    said = [line for line in d.output if line.startswith("overrun-otlp: metrics export")]
+    failing = [line for line in said if " failing: " in line]
+    reasons = {line.split(" failing: ", 1)[1] for line in failing}
+    check(len(failing) >= 1 and len(failing) == len(reasons),
+          f"{label}: each failure reason told once on stderr ({len(failing)} lines, "
+          f"{len(reasons)} reasons, {stats['metric_failures']} failures)")
+    check(sum(" recovered after " in line for line in said) == 1,
+          f"{label}: the recovery told once on stderr ({said})")
     check(stats["queue_dropped"] == "0" and stats["events_pending"] == "0",
           f"{label}: no event dropped or left pending")
     _, logs_before = parse(first.text())

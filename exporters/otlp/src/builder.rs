@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::worker::{Worker, unix_nanos};
+use crate::worker::{FailureLog, Worker, unix_nanos};
 use crate::{
     Compression, DEFAULT_BUCKETS, Error, ExportStats, OtlpExporter, Protocol, Shared, Temporality,
     config, encode, events, transport,
@@ -235,6 +235,8 @@ impl Builder {
                     }
                 };
                 let worker = Worker {
+                    metrics_log: FailureLog::new("metrics", &cfg.metrics_url),
+                    logs_log: FailureLog::new("logs", &cfg.logs_url),
                     cfg,
                     transport,
                     resource,

@@ -160,7 +160,7 @@ pub enum Compression {
 ///     .timeout(std::time::Duration::ZERO)
 ///     .install()
 ///     .unwrap_err();
-/// assert!(matches!(err, overrun_otlp::Error::Invalid { ref setting, .. } if setting == "timeout"));
+/// assert!(matches!(err, overrun_otlp::Error::Invalid { ref setting, .. } if setting == "timeout()"));
 /// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -227,9 +227,15 @@ pub struct ExportStats {
     pub events_rate_limited: u64,
     /// Events dropped because the queue was full during an outage.
     pub events_queue_dropped: u64,
-    /// The last failure, if the last export of its signal failed (no header
-    /// values, ever).
+    /// The most recent failure of either signal, kept after exports succeed
+    /// again (no header values, ever). Whether a signal is failing now is
+    /// [`metrics_error`](Self::metrics_error) and
+    /// [`logs_error`](Self::logs_error).
     pub last_error: Option<String>,
+    /// Why the last metrics export failed; `None` once one succeeds.
+    pub metrics_error: Option<String>,
+    /// Why the last logs export failed; `None` once one succeeds.
+    pub logs_error: Option<String>,
 }
 
 /// What the exporter's handle and its thread share.

@@ -23,6 +23,61 @@ pub(crate) struct Worker {
     pub(crate) start: u64,
     pub(crate) delta: encode::DeltaState,
     pub(crate) flush: Arc<tokio::sync::Notify>,
+    pub(crate) metrics_log: FailureLog,
+    pub(crate) logs_log: FailureLog,
+}
+
+/// Tells stderr about one signal's export failures: once when they start,
+/// again only when the reason changes, and once when exports succeed again
+/// (a collector that stays down is one line, not one a round).
+#[derive(Debug)]
+pub(crate) struct FailureLog {
+    signal: &'static str,
+    endpoint: String,
+    failing: Option<String>,
+    failures: u64,
+}
+
+impl FailureLog {
+    pub(crate) fn new(signal: &'static str, endpoint: &http::Uri) -> Self {
+        Self {
+            signal,
+            endpoint: endpoint.to_string(),
+            failing: None,
+            failures: 0,
+        }
+    }
+
+    /// The line to print for this failure, if it is news.
+    pub(crate) fn failed(&mut self, reason: &str) -> Option<String> {
+        self.failures += 1;
+        if self.failing.as_deref() == Some(reason) {
+            return None;
+        }
+        let line = format!(
+            "overrun-otlp: {} export to {} failing: {reason} (counted in stats(); \
+             told again only if the reason changes)",
+            self.signal, self.endpoint
+        );
+        self.failing = Some(reason.to_owned());
+        Some(line)
+    }
+
+    /// The line to print for this success, if it ends a run of failures.
+    pub(crate) fn succeeded(&mut self) -> Option<String> {
+        self.failing.take()?;
+        let failures = std::mem::take(&mut self.failures);
+        Some(format!(
+            "overrun-otlp: {} export to {} recovered after {failures} failed request(s)",
+            self.signal, self.endpoint
+        ))
+    }
+}
+
+fn tell(line: Option<String>) {
+    if let Some(line) = line {
+        eprintln!("{line}");
+    }
 }
 
 /// `send`, or a timeout error once `deadline` passes.
@@ -113,12 +168,16 @@ impl Worker {
             match result {
                 Ok(()) => {
                     stats.metric_exports += 1;
+                    stats.metrics_error = None;
                     if let Some(a) = accepted {
                         self.delta.accept(a);
                     }
+                    tell(self.metrics_log.succeeded());
                 }
                 Err(e) => {
                     stats.metric_failures += 1;
+                    tell(self.metrics_log.failed(&e));
+                    stats.metrics_error = Some(e.clone());
                     stats.last_error = Some(e);
                     // The collector is likely down: the rest of this round
                     // waits for the next one (cumulative figures lose
@@ -147,9 +206,13 @@ impl Worker {
                 Ok(()) => {
                     stats.log_exports += 1;
                     stats.events_sent += n as u64;
+                    stats.logs_error = None;
+                    tell(self.logs_log.succeeded());
                 }
                 Err(e) => {
                     stats.log_failures += 1;
+                    tell(self.logs_log.failed(&e));
+                    stats.logs_error = Some(e.clone());
                     stats.last_error = Some(e);
                     drop(stats);
                     self.shared.queue.put_back(events);
@@ -180,5 +243,34 @@ impl Worker {
             rate_dropped: q.rate_dropped.load(),
             queue_dropped: q.queue_dropped.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FailureLog;
+
+    #[test]
+    fn failures_are_told_once_per_reason_and_recovery_once() {
+        let mut log = FailureLog::new("metrics", &"http://c:4318/v1/metrics".parse().unwrap());
+        let refused = "connection refused";
+        let first = log.failed(refused).expect("the first failure is told");
+        assert!(
+            first
+                .contains("metrics export to http://c:4318/v1/metrics failing: connection refused")
+        );
+        assert_eq!(log.failed(refused), None, "the same reason again is not");
+        assert_eq!(log.failed(refused), None);
+        let changed = log
+            .failed("metrics export timed out after 10s")
+            .expect("a new reason is");
+        assert!(changed.contains("timed out"));
+        let back = log.succeeded().expect("the recovery is told");
+        assert!(
+            back.ends_with("recovered after 4 failed request(s)"),
+            "{back}"
+        );
+        assert_eq!(log.succeeded(), None, "success after success is not");
+        assert!(log.failed(refused).is_some(), "a new outage is told again");
     }
 }
