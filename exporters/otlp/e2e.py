@@ -442,6 +442,65 @@ def short_run(label, protocol, collector, env):
           f"{label}: the violation event arrived")
 
 
+def environment_runs(collector):
+    """The specification's variables against the real collector: invalid
+    values warned about and replaced (the data still arrives), a signal
+    turned off, the SDK disabled, and one signal over another protocol."""
+    label = "invalid variables"
+    d = Driver("http/protobuf", collector, {
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "zstd",
+        "OTEL_EXPORTER_OTLP_HEADERS": "broken",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "10s",
+        "OTEL_SDK_DISABLED": "maybe",
+    })
+    d.send("calls 9 1", "called")
+    d.send("export", "exported")
+    stats = d.finish()
+    said = "".join(d.output)
+    for var in ("OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_SDK_DISABLED"):
+        check(said.count(f"overrun-otlp: {var}: ") == 1, f"{label}: {var} warned about once")
+    check(stats["metric_failures"] == "0", f"{label}: exports accepted ({stats})")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 10, function="handle")
+    p = last_value(points, "overrun.calls", function="handle")
+    check(p is not None and p["value"] == 10 and len(logs) == 1,
+          f"{label}: the defaults applied and everything arrived")
+
+    label = "OTEL_LOGS_EXPORTER=none"
+    d = Driver("http/protobuf", collector, {"OTEL_LOGS_EXPORTER": "none"})
+    d.send("calls 9 1", "called")
+    d.send("export", "exported")
+    stats = d.finish()
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 10, function="handle")
+    p = last_value(points, "overrun.calls", function="handle")
+    check(p is not None and p["value"] == 10, f"{label}: metrics arrived")
+    check(not logs and stats["events_pending"] == "0", f"{label}: no violation event kept or sent")
+
+    label = "OTEL_SDK_DISABLED=true"
+    d = Driver("http/protobuf", collector, {"OTEL_SDK_DISABLED": "true"})
+    d.send("calls 9 1", "called")
+    check(d.send("flush", "flushed") == "flushed true", f"{label}: flush has nothing to do")
+    stats = d.finish()
+    time.sleep(1)
+    points, logs = parse(collector.text())
+    check(not ours(points, d.proc.pid) and not ours(logs, d.proc.pid),
+          f"{label}: nothing reached the collector")
+    check(all(v == "0" for v in stats.values()), f"{label}: nothing counted ({stats})")
+
+    label = "logs over gRPC, metrics over HTTP"
+    d = Driver("http/protobuf", collector, {
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": f"http://127.0.0.1:{collector.grpc}",
+    })
+    d.send("calls 9 1", "called")
+    d.send("export", "exported")
+    stats = d.finish()
+    check(stats["metric_failures"] == "0" and stats["log_failures"] == "0",
+          f"{label}: both accepted ({stats})")
+    points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 10, function="handle")
+    check(len(logs) == 1, f"{label}: the violation event arrived over gRPC")
+
+
 def tls_run(protocol, collector, proxy):
     label = f"{protocol} over TLS"
     port = proxy.grpc if protocol == "grpc" else proxy.http
@@ -555,6 +614,7 @@ def main():
             protocol_run(protocol, collector)
             short_run(f"{protocol} gzip", protocol, collector,
                       {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
+        environment_runs(collector)
         proxy = TlsProxy(collector)
         for protocol in ("grpc", "http/protobuf"):
             tls_run(protocol, collector, proxy)

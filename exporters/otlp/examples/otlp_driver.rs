@@ -7,6 +7,8 @@
 //!   (each a time violation); `traced` runs them inside an OpenTelemetry span
 //!   and prints its trace id.
 //! - `export`: waits until a round of exports succeeded after this command.
+//! - `flush`: `flush()` now; prints `flushed true` if every request of the
+//!   round was accepted (or there was nothing to send).
 //! - `fail`: waits until a metrics export failed after this command.
 //! - `quit`: shuts the exporter down (a last export) and prints its counters.
 //! - `exit`: ends the process with `std::process::exit(0)` from a worker
@@ -95,6 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 println!("exported");
             }
+            ["flush"] => println!("flushed {}", exporter.flush()),
             ["fail"] => {
                 let before = exporter.stats().metric_failures;
                 while exporter.stats().metric_failures == before {

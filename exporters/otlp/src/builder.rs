@@ -176,8 +176,12 @@ impl Builder {
         let cfg = config::resolve(&self.explicit, env)?;
         overrun::export::check_buckets(&self.buckets)
             .map_err(|e| Error::invalid("buckets()", e.to_string()))?;
-        let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg.timeout);
-        let cfg_timeout = cfg.timeout;
+        // Variables that were not usable: said once, then the defaults.
+        for warning in &cfg.warnings {
+            eprintln!("overrun-otlp: {warning}");
+        }
+        let cfg_timeout = cfg.metrics.timeout.max(cfg.logs.timeout);
+        let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg_timeout);
         let resource = encode::resource(self.service_name.as_deref(), &self.resource, env);
         let queue = Arc::new(events::Queue::new(
             self.max_pending_events,
@@ -195,6 +199,24 @@ impl Builder {
             last_round: std::sync::atomic::AtomicBool::new(false),
         });
 
+        if cfg.disabled || !(cfg.metrics.enabled || cfg.logs.enabled) {
+            // OTEL_SDK_DISABLED=true, or both signals `none`: no thread, no
+            // hook, nothing sent; the handle works and counts nothing.
+            let (stop, _) = tokio::sync::watch::channel(false);
+            let (_, done) = std::sync::mpsc::channel();
+            return Ok(OtlpExporter {
+                shared,
+                hook: None,
+                exit_hook: None,
+                stop,
+                done,
+                thread: None,
+                shutdown_timeout,
+                flush: Arc::new(tokio::sync::Notify::new()),
+                timeout: cfg_timeout,
+            });
+        }
+        let logs_enabled = cfg.logs.enabled;
         let now = unix_nanos();
         let start = now.saturating_sub(overrun::snapshot().run.wall_ns);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -223,22 +245,29 @@ impl Builder {
                 };
                 // The gRPC channel spawns its worker on the runtime, so the
                 // transport is built inside it.
-                let transport = {
+                let transports = {
                     let _enter = runtime.enter();
-                    transport::Transport::new(&cfg)
+                    let build = |signal: &config::Signal| {
+                        signal
+                            .enabled
+                            .then(|| transport::Transport::new(signal))
+                            .transpose()
+                    };
+                    build(&cfg.metrics).and_then(|m| Ok((m, build(&cfg.logs)?)))
                 };
-                let transport = match transport {
-                    Ok(transport) => transport,
+                let (metrics_transport, logs_transport) = match transports {
+                    Ok(transports) => transports,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
                 let worker = Worker {
-                    metrics_log: FailureLog::new("metrics", &cfg.metrics_url),
-                    logs_log: FailureLog::new("logs", &cfg.logs_url),
+                    metrics_log: FailureLog::new("metrics", &cfg.metrics.url),
+                    logs_log: FailureLog::new("logs", &cfg.logs.url),
                     cfg,
-                    transport,
+                    metrics_transport,
+                    logs_transport,
                     resource,
                     buckets,
                     shared: worker_shared,
@@ -260,7 +289,8 @@ impl Builder {
             let _ = thread.join();
             return Err(e);
         }
-        let hook = overrun::on_violation(move |v| hook_queue.offer(v));
+        // Violation events only when logs are exported.
+        let hook = logs_enabled.then(|| overrun::on_violation(move |v| hook_queue.offer(v)));
         // The run ends without this handle being dropped (`process::exit`,
         // SIGTERM): one last round of metrics and events, bounded.
         let exit_hook = {
@@ -270,7 +300,7 @@ impl Builder {
         };
         Ok(OtlpExporter {
             shared,
-            hook: Some(hook),
+            hook,
             exit_hook: Some(exit_hook),
             stop: stop_tx,
             done: done_rx,

@@ -50,18 +50,34 @@
 //!
 //! # Settings
 //!
-//! A builder call wins over the environment, which wins over the default:
+//! The environment variables of OpenTelemetry's specification for OTLP
+//! exporters, all of them. A builder call wins over the environment; a
+//! signal's own variable (`…_METRICS_…`, `…_LOGS_…`; logs carry the
+//! violation events) wins over the generic one; then the default.
 //!
-//! | builder | variable | default |
-//! | --- | --- | --- |
-//! | [`endpoint`](Builder::endpoint) | `OTEL_EXPORTER_OTLP_ENDPOINT` (`_METRICS_` / `_LOGS_ENDPOINT` per signal) | `http://localhost:4318` (gRPC: `:4317`) |
-//! | [`protocol`](Builder::protocol) | `OTEL_EXPORTER_OTLP_PROTOCOL` (`grpc`, `http/protobuf`) | `http/protobuf` |
-//! | [`header`](Builder::header) | `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k2=v2`, %-decoded) | none |
-//! | [`timeout`](Builder::timeout) | `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | 10 s |
-//! | [`interval`](Builder::interval) | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | 60 s |
-//! | [`temporality`](Builder::temporality) | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | cumulative |
-//! | [`compression`](Builder::compression) | `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`) | none |
-//! | [`ca_certificate_pem`](Builder::ca_certificate_pem) | `OTEL_EXPORTER_OTLP_CERTIFICATE` (a PEM file) | the system's roots |
+//! | variable | what it does | default | builder |
+//! | --- | --- | --- | --- |
+//! | `OTEL_SDK_DISABLED` | `true`: `install()` starts nothing; the handle sends and keeps nothing | `false` | |
+//! | `OTEL_METRICS_EXPORTER` | `none`: no metrics are sent; `otlp` (or a list with it): sent | `otlp` | |
+//! | `OTEL_LOGS_EXPORTER` | `none`: no violation events are kept or sent | `otlp` | |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL; over HTTP, `/v1/metrics` and `/v1/logs` are added | `http://localhost:4318` (gRPC `:4317`) | [`endpoint`](Builder::endpoint) |
+//! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `…_LOGS_ENDPOINT` | one signal's whole URL, used as is | the above | |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_METRICS_PROTOCOL`, `…_LOGS_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` | [`protocol`](Builder::protocol) |
+//! | `OTEL_EXPORTER_OTLP_HEADERS`, `…_METRICS_HEADERS`, `…_LOGS_HEADERS` | `k=v,k2=v2`, percent-decoded; sent on every request, never printed | none | [`header`](Builder::header) (added over them) |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `…_METRICS_TIMEOUT`, `…_LOGS_TIMEOUT` | one request's limit, milliseconds | 10 000 | [`timeout`](Builder::timeout) |
+//! | `OTEL_EXPORTER_OTLP_COMPRESSION`, `…_METRICS_COMPRESSION`, `…_LOGS_COMPRESSION` | `gzip` or `none` | `none` | [`compression`](Builder::compression) |
+//! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_METRICS_CERTIFICATE`, `…_LOGS_CERTIFICATE` | a PEM file of CA certificates trusted besides the system's | the system's roots | [`ca_certificate_pem`](Builder::ca_certificate_pem) |
+//! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative`, `delta` or `lowmemory` (delta) | `cumulative` | [`temporality`](Builder::temporality) |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | time between metric exports, milliseconds | 60 000 | [`interval`](Builder::interval) |
+//! | `OTEL_SERVICE_NAME` | `service.name` | `unknown_service:<program>` | [`service_name`](Builder::service_name) |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | `k=v,…`, percent-decoded, into the resource | | [`resource_attribute`](Builder::resource_attribute) |
+//!
+//! A variable whose value is not usable (`OTEL_EXPORTER_OTLP_TIMEOUT=10s`,
+//! `…_COMPRESSION=zstd`, `…_PROTOCOL=GRPC`, a certificate file that cannot
+//! be read) never stops start-up: `install()` says so once on stderr,
+//! naming the variable, and the next level applies (as the specification
+//! asks). A builder value that is not usable is an [`Error`] naming the
+//! method.
 //!
 //! `https://` endpoints use TLS (rustls) with the system's roots plus the CA
 //! given. Header values are secrets: no error, `Debug` output or log line of
@@ -396,6 +412,10 @@ impl OtlpExporter {
     /// assert_eq!(otlp.stats().metric_failures, 1);
     /// ```
     pub fn flush(&self) -> bool {
+        if self.thread.is_none() {
+            // Turned off by the environment: nothing to send.
+            return true;
+        }
         let before = self.stats();
         let finished = self
             .shared
@@ -457,14 +477,27 @@ impl Drop for OtlpExporter {
 pub mod __private {
     /// Every `OTEL_*` variable the exporter reads.
     pub const OTEL_VARIABLES: &[&str] = &[
+        "OTEL_SDK_DISABLED",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_LOGS_EXPORTER",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
         "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
         "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
         "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
         "OTEL_METRIC_EXPORT_INTERVAL",
         "OTEL_RESOURCE_ATTRIBUTES",
@@ -473,8 +506,8 @@ pub mod __private {
 
     /// The configuration and resource resolved from these variables alone
     /// (the process environment is not read): `Debug` of the settings and
-    /// the resource's attributes, or the error's text.
-    pub fn resolve_env(vars: &[(&str, &str)]) -> Result<String, String> {
+    /// the resource's attributes, and the warnings; or the error's text.
+    pub fn resolve_env(vars: &[(&str, &str)]) -> Result<(String, Vec<String>), String> {
         let env = |name: &str| {
             vars.iter()
                 .find(|(k, _)| *k == name)
@@ -484,7 +517,8 @@ pub mod __private {
         let resolved = crate::config::resolve(&crate::config::Explicit::default(), &env)
             .map_err(|e| e.to_string())?;
         let resource = crate::encode::resource(None, &[], &env);
-        Ok(format!("{resolved:?} {:?}", resource.attributes))
+        let warnings = resolved.warnings.clone();
+        Ok((format!("{resolved:?} {:?}", resource.attributes), warnings))
     }
 
     /// Every data point the exporter would send for `snap`, as

@@ -18,7 +18,7 @@ use prost::Message as _;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::config::Resolved;
+use crate::config::Signal;
 use crate::{Compression, Error, Protocol};
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -31,18 +31,18 @@ pub(crate) enum Transport {
     },
     Http {
         client: Client<Https, Full<Bytes>>,
-        metrics: http::Uri,
-        logs: http::Uri,
+        url: http::Uri,
         headers: http::HeaderMap,
         gzip: bool,
     },
 }
 
 impl Transport {
-    /// Builds the transport; must run inside a tokio runtime (the gRPC
-    /// channel's worker is spawned on it). Connections are made lazily, so a
-    /// collector that is down is a failed export later, not an error here.
-    pub(crate) fn new(cfg: &Resolved) -> Result<Self, Error> {
+    /// Builds one signal's transport; must run inside a tokio runtime (the
+    /// gRPC channel's worker is spawned on it). Connections are made lazily,
+    /// so a collector that is down is a failed export later, not an error
+    /// here.
+    pub(crate) fn new(cfg: &Signal) -> Result<Self, Error> {
         match cfg.protocol {
             Protocol::Grpc => {
                 let channel = |url: &http::Uri| -> Result<Channel, Error> {
@@ -61,12 +61,7 @@ impl Transport {
                     }
                     Ok(ep.connect_lazy())
                 };
-                let metrics_channel = channel(&cfg.metrics_url)?;
-                let logs_channel = if cfg.logs_url == cfg.metrics_url {
-                    metrics_channel.clone()
-                } else {
-                    channel(&cfg.logs_url)?
-                };
+                let channel = channel(&cfg.url)?;
                 let mut metadata = MetadataMap::new();
                 for (k, v) in &cfg.headers {
                     let key = MetadataKey::from_bytes(k.as_bytes()).map_err(|_| {
@@ -82,8 +77,8 @@ impl Transport {
                     val.set_sensitive(true);
                     metadata.insert(key, val);
                 }
-                let mut metrics = MetricsServiceClient::new(metrics_channel);
-                let mut logs = LogsServiceClient::new(logs_channel);
+                let mut metrics = MetricsServiceClient::new(channel.clone());
+                let mut logs = LogsServiceClient::new(channel);
                 if cfg.compression == Compression::Gzip {
                     use tonic::codec::CompressionEncoding::Gzip;
                     metrics = metrics.send_compressed(Gzip).accept_compressed(Gzip);
@@ -146,8 +141,7 @@ impl Transport {
                 }
                 Ok(Self::Http {
                     client,
-                    metrics: cfg.metrics_url.clone(),
-                    logs: cfg.logs_url.clone(),
+                    url: cfg.url.clone(),
                     headers,
                     gzip: cfg.compression == Compression::Gzip,
                 })
@@ -173,11 +167,10 @@ impl Transport {
             }
             Self::Http {
                 client,
-                metrics,
+                url,
                 headers,
                 gzip,
-                ..
-            } => post(client, metrics, headers, body(req.encode_to_vec(), *gzip)?).await,
+            } => post(client, url, headers, body(req.encode_to_vec(), *gzip)?).await,
         }
     }
 
@@ -193,18 +186,19 @@ impl Transport {
             }
             Self::Http {
                 client,
-                logs,
+                url,
                 headers,
                 gzip,
-                ..
-            } => post(client, logs, headers, body(req.encode_to_vec(), *gzip)?).await,
+            } => post(client, url, headers, body(req.encode_to_vec(), *gzip)?).await,
         }
     }
 }
 
 /// The certificates of a PEM bundle; an error if there is none or one is
 /// malformed.
-fn ca_certificates(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
+pub(crate) fn ca_certificates(
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
     use rustls::pki_types::{CertificateDer, pem::PemObject as _};
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()

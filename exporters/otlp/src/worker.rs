@@ -16,7 +16,9 @@ pub(crate) fn unix_nanos() -> u64 {
 /// The exporter thread's state.
 pub(crate) struct Worker {
     pub(crate) cfg: config::Resolved,
-    pub(crate) transport: transport::Transport,
+    /// `None` for a signal turned off (`OTEL_METRICS_EXPORTER=none`, …).
+    pub(crate) metrics_transport: Option<transport::Transport>,
+    pub(crate) logs_transport: Option<transport::Transport>,
     pub(crate) resource: opentelemetry_proto::tonic::resource::v1::Resource,
     pub(crate) buckets: Vec<f64>,
     pub(crate) shared: Arc<Shared>,
@@ -137,57 +139,69 @@ impl Worker {
     /// One export: metrics, then pending events (all of them at shutdown).
     async fn round(&mut self, deadline: Option<tokio::time::Instant>) {
         self.shared.started.fetch_add(1, Ordering::AcqRel);
-        let timeout = self.cfg.timeout;
-        let bounded = |d: Option<tokio::time::Instant>| {
+        let bounded = |d: Option<tokio::time::Instant>, timeout: Duration| {
             let by_timeout = tokio::time::Instant::now() + timeout;
             d.map_or(by_timeout, |d| d.min(by_timeout))
         };
 
-        let health = self.health();
-        let snap = overrun::snapshot();
-        let requests = encode::metrics(
-            &snap,
-            &self.resource,
-            &self.buckets,
-            health,
-            self.start,
-            unix_nanos(),
-        );
-        drop(snap);
-        for mut req in requests {
-            let accepted =
-                (self.cfg.temporality == Temporality::Delta).then(|| self.delta.apply(&mut req));
-            let result = within(
-                bounded(deadline),
-                "metrics",
-                timeout,
-                self.transport.send_metrics(req),
-            )
-            .await;
-            let mut stats = self.shared.stats.lock();
-            match result {
-                Ok(()) => {
-                    stats.metric_exports += 1;
-                    stats.metrics_error = None;
-                    if let Some(a) = accepted {
-                        self.delta.accept(a);
-                    }
-                    tell(self.metrics_log.succeeded());
+        if let Some(transport) = self.metrics_transport.as_mut() {
+            let timeout = self.cfg.metrics.timeout;
+            let health = {
+                let stats = self.shared.stats.lock();
+                let q = &self.shared.queue;
+                encode::Health {
+                    metric_failures: stats.metric_failures,
+                    log_failures: stats.log_failures,
+                    rate_dropped: q.rate_dropped.load(),
+                    queue_dropped: q.queue_dropped.load(Ordering::Relaxed),
                 }
-                Err(e) => {
-                    stats.metric_failures += 1;
-                    tell(self.metrics_log.failed(&e));
-                    stats.metrics_error = Some(e.clone());
-                    stats.last_error = Some(e);
-                    // The collector is likely down: the rest of this round
-                    // waits for the next one (cumulative figures lose
-                    // nothing by it).
-                    break;
+            };
+            let snap = overrun::snapshot();
+            let requests = encode::metrics(
+                &snap,
+                &self.resource,
+                &self.buckets,
+                health,
+                self.start,
+                unix_nanos(),
+            );
+            drop(snap);
+            for mut req in requests {
+                let accepted = (self.cfg.temporality == Temporality::Delta)
+                    .then(|| self.delta.apply(&mut req));
+                let result = within(
+                    bounded(deadline, timeout),
+                    "metrics",
+                    timeout,
+                    transport.send_metrics(req),
+                )
+                .await;
+                let mut stats = self.shared.stats.lock();
+                match result {
+                    Ok(()) => {
+                        stats.metric_exports += 1;
+                        stats.metrics_error = None;
+                        if let Some(a) = accepted {
+                            self.delta.accept(a);
+                        }
+                        tell(self.metrics_log.succeeded());
+                    }
+                    Err(e) => {
+                        stats.metric_failures += 1;
+                        tell(self.metrics_log.failed(&e));
+                        stats.metrics_error = Some(e.clone());
+                        stats.last_error = Some(e);
+                        // The collector is likely down: the rest of this
+                        // round waits for the next one (cumulative figures
+                        // lose nothing by it).
+                        break;
+                    }
                 }
             }
         }
 
-        loop {
+        while let Some(transport) = self.logs_transport.as_mut() {
+            let timeout = self.cfg.logs.timeout;
             let events = self.shared.queue.take(EVENTS_PER_REQUEST);
             if events.is_empty() {
                 break;
@@ -195,10 +209,10 @@ impl Worker {
             let n = events.len();
             let req = encode::logs(&events, &self.resource);
             let result = within(
-                bounded(deadline),
+                bounded(deadline, timeout),
                 "logs",
                 timeout,
-                self.transport.send_logs(req),
+                transport.send_logs(req),
             )
             .await;
             let mut stats = self.shared.stats.lock();
@@ -232,17 +246,6 @@ impl Worker {
             self.shared.exports.fetch_add(1, Ordering::Release);
         }
         self.shared.finished.notify_all();
-    }
-
-    fn health(&self) -> encode::Health {
-        let stats = self.shared.stats.lock();
-        let q = &self.shared.queue;
-        encode::Health {
-            metric_failures: stats.metric_failures,
-            log_failures: stats.log_failures,
-            rate_dropped: q.rate_dropped.load(),
-            queue_dropped: q.queue_dropped.load(Ordering::Relaxed),
-        }
     }
 }
 

@@ -199,7 +199,7 @@ impl Builder {
     }
 
     /// Requires HTTP basic authentication (Prometheus' `basic_auth`), for
-    /// an endpoint bound beyond loopback (with [`tls`](Builder::tls), or
+    /// an endpoint bound beyond loopback (with `tls`, feature `tls`, or
     /// the password crosses the network in the clear). Other requests get
     /// `401`. Replaces [`bearer_token`](Builder::bearer_token). The
     /// credentials are never printed, by `Debug` or in an error.
