@@ -29,7 +29,6 @@ pub struct Builder {
     resource: Vec<(String, String)>,
     buckets: Vec<f64>,
     events_per_second: u64,
-    max_pending_events: usize,
     shutdown_timeout: Option<Duration>,
 }
 
@@ -44,7 +43,9 @@ impl std::fmt::Debug for Builder {
             .field("service_name", &self.service_name)
             .field("resource", &self.resource)
             .field("events_per_second", &self.events_per_second)
-            .field("max_pending_events", &self.max_pending_events)
+            .field("events_delay", &self.explicit.events_delay)
+            .field("events_batch", &self.explicit.events_batch)
+            .field("max_pending_events", &self.explicit.events_queue)
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +58,6 @@ impl Default for Builder {
             resource: Vec::new(),
             buckets: DEFAULT_BUCKETS.to_vec(),
             events_per_second: 100,
-            max_pending_events: 4096,
             shutdown_timeout: None,
         }
     }
@@ -149,7 +149,22 @@ impl Builder {
 
     /// Events kept while the collector is unreachable (default 4096).
     pub fn max_pending_events(mut self, n: usize) -> Self {
-        self.max_pending_events = n;
+        self.explicit.events_queue = Some(n);
+        self
+    }
+
+    /// How often violation events are sent, apart from the metrics (over
+    /// `OTEL_BLRP_SCHEDULE_DELAY`; default 1 s). As many events as a batch
+    /// go at once, without waiting.
+    pub fn events_delay(mut self, every: Duration) -> Self {
+        self.explicit.events_delay = Some(every);
+        self
+    }
+
+    /// Violation events per request (over
+    /// `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE`; default 512).
+    pub fn events_batch(mut self, n: usize) -> Self {
+        self.explicit.events_batch = Some(n);
         self
     }
 
@@ -184,7 +199,8 @@ impl Builder {
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg_timeout);
         let resource = encode::resource(self.service_name.as_deref(), &self.resource, env);
         let queue = Arc::new(events::Queue::new(
-            self.max_pending_events,
+            cfg.events_queue,
+            cfg.events_batch,
             self.events_per_second,
         ));
         let hook_queue = Arc::clone(&queue);

@@ -45,6 +45,13 @@ pub(crate) struct Resolved {
     pub(crate) logs: Signal,
     pub(crate) interval: Duration,
     pub(crate) temporality: Temporality,
+    /// The violation events' own schedule (OpenTelemetry's batch log
+    /// processor): sent every `events_delay`, or as soon as `events_batch`
+    /// are waiting, in requests of at most `events_batch`.
+    pub(crate) events_delay: Duration,
+    pub(crate) events_batch: usize,
+    /// Events kept while they cannot be sent.
+    pub(crate) events_queue: usize,
     /// Variables that were not usable, and what was done instead.
     pub(crate) warnings: Vec<String>,
 }
@@ -70,6 +77,9 @@ impl std::fmt::Debug for Resolved {
             .field("logs", &self.logs)
             .field("interval", &self.interval)
             .field("temporality", &self.temporality)
+            .field("events_delay", &self.events_delay)
+            .field("events_batch", &self.events_batch)
+            .field("events_queue", &self.events_queue)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -95,7 +105,14 @@ pub(crate) struct Explicit {
     pub(crate) temporality: Option<Temporality>,
     pub(crate) compression: Option<Compression>,
     pub(crate) ca_pem: Option<Vec<u8>>,
+    pub(crate) events_delay: Option<Duration>,
+    pub(crate) events_batch: Option<usize>,
+    pub(crate) events_queue: Option<usize>,
 }
+
+/// The default bound of the event queue: more than the specification's
+/// 2 048, as an event is small and an outage should cost few of them.
+pub(crate) const EVENTS_QUEUE: usize = 4096;
 
 /// The environment, and the warnings about it.
 struct Vars<'a> {
@@ -165,6 +182,43 @@ pub(crate) fn resolve(explicit: &Explicit, env: Env<'_>) -> Result<Resolved, Err
             )
             .unwrap_or(Temporality::Cumulative),
     };
+    let events_delay = match explicit.events_delay {
+        Some(t) if t.is_zero() => {
+            return Err(Error::invalid(
+                "events_delay()",
+                "must be greater than zero",
+            ));
+        }
+        Some(t) => t,
+        None => vars
+            .first(&["OTEL_BLRP_SCHEDULE_DELAY"], positive_millis)
+            .unwrap_or(Duration::from_secs(1)),
+    };
+    let count = |v: &str| match v.trim().parse::<usize>() {
+        Ok(0) => Err("must be greater than zero".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{v:?} is not a whole number")),
+    };
+    let events_queue = match explicit.events_queue {
+        Some(n) => n.max(1),
+        None => vars
+            .first(&["OTEL_BLRP_MAX_QUEUE_SIZE"], count)
+            .unwrap_or(EVENTS_QUEUE),
+    };
+    let events_batch = match explicit.events_batch {
+        Some(0) => {
+            return Err(Error::invalid(
+                "events_batch()",
+                "must be greater than zero",
+            ));
+        }
+        Some(n) => n,
+        None => vars
+            .first(&["OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"], count)
+            .unwrap_or(512),
+    }
+    // As the specification asks: a batch is never larger than the queue.
+    .min(events_queue);
     // A generic variable is read for both signals: warned about once.
     let mut warnings = vars.warnings;
     let mut seen = std::collections::HashSet::new();
@@ -175,6 +229,9 @@ pub(crate) fn resolve(explicit: &Explicit, env: Env<'_>) -> Result<Resolved, Err
         logs,
         interval,
         temporality,
+        events_delay,
+        events_batch,
+        events_queue,
         warnings,
     })
 }
@@ -503,6 +560,33 @@ mod tests {
         assert_eq!(r.logs.timeout, Duration::from_secs(1));
         assert_eq!(r.metrics.compression, Compression::None);
         assert_eq!(r.logs.compression, Compression::Gzip);
+    }
+
+    #[test]
+    fn violation_events_follow_the_batch_log_processor_variables() {
+        let r = resolve_env(&[]);
+        assert_eq!(
+            (r.events_delay, r.events_batch, r.events_queue),
+            (Duration::from_secs(1), 512, EVENTS_QUEUE)
+        );
+        let r = resolve_env(&[
+            ("OTEL_BLRP_SCHEDULE_DELAY", "250"),
+            ("OTEL_BLRP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "512"),
+        ]);
+        assert_eq!(
+            (r.events_delay, r.events_batch, r.events_queue),
+            (Duration::from_millis(250), 100, 100)
+        );
+        let r = resolve_env(&[
+            ("OTEL_BLRP_SCHEDULE_DELAY", "soon"),
+            ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ]);
+        assert_eq!(
+            (r.events_delay, r.events_batch),
+            (Duration::from_secs(1), 512)
+        );
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
     }
 
     #[test]

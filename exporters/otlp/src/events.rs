@@ -55,6 +55,10 @@ impl Event {
 pub(crate) struct Queue {
     pending: Mutex<VecDeque<Event>>,
     capacity: usize,
+    /// A full batch is waiting: the worker sends it without waiting for its
+    /// schedule.
+    batch: usize,
+    pub(crate) batch_ready: tokio::sync::Notify,
     per_second: u64,
     /// The second (since the Unix epoch) the rate window counts, and how many
     /// events it admitted so far.
@@ -92,10 +96,12 @@ impl Striped {
 }
 
 impl Queue {
-    pub(crate) fn new(capacity: usize, per_second: u64) -> Self {
+    pub(crate) fn new(capacity: usize, batch: usize, per_second: u64) -> Self {
         Self {
             pending: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
+            batch: batch.max(1),
+            batch_ready: tokio::sync::Notify::new(),
             per_second,
             window: AtomicU64::new(0),
             admitted: AtomicU64::new(0),
@@ -124,11 +130,16 @@ impl Queue {
             return;
         }
         let event = Event::here(v);
-        self.push_back([event]);
+        if self.push_back([event]) {
+            self.batch_ready.notify_one();
+        }
     }
 
-    fn push_back(&self, events: impl IntoIterator<Item = Event>) {
+    /// Queues `events`; `true` when a full batch is now waiting (told once,
+    /// as the queue reaches it).
+    fn push_back(&self, events: impl IntoIterator<Item = Event>) -> bool {
         let mut q = self.pending.lock();
+        let before = q.len();
         for e in events {
             if q.len() == self.capacity {
                 q.pop_front();
@@ -136,6 +147,7 @@ impl Queue {
             }
             q.push_back(e);
         }
+        before < self.batch && q.len() >= self.batch
     }
 
     /// Takes up to `max` events, oldest first.
@@ -183,7 +195,7 @@ mod tests {
 
     #[test]
     fn rate_limit_per_second() {
-        let q = Queue::new(100, 3);
+        let q = Queue::new(100, 512, 3);
         for i in 0..5 {
             q.offer(&violation(i, 1_000_000_000));
         }
@@ -195,7 +207,7 @@ mod tests {
 
     #[test]
     fn bounded_and_order_kept_across_a_failed_send() {
-        let q = Queue::new(4, 1_000);
+        let q = Queue::new(4, 512, 1_000);
         for i in 0..6 {
             q.offer(&violation(i, 1));
         }
@@ -220,7 +232,7 @@ mod tests {
 
     #[test]
     fn put_back_goes_first() {
-        let q = Queue::new(10, 1_000);
+        let q = Queue::new(10, 512, 1_000);
         for i in 0..3 {
             q.offer(&violation(i, 1));
         }

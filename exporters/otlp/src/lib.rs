@@ -69,6 +69,9 @@
 //! | `OTEL_EXPORTER_OTLP_CERTIFICATE`, `…_METRICS_CERTIFICATE`, `…_LOGS_CERTIFICATE` | a PEM file of CA certificates trusted besides the system's | the system's roots | [`ca_certificate_pem`](Builder::ca_certificate_pem) |
 //! | `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` | `cumulative`, `delta` or `lowmemory` (delta) | `cumulative` | [`temporality`](Builder::temporality) |
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | time between metric exports, milliseconds | 60 000 | [`interval`](Builder::interval) |
+//! | `OTEL_BLRP_SCHEDULE_DELAY` | violation events are sent this often (milliseconds), apart from the metrics | 1 000 | [`events_delay`](Builder::events_delay) |
+//! | `OTEL_BLRP_MAX_EXPORT_BATCH_SIZE` | events per request; as many waiting sends them at once | 512 | [`events_batch`](Builder::events_batch) |
+//! | `OTEL_BLRP_MAX_QUEUE_SIZE` | events kept while they cannot be sent (beyond, the oldest are dropped, counted) | 4 096 (the specification says 2 048; an event is small) | [`max_pending_events`](Builder::max_pending_events) |
 //! | `OTEL_SERVICE_NAME` | `service.name` | `unknown_service:<program>` | [`service_name`](Builder::service_name) |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | `k=v,…`, percent-decoded, into the resource | | [`resource_attribute`](Builder::resource_attribute) |
 //!
@@ -500,6 +503,9 @@ pub mod __private {
         "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
         "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
         "OTEL_METRIC_EXPORT_INTERVAL",
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
         "OTEL_RESOURCE_ATTRIBUTES",
         "OTEL_SERVICE_NAME",
     ];

@@ -94,9 +94,6 @@ async fn within(
         .unwrap_or_else(|_| Err(format!("{signal} export timed out after {timeout:?}")))
 }
 
-/// Events sent per logs request.
-const EVENTS_PER_REQUEST: usize = 512;
-
 impl Worker {
     pub(crate) async fn run(
         mut self,
@@ -104,12 +101,26 @@ impl Worker {
         shutdown: Duration,
     ) {
         self.shared.alive.store(true, Ordering::Release);
-        let mut next = tokio::time::Instant::now() + self.cfg.interval;
+        let now = tokio::time::Instant::now();
+        let mut next = now + self.cfg.interval;
+        // Violation events on their own schedule (the batch log processor's):
+        // every `events_delay`, and at once when a batch is full.
+        let mut next_events = now + self.cfg.events_delay;
+        let queue = Arc::clone(&self.shared.queue);
         loop {
             let flush = Arc::clone(&self.flush);
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => {
                     next += self.cfg.interval;
+                }
+                _ = tokio::time::sleep_until(next_events) => {
+                    self.events(None).await;
+                    next_events = tokio::time::Instant::now() + self.cfg.events_delay;
+                    continue;
+                }
+                _ = queue.batch_ready.notified() => {
+                    self.events(None).await;
+                    continue;
                 }
                 _ = flush.notified() => {}
                 _ = stop.changed() => break,
@@ -200,9 +211,34 @@ impl Worker {
             }
         }
 
+        self.events(deadline).await;
+        {
+            // Under the lock, so a waiter between its check and its wait
+            // cannot miss the wake-up.
+            let _guard = self.shared.finished_lock.lock();
+            self.shared.exports.fetch_add(1, Ordering::Release);
+        }
+        self.shared.finished.notify_all();
+    }
+
+    /// Sends the violation events waiting now, a batch per request (all of
+    /// them, bounded by `deadline`, at shutdown); a failed request puts its
+    /// batch back and ends the attempt.
+    async fn events(&mut self, deadline: Option<tokio::time::Instant>) {
+        let bounded = |d: Option<tokio::time::Instant>, timeout: Duration| {
+            let by_timeout = tokio::time::Instant::now() + timeout;
+            d.map_or(by_timeout, |d| d.min(by_timeout))
+        };
+        let batches = self
+            .shared
+            .queue
+            .len()
+            .div_ceil(self.cfg.events_batch)
+            .max(1);
+        let mut sent_batches = 0;
         while let Some(transport) = self.logs_transport.as_mut() {
             let timeout = self.cfg.logs.timeout;
-            let events = self.shared.queue.take(EVENTS_PER_REQUEST);
+            let events = self.shared.queue.take(self.cfg.events_batch);
             if events.is_empty() {
                 break;
             }
@@ -233,19 +269,13 @@ impl Worker {
                     break;
                 }
             }
-            // In a normal round, one request per signal; the rest wait for
-            // the next interval. At shutdown, everything goes.
-            if deadline.is_none() {
+            // Only the batches waiting now: events raised meanwhile go with
+            // the next, so a storm cannot keep this loop going.
+            sent_batches += 1;
+            if deadline.is_none() && sent_batches >= batches {
                 break;
             }
         }
-        {
-            // Under the lock, so a waiter between its check and its wait
-            // cannot miss the wake-up.
-            let _guard = self.shared.finished_lock.lock();
-            self.shared.exports.fetch_add(1, Ordering::Release);
-        }
-        self.shared.finished.notify_all();
     }
 }
 

@@ -26,51 +26,56 @@ fn receiver(statuses: Vec<u16>) -> (u16, mpsc::Receiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
+    // A thread per connection: the client may open a second one while the
+    // first waits in its pool.
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(statuses.into_iter()));
     std::thread::spawn(move || {
-        let mut statuses = statuses.into_iter();
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut writer = stream;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let mut headers = Vec::new();
+            let (tx, statuses) = (tx.clone(), statuses.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
                 loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    let h = h.trim_end();
-                    if h.is_empty() {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         break;
                     }
-                    let (k, v) = h.split_once(':').unwrap();
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let mut headers = Vec::new();
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        let (k, v) = h.split_once(':').unwrap();
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                    let len: usize = headers
+                        .iter()
+                        .find(|(k, _)| k == "content-length")
+                        .map_or(0, |(_, v)| v.parse().unwrap());
+                    let mut body = vec![0; len];
+                    reader.read_exact(&mut body).unwrap();
+                    let status = if path == "/v1/metrics" {
+                        statuses.lock().unwrap().next().unwrap_or(200)
+                    } else {
+                        200
+                    };
+                    let _ = tx.send(Request {
+                        path,
+                        headers,
+                        body,
+                    });
+                    let reason = if status == 200 { "OK" } else { "Unavailable" };
+                    let _ = write!(
+                        writer,
+                        "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n"
+                    );
                 }
-                let len: usize = headers
-                    .iter()
-                    .find(|(k, _)| k == "content-length")
-                    .map_or(0, |(_, v)| v.parse().unwrap());
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                let status = if path == "/v1/metrics" {
-                    statuses.next().unwrap_or(200)
-                } else {
-                    200
-                };
-                let _ = tx.send(Request {
-                    path,
-                    headers,
-                    body,
-                });
-                let reason = if status == 200 { "OK" } else { "Unavailable" };
-                let _ = write!(
-                    writer,
-                    "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n"
-                );
-            }
+            });
         }
     });
     (port, rx)
@@ -261,4 +266,71 @@ fn gzip_bodies_are_gzip() {
     assert!(protobuf.len() > request.body.len());
     let req = ExportMetricsServiceRequest::decode(&*protobuf).unwrap();
     assert_eq!(calls_of(&req, "gzip_fn").0, 1);
+}
+
+#[overrun::measure(budget = "1ns")]
+fn eventful() {
+    std::thread::sleep(Duration::from_micros(10));
+}
+
+/// Violation events leave on their own schedule (the batch log processor's),
+/// not with the metrics: with an hour between metric exports, they arrive
+/// within the events delay, and a full batch goes at once.
+#[test]
+fn events_leave_on_their_own_schedule() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    let (port, rx) = receiver(Vec::new());
+    let otlp = OtlpExporter::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .protocol(Protocol::HttpProtobuf)
+        .interval(Duration::from_secs(3600))
+        .events_delay(Duration::from_millis(200))
+        .events_batch(5)
+        .install()
+        .unwrap();
+    // Log records received until `expected` arrived or `timeout` passed.
+    let records = |expected: usize, timeout: Duration| -> usize {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut n = 0;
+        while n < expected
+            && let Some(left) = deadline.checked_duration_since(std::time::Instant::now())
+        {
+            let Ok(req) = rx.recv_timeout(left) else {
+                break;
+            };
+            assert_ne!(req.path, "/v1/metrics", "no metric export within the hour");
+            let logs = ExportLogsServiceRequest::decode(&req.body[..]).unwrap();
+            n += logs
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len())
+                .sum::<usize>();
+        }
+        n
+    };
+    // Two events: sent by the schedule, well before the metrics' hour.
+    eventful();
+    eventful();
+    assert_eq!(records(2, Duration::from_secs(3)), 2);
+    // Twelve at once: two full batches go without waiting, then the rest.
+    for _ in 0..12 {
+        eventful();
+    }
+    assert_eq!(records(12, Duration::from_secs(3)), 12);
+    // The worker counts a request once its answer is read.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while otlp.stats().events_sent < 14 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = otlp.stats();
+    assert_eq!(
+        (
+            stats.events_sent,
+            stats.events_pending,
+            stats.metric_exports
+        ),
+        (14, 0, 0),
+        "{stats:?}"
+    );
 }
