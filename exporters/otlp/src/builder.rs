@@ -212,7 +212,7 @@ impl Builder {
             finished: parking_lot::Condvar::new(),
             finished_lock: Mutex::new(()),
             alive: std::sync::atomic::AtomicBool::new(false),
-            last_round: std::sync::atomic::AtomicBool::new(false),
+            last_call: tokio::sync::Notify::new(),
         });
 
         if cfg.disabled || !(cfg.metrics.enabled || cfg.logs.enabled) {
@@ -281,6 +281,7 @@ impl Builder {
                 let worker = Worker {
                     metrics_log: FailureLog::new("metrics", &cfg.metrics.url),
                     logs_log: FailureLog::new("logs", &cfg.logs.url),
+                    in_flight: Vec::new(),
                     cfg,
                     metrics_transport,
                     logs_transport,
@@ -310,9 +311,9 @@ impl Builder {
         // The run ends without this handle being dropped (`process::exit`,
         // SIGTERM): one last round of metrics and events, bounded.
         let exit_hook = {
-            let (shared, flush) = (Arc::clone(&shared), Arc::clone(&flush));
+            let shared = Arc::clone(&shared);
             let bound = shutdown_timeout + Duration::from_millis(500);
-            overrun::run::on_exit(move || shared.export_last(&flush, bound))
+            overrun::run::on_exit(move || shared.export_last(bound))
         };
         Ok(OtlpExporter {
             shared,

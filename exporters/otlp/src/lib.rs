@@ -255,6 +255,9 @@ pub struct ExportStats {
     pub metrics_error: Option<String>,
     /// Why the last logs export failed; `None` once one succeeds.
     pub logs_error: Option<String>,
+    /// Events the last round at shutdown could not send (a collector down
+    /// or hanging): dropped with the exporter, and counted here.
+    pub events_shutdown_dropped: u64,
 }
 
 /// What the exporter's handle and its thread share.
@@ -269,10 +272,10 @@ struct Shared {
     finished_lock: Mutex<()>,
     /// The worker is running its loop (false once it has stopped).
     alive: std::sync::atomic::AtomicBool,
-    /// The next round asked for is the process' last: it sends every
-    /// pending event, not one request's worth, bounded by the shutdown
+    /// Told when the process' last round is asked for: it pre-empts a round
+    /// under way and sends every pending event, bounded by the shutdown
     /// timeout.
-    last_round: std::sync::atomic::AtomicBool,
+    last_call: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -295,12 +298,13 @@ impl Shared {
     /// The last export of a process that ends without dropping the exporter:
     /// every count and every pending event, bounded by `timeout`; returns at
     /// once if the worker is gone.
-    fn export_last(&self, flush: &tokio::sync::Notify, timeout: Duration) {
+    fn export_last(&self, timeout: Duration) {
         if !self.alive.load(Ordering::Acquire) {
             return;
         }
-        self.last_round.store(true, Ordering::Release);
-        self.export_now(flush, timeout);
+        let next = self.started.load(Ordering::Acquire) + 1;
+        self.last_call.notify_one();
+        self.wait_rounds(next, timeout);
     }
 
     /// Asks for a round now and waits for it, at most `timeout`.

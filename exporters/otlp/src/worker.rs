@@ -27,6 +27,34 @@ pub(crate) struct Worker {
     pub(crate) flush: Arc<tokio::sync::Notify>,
     pub(crate) metrics_log: FailureLog,
     pub(crate) logs_log: FailureLog,
+    /// The batch of events a request is carrying: if the request is
+    /// abandoned (the exporter stops while the collector hangs), they go
+    /// back to the queue for the last round rather than vanish.
+    pub(crate) in_flight: Vec<crate::events::Event>,
+}
+
+/// What the worker's loop does next.
+enum Work {
+    Round,
+    Events,
+    Last,
+    Stop,
+}
+
+/// Counts a round as finished when it ends, however it ends (a round
+/// abandoned at shutdown too), so nobody waits for it in vain.
+struct Finished<'a>(&'a Shared);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        {
+            // Under the lock, so a waiter between its check and its wait
+            // cannot miss the wake-up.
+            let _guard = self.0.finished_lock.lock();
+            self.0.exports.fetch_add(1, Ordering::Release);
+        }
+        self.0.finished.notify_all();
+    }
 }
 
 /// Tells stderr about one signal's export failures: once when they start,
@@ -107,49 +135,82 @@ impl Worker {
         // every `events_delay`, and at once when a batch is full.
         let mut next_events = now + self.cfg.events_delay;
         let queue = Arc::clone(&self.shared.queue);
+        let shared = Arc::clone(&self.shared);
         loop {
             let flush = Arc::clone(&self.flush);
-            tokio::select! {
+            let work = tokio::select! {
                 _ = tokio::time::sleep_until(next) => {
                     next += self.cfg.interval;
+                    Work::Round
                 }
                 _ = tokio::time::sleep_until(next_events) => {
-                    self.events(None).await;
                     next_events = tokio::time::Instant::now() + self.cfg.events_delay;
+                    Work::Events
+                }
+                _ = queue.batch_ready.notified() => Work::Events,
+                _ = flush.notified() => Work::Round,
+                _ = shared.last_call.notified() => Work::Last,
+                _ = stop.changed() => Work::Stop,
+            };
+            // A round under way gives way to the end: a collector that
+            // hangs must not cost the last round its time.
+            let next_work = match work {
+                Work::Round | Work::Events => {
+                    let job = async {
+                        if matches!(work, Work::Round) {
+                            self.round(None).await;
+                        } else {
+                            self.events(None).await;
+                        }
+                    };
+                    tokio::select! {
+                        () = job => None,
+                        _ = shared.last_call.notified() => Some(Work::Last),
+                        _ = stop.changed() => Some(Work::Stop),
+                    }
+                }
+                other => Some(other),
+            };
+            match next_work {
+                Some(Work::Stop) => break,
+                Some(Work::Last) => {
+                    // The process is ending: everything pending, bounded.
+                    self.last_round(shutdown).await;
                     continue;
                 }
-                _ = queue.batch_ready.notified() => {
-                    self.events(None).await;
-                    continue;
-                }
-                _ = flush.notified() => {}
-                _ = stop.changed() => break,
+                _ => {}
             }
-            if self.shared.last_round.load(Ordering::Acquire) {
-                // The process is ending: everything pending, bounded.
-                let deadline = tokio::time::Instant::now() + shutdown;
-                self.round(Some(deadline)).await;
-                continue;
-            }
-            self.round(None).await;
             let now = tokio::time::Instant::now();
             if next < now {
                 // An export took longer than the interval: skip, don't burst.
                 next = now + self.cfg.interval;
             }
         }
-        // Every request of the last round is bounded by the deadline, so the
-        // round ends by then and events it could not send go back to the
-        // queue (counted as pending). Cancelling the round from outside
-        // instead could drop events it had already taken, uncounted.
+        self.last_round(shutdown).await;
+        // What the last round could not send goes with the exporter:
+        // counted, with its reason, not left looking pending.
+        let left = self.shared.queue.take(usize::MAX).len() as u64;
+        self.shared.stats.lock().events_shutdown_dropped += left;
+        self.shared.alive.store(false, Ordering::Release);
+    }
+
+    /// Every count and every pending event (the batch an abandoned request
+    /// carried first), bounded by `shutdown`.
+    async fn last_round(&mut self, shutdown: Duration) {
+        if !self.in_flight.is_empty() {
+            self.shared
+                .queue
+                .put_back(std::mem::take(&mut self.in_flight));
+        }
         let deadline = tokio::time::Instant::now() + shutdown;
         self.round(Some(deadline)).await;
-        self.shared.alive.store(false, Ordering::Release);
     }
 
     /// One export: metrics, then pending events (all of them at shutdown).
     async fn round(&mut self, deadline: Option<tokio::time::Instant>) {
         self.shared.started.fetch_add(1, Ordering::AcqRel);
+        let shared = Arc::clone(&self.shared);
+        let _finished = Finished(&shared);
         let bounded = |d: Option<tokio::time::Instant>, timeout: Duration| {
             let by_timeout = tokio::time::Instant::now() + timeout;
             d.map_or(by_timeout, |d| d.min(by_timeout))
@@ -212,13 +273,6 @@ impl Worker {
         }
 
         self.events(deadline).await;
-        {
-            // Under the lock, so a waiter between its check and its wait
-            // cannot miss the wake-up.
-            let _guard = self.shared.finished_lock.lock();
-            self.shared.exports.fetch_add(1, Ordering::Release);
-        }
-        self.shared.finished.notify_all();
     }
 
     /// Sends the violation events waiting now, a batch per request (all of
@@ -238,12 +292,12 @@ impl Worker {
         let mut sent_batches = 0;
         while let Some(transport) = self.logs_transport.as_mut() {
             let timeout = self.cfg.logs.timeout;
-            let events = self.shared.queue.take(self.cfg.events_batch);
-            if events.is_empty() {
+            self.in_flight = self.shared.queue.take(self.cfg.events_batch);
+            if self.in_flight.is_empty() {
                 break;
             }
-            let n = events.len();
-            let req = encode::logs(&events, &self.resource);
+            let n = self.in_flight.len();
+            let req = encode::logs(&self.in_flight, &self.resource);
             let result = within(
                 bounded(deadline, timeout),
                 "logs",
@@ -254,6 +308,7 @@ impl Worker {
             let mut stats = self.shared.stats.lock();
             match result {
                 Ok(()) => {
+                    self.in_flight.clear();
                     stats.log_exports += 1;
                     stats.events_sent += n as u64;
                     stats.logs_error = None;
@@ -265,7 +320,9 @@ impl Worker {
                     stats.logs_error = Some(e.clone());
                     stats.last_error = Some(e);
                     drop(stats);
-                    self.shared.queue.put_back(events);
+                    self.shared
+                        .queue
+                        .put_back(std::mem::take(&mut self.in_flight));
                     break;
                 }
             }
