@@ -501,6 +501,37 @@ def environment_runs(collector):
     check(len(logs) == 1, f"{label}: the violation event arrived over gRPC")
 
 
+def storm_run(collector):
+    """A storm of violations of one function: its events are limited, each
+    carries `overrun.suppressed`, and events plus suppressed add up to every
+    violation; another function's one event still arrives."""
+    label = "storm"
+    d = Driver("http/protobuf", collector, {"OTEL_BLRP_SCHEDULE_DELAY": "100"})
+    d.send("storm 3000", "stormed")
+    d.send("calls 0 1", "called")  # one slow `handle`: its only event
+    time.sleep(1.2)  # the next second: the storm's last event carries the rest
+    d.send("storm 1", "stormed")
+    d.send("export", "exported")
+    stats = d.finish()
+    deadline = time.time() + 15
+    while True:
+        _, logs = parse(collector.text())
+        logs = ours(logs, d.proc.pid)
+        storm = [lg for lg in logs if lg["attrs"].get("function") == "stormy"]
+        total = sum(1 + int(lg["attrs"].get("overrun.suppressed", 0)) for lg in storm)
+        if total >= 3001 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    check(total == 3001, f"{label}: events plus overrun.suppressed = 3001 violations "
+          f"({len(storm)} events, total {total})")
+    check(0 < len(storm) < 3001 and any("overrun.suppressed" in lg["attrs"] for lg in storm),
+          f"{label}: the storm was limited, its events carry overrun.suppressed")
+    handle = [lg for lg in logs if lg["attrs"].get("function") == "handle"]
+    check(len(handle) == 1, f"{label}: another function's only event arrived ({len(handle)})")
+    check(int(stats["rate_limited"]) == 3001 - len(storm),
+          f"{label}: the rest counted as rate limited ({stats})")
+
+
 def tls_run(protocol, collector, proxy):
     label = f"{protocol} over TLS"
     port = proxy.grpc if protocol == "grpc" else proxy.http
@@ -615,6 +646,7 @@ def main():
             short_run(f"{protocol} gzip", protocol, collector,
                       {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
         environment_runs(collector)
+        storm_run(collector)
         proxy = TlsProxy(collector)
         for protocol in ("grpc", "http/protobuf"):
             tls_run(protocol, collector, proxy)

@@ -7,6 +7,8 @@
 //!   (each a time violation); `traced` runs them inside an OpenTelemetry span
 //!   and prints its trace id.
 //! - `export`: waits until a round of exports succeeded after this command.
+//! - `storm N`: N calls of `stormy`, each over its 1 ns budget, at full
+//!   speed.
 //! - `flush`: `flush()` now; prints `flushed true` if every request of the
 //!   round was accepted (or there was nothing to send).
 //! - `fail`: waits until a metrics export failed after this command.
@@ -26,6 +28,13 @@ use std::io::BufRead as _;
 use std::time::Duration;
 
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+
+/// Every call over its budget: a storm of violations of one site.
+#[overrun::measure(budget = "1ns")]
+fn stormy() -> u64 {
+    std::thread::sleep(Duration::from_micros(1));
+    std::hint::black_box(3)
+}
 
 #[overrun::measure(budget = "20ms")]
 fn handle(slow: bool) -> u64 {
@@ -98,6 +107,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("exported");
             }
             ["flush"] => println!("flushed {}", exporter.flush()),
+            ["storm", n] => {
+                for _ in 0..n.parse::<u64>()? {
+                    stormy();
+                }
+                println!("stormed");
+            }
             ["fail"] => {
                 let before = exporter.stats().metric_failures;
                 while exporter.stats().metric_failures == before {

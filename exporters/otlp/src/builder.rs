@@ -139,9 +139,12 @@ impl Builder {
         self
     }
 
-    /// Violation events admitted per second (default 100); the rest are
-    /// counted in `overrun.violations.dropped{reason="rate_limit"}`. Every
-    /// violation is still counted in `overrun.budget.violations`.
+    /// Violation events admitted per second for each site and kind
+    /// (default 100), so one noisy function cannot starve the others. The
+    /// rest are counted in `overrun.violations.dropped{reason="rate_limit"}`,
+    /// and the site's next event carries how many in `overrun.suppressed`:
+    /// events plus their `overrun.suppressed` add up to every violation
+    /// (still counted in `overrun.budget.violations` too).
     pub fn events_per_second(mut self, n: u64) -> Self {
         self.events_per_second = n;
         self

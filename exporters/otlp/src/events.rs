@@ -24,6 +24,9 @@ pub(crate) struct Event {
     /// The thread's name, or its id when it has none.
     pub(crate) thread: String,
     pub(crate) trace: Option<TraceRef>,
+    /// Violations of the same site and kind not sent as events (over the
+    /// limit) since the previous event of that site and kind.
+    pub(crate) suppressed: u64,
 }
 
 impl Event {
@@ -46,6 +49,7 @@ impl Event {
             violation: *v,
             thread,
             trace,
+            suppressed: 0,
         }
     }
 }
@@ -59,11 +63,8 @@ pub(crate) struct Queue {
     /// schedule.
     batch: usize,
     pub(crate) batch_ready: tokio::sync::Notify,
-    per_second: u64,
-    /// The second (since the Unix epoch) the rate window counts, and how many
-    /// events it admitted so far.
-    window: AtomicU64,
-    admitted: AtomicU64,
+    /// The limit of each site and kind, per second, and its state.
+    limits: Limits,
     pub(crate) rate_dropped: Striped,
     pub(crate) queue_dropped: AtomicU64,
 }
@@ -81,18 +82,122 @@ struct Stripe(AtomicU64);
 
 impl Striped {
     pub(crate) fn add(&self, n: u64) {
-        use std::sync::atomic::AtomicUsize;
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        thread_local! {
-            static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-        }
-        let i = STRIPE.try_with(|s| *s).unwrap_or(0);
-        self.0[i].0.fetch_add(n, Ordering::Relaxed);
+        self.0[stripe() % STRIPES].0.fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn load(&self) -> u64 {
         self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
+}
+
+/// Per site and kind: events admitted in the current second, and the
+/// violations not admitted since its last event. A fixed table (open
+/// addressing), so the violating thread allocates nothing and takes no
+/// lock. Over its limit, a site's violation only reads the shared slot and
+/// adds to one of its padded stripes: a storm on every core writes no
+/// shared line. Past `SLOTS` sites and kinds, the rest share one slot.
+#[derive(Debug)]
+struct Limits {
+    per_second: u64,
+    slots: Box<[Slot]>,
+}
+
+const SLOTS: usize = 256;
+const PROBES: usize = 8;
+const SUPPRESSED_STRIPES: usize = 4;
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Slot {
+    /// A hash of the site and kind, never 0; 0 while the slot is free.
+    key: AtomicU64,
+    /// The second (since the Unix epoch) `admitted` counts.
+    window: AtomicU64,
+    admitted: AtomicU64,
+    suppressed: [PaddedCount; SUPPRESSED_STRIPES],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct PaddedCount(AtomicU64);
+
+impl Limits {
+    fn new(per_second: u64) -> Self {
+        Self {
+            per_second,
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+        }
+    }
+
+    /// `Some(suppressed since the last event)` if `v` may be sent, `None`
+    /// if its site and kind are over their limit this second.
+    fn admit(&self, v: &Violation) -> Option<u64> {
+        let slot = self.slot(v);
+        let second = v.unix_nanos / 1_000_000_000;
+        if slot.window.load(Ordering::Relaxed) != second {
+            // A new second: whoever sees it first opens the window. Two
+            // threads racing here can admit an extra event; the limit is
+            // approximate by design, never a lock.
+            if slot.window.swap(second, Ordering::Relaxed) != second {
+                slot.admitted.store(0, Ordering::Relaxed);
+            }
+        }
+        if slot.admitted.load(Ordering::Relaxed) >= self.per_second
+            || slot.admitted.fetch_add(1, Ordering::Relaxed) >= self.per_second
+        {
+            slot.suppressed[stripe() % SUPPRESSED_STRIPES]
+                .0
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // Each suppressed violation is in exactly one stripe until an
+        // admitted event takes it: events plus their `suppressed` add up to
+        // the violations offered.
+        Some(
+            slot.suppressed
+                .iter()
+                .map(|c| c.0.swap(0, Ordering::Relaxed))
+                .sum(),
+        )
+    }
+
+    fn slot(&self, v: &Violation) -> &Slot {
+        // The site's strings are `'static`: their addresses identify it.
+        let mut h = (v.name.as_ptr() as u64)
+            ^ (v.module.as_ptr() as u64).rotate_left(17)
+            ^ (u64::from(v.line) << 40)
+            ^ ((v.kind as u64) << 56);
+        h = (h ^ (h >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let key = h | 1;
+        let start = (h >> 32) as usize % SLOTS;
+        for i in 0..PROBES {
+            let slot = &self.slots[(start + i) % SLOTS];
+            match slot.key.load(Ordering::Acquire) {
+                k if k == key => return slot,
+                0 => match slot
+                    .key
+                    .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => return slot,
+                    Err(k) if k == key => return slot,
+                    Err(_) => {}
+                },
+                _ => {}
+            }
+        }
+        // The table is full around here: share the first slot probed.
+        &self.slots[start]
+    }
+}
+
+/// This thread's stripe number (threads are numbered as they first ask).
+fn stripe() -> usize {
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    STRIPE.try_with(|s| *s).unwrap_or(0)
 }
 
 impl Queue {
@@ -102,34 +207,22 @@ impl Queue {
             capacity: capacity.max(1),
             batch: batch.max(1),
             batch_ready: tokio::sync::Notify::new(),
-            per_second,
-            window: AtomicU64::new(0),
-            admitted: AtomicU64::new(0),
+            limits: Limits::new(per_second),
             rate_dropped: Striped::default(),
             queue_dropped: AtomicU64::new(0),
         }
     }
 
-    /// Called on the violating thread: admits the event if the rate allows.
+    /// Called on the violating thread: admits the event if its site and
+    /// kind are within their limit; an admitted event carries how many of
+    /// them were not sent since the previous one.
     pub(crate) fn offer(&self, v: &Violation) {
-        let second = v.unix_nanos / 1_000_000_000;
-        if self.window.load(Ordering::Relaxed) != second {
-            // A new second: whoever sees it first opens the window. Two
-            // threads racing here can admit a few extra events; the bound
-            // is approximate by design, never a lock.
-            if self.window.swap(second, Ordering::Relaxed) != second {
-                self.admitted.store(0, Ordering::Relaxed);
-            }
-        }
-        // Over the limit, the shared count is only read: a storm of
-        // violations on every core writes no shared line here.
-        if self.admitted.load(Ordering::Relaxed) >= self.per_second
-            || self.admitted.fetch_add(1, Ordering::Relaxed) >= self.per_second
-        {
+        let Some(suppressed) = self.limits.admit(v) else {
             self.rate_dropped.add(1);
             return;
-        }
-        let event = Event::here(v);
+        };
+        let mut event = Event::here(v);
+        event.suppressed = suppressed;
         if self.push_back([event]) {
             self.batch_ready.notify_one();
         }
@@ -203,6 +296,48 @@ mod tests {
         assert_eq!(q.rate_dropped.load(), 2);
         q.offer(&violation(5, 2_000_000_000));
         assert_eq!(q.len(), 4);
+        // The next event carries the two not sent before it.
+        let suppressed: Vec<u64> = q.take(10).iter().map(|e| e.suppressed).collect();
+        assert_eq!(suppressed, [0, 0, 0, 2]);
+    }
+
+    /// One noisy site cannot starve another: the limit is per site and
+    /// kind, and events plus `suppressed` add up to every violation.
+    #[test]
+    fn the_limit_is_per_site_and_kind() {
+        let q = Queue::new(10_000, 512, 5);
+        let second = 7_000_000_000;
+        let mut noisy = violation(0, second);
+        noisy.name = "noisy";
+        for i in 0..1_000 {
+            noisy.seq = i;
+            q.offer(&noisy);
+        }
+        // The same site, another kind; and another site: both get through.
+        let mut allocs = noisy;
+        allocs.kind = overrun::ViolationKind::Allocs;
+        q.offer(&allocs);
+        let mut quiet = violation(1_000, second);
+        quiet.name = "quiet";
+        q.offer(&quiet);
+        // A second later, the noisy site again: its event carries the rest.
+        noisy.unix_nanos += 1_000_000_000;
+        q.offer(&noisy);
+        let events = q.take(100);
+        let of = |name: &str, kind| {
+            events
+                .iter()
+                .filter(|e| e.violation.name == name && e.violation.kind == kind)
+                .collect::<Vec<_>>()
+        };
+        let noisy_time = of("noisy", overrun::ViolationKind::Time);
+        assert_eq!(noisy_time.len(), 6, "5 in its first second, 1 in the next");
+        let total: u64 = noisy_time.iter().map(|e| 1 + e.suppressed).sum();
+        assert_eq!(total, 1_001, "events plus suppressed: every violation");
+        assert_eq!(noisy_time.last().unwrap().suppressed, 995);
+        assert_eq!(of("noisy", overrun::ViolationKind::Allocs).len(), 1);
+        assert_eq!(of("quiet", overrun::ViolationKind::Time).len(), 1);
+        assert_eq!(q.rate_dropped.load(), 995);
     }
 
     #[test]

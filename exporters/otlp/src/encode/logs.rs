@@ -26,7 +26,7 @@ pub(crate) fn logs(events: &[Event], resource: &Resource) -> ExportLogsServiceRe
 fn record(e: &Event) -> LogRecord {
     let v = &e.violation;
     let as_int = |x: u64| x.min(i64::MAX as u64) as i64;
-    let attributes = vec![
+    let mut attributes = vec![
         kv("function", v.name),
         kv("module", v.module),
         kv("kind", v.kind.as_str()),
@@ -37,6 +37,10 @@ fn record(e: &Event) -> LogRecord {
         kv("code.file.path", v.file),
         kv_int("code.line.number", i64::from(v.line)),
     ];
+    if e.suppressed > 0 {
+        // Violations of this site and kind not sent since its last event.
+        attributes.push(kv_int("overrun.suppressed", as_int(e.suppressed)));
+    }
     let (trace_id, span_id, flags) = match &e.trace {
         Some(t) => (t.trace_id.to_vec(), t.span_id.to_vec(), u32::from(t.flags)),
         None => (Vec::new(), Vec::new(), 0),
