@@ -27,6 +27,7 @@ pub struct Builder {
     explicit: config::Explicit,
     service_name: Option<String>,
     resource: Vec<(String, String)>,
+    app_resource: Vec<(String, opentelemetry_proto::tonic::common::v1::AnyValue)>,
     buckets: Vec<f64>,
     events_per_second: u64,
     shutdown_timeout: Option<Duration>,
@@ -56,6 +57,7 @@ impl Default for Builder {
             explicit: config::Explicit::default(),
             service_name: None,
             resource: Vec::new(),
+            app_resource: Vec::new(),
             buckets: DEFAULT_BUCKETS.to_vec(),
             events_per_second: 100,
             shutdown_timeout: None,
@@ -124,6 +126,28 @@ impl Builder {
     /// `service.name`, over `OTEL_SERVICE_NAME`.
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// The application's own OpenTelemetry resource (the one its tracer and
+    /// meter providers use): its attributes go on overrun's data too, so
+    /// its traces and overrun's metrics and events share one resource (one
+    /// `service.instance.id`). Over the environment; under
+    /// [`resource_attribute`](Builder::resource_attribute) and
+    /// [`service_name`](Builder::service_name).
+    ///
+    /// ```
+    /// use opentelemetry::KeyValue;
+    /// let app = opentelemetry_sdk::Resource::builder_empty()
+    ///     .with_attributes([
+    ///         KeyValue::new("service.name", "checkout"),
+    ///         KeyValue::new("service.instance.id", "5f0c2a8e-4b7d-4c1e-9a3f-2d6b8e1c7a90"),
+    ///     ])
+    ///     .build();
+    /// let _builder = overrun_otlp::OtlpExporter::builder().resource(&app);
+    /// ```
+    pub fn resource(mut self, resource: &opentelemetry_sdk::Resource) -> Self {
+        self.app_resource = encode::from_sdk(resource);
         self
     }
 
@@ -200,7 +224,12 @@ impl Builder {
         }
         let cfg_timeout = cfg.metrics.timeout.max(cfg.logs.timeout);
         let shutdown_timeout = self.shutdown_timeout.unwrap_or(cfg_timeout);
-        let resource = encode::resource(self.service_name.as_deref(), &self.resource, env);
+        let resource = encode::resource(
+            self.service_name.as_deref(),
+            &self.resource,
+            &self.app_resource,
+            env,
+        );
         let queue = Arc::new(events::Queue::new(
             cfg.events_queue,
             cfg.events_batch,

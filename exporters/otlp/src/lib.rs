@@ -526,7 +526,7 @@ pub mod __private {
         };
         let resolved = crate::config::resolve(&crate::config::Explicit::default(), &env)
             .map_err(|e| e.to_string())?;
-        let resource = crate::encode::resource(None, &[], &env);
+        let resource = crate::encode::resource(None, &[], &[], &env);
         let warnings = resolved.warnings.clone();
         Ok((format!("{resolved:?} {:?}", resource.attributes), warnings))
     }

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::common::v1::{
 pub(crate) use delta::DeltaState;
 pub(crate) use logs::logs;
 pub(crate) use metrics::{Health, metrics};
-pub(crate) use resource::resource;
+pub(crate) use resource::{from_sdk, resource};
 
 /// The event name of every violation log record.
 ///

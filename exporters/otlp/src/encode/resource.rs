@@ -6,17 +6,19 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use super::string;
 
 /// The resource of every request, later entries winning: the telemetry SDK
-/// attributes (`opentelemetry_sdk`'s detector), `service.name =
+/// attributes (overrun's own: it encodes the data), `service.name =
 /// unknown_service:<program>`, `OTEL_RESOURCE_ATTRIBUTES` (percent-decoded,
 /// as the specification asks; the SDK's own detector leaves `%20` as is),
-/// `OTEL_SERVICE_NAME`, the builder's attributes, the builder's service
-/// name; then a `service.instance.id` and `host.name` when nothing set them.
+/// `OTEL_SERVICE_NAME`, the application's own `Resource` (so its traces and
+/// overrun's data share one), the builder's attributes, the builder's
+/// service name; then a `service.instance.id` (a random UUID) and
+/// `host.name` when nothing set them.
 pub(crate) fn resource(
     service_name: Option<&str>,
     attributes: &[(String, String)],
+    app: &[(String, AnyValue)],
     env: crate::config::Env<'_>,
 ) -> Resource {
-    use opentelemetry_sdk::resource::ResourceDetector as _;
     let mut attrs: Vec<(String, AnyValue)> = Vec::new();
     /// Sets `key` (replacing an earlier value); `None` leaves it alone.
     fn set(key: &str, value: Option<AnyValue>, attrs: &mut Vec<(String, AnyValue)>) {
@@ -24,10 +26,13 @@ pub(crate) fn resource(
         attrs.retain(|(k, _)| k != key);
         attrs.push((key.to_owned(), value));
     }
-    let telemetry = opentelemetry_sdk::resource::TelemetryResourceDetector.detect();
-    for (k, v) in telemetry.iter() {
-        set(k.as_str(), string(v.to_string()), &mut attrs);
-    }
+    set("telemetry.sdk.name", string("overrun"), &mut attrs);
+    set("telemetry.sdk.language", string("rust"), &mut attrs);
+    set(
+        "telemetry.sdk.version",
+        string(env!("CARGO_PKG_VERSION")),
+        &mut attrs,
+    );
     let program = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -48,6 +53,9 @@ pub(crate) fn resource(
     }
     if let Some(name) = env("OTEL_SERVICE_NAME") {
         set("service.name", string(name), &mut attrs);
+    }
+    for (k, v) in app {
+        set(k, Some(v.clone()), &mut attrs);
     }
     for (k, v) in attributes {
         set(k, string(v.clone()), &mut attrs);
@@ -74,20 +82,68 @@ pub(crate) fn resource(
     }
 }
 
-/// Unique enough across processes and restarts: pid, start time and the
-/// address of a stack value.
+/// A random (version 4) UUID, as the semantic conventions recommend for
+/// `service.instance.id`; from the OS's random source, else from the
+/// process' hash seeds, the clock and the pid.
 fn instance_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let local = 0u8;
-    let addr = std::ptr::addr_of!(local) as usize;
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        for (i, half) in b.chunks_mut(8).enumerate() {
+            let mut h = std::hash::RandomState::new().build_hasher();
+            h.write_u128(nanos);
+            h.write_u32(std::process::id());
+            h.write_usize(i);
+            half.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!(
-        "{:08x}-{:016x}-{:04x}",
-        std::process::id(),
-        nanos as u64,
-        addr & 0xffff
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
     )
+}
+
+/// An application's OpenTelemetry resource as OTLP attributes.
+pub(crate) fn from_sdk(resource: &opentelemetry_sdk::Resource) -> Vec<(String, AnyValue)> {
+    fn value(v: &opentelemetry::Value) -> AnyValue {
+        use opentelemetry::{Array, Value};
+        use opentelemetry_proto::tonic::common::v1::ArrayValue;
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+        let inner = match v {
+            Value::Bool(b) => V::BoolValue(*b),
+            Value::I64(i) => V::IntValue(*i),
+            Value::F64(f) => V::DoubleValue(*f),
+            Value::String(s) => V::StringValue(s.to_string()),
+            Value::Array(a) => {
+                let values = match a {
+                    Array::Bool(v) => v.iter().map(|x| value(&Value::Bool(*x))).collect(),
+                    Array::I64(v) => v.iter().map(|x| value(&Value::I64(*x))).collect(),
+                    Array::F64(v) => v.iter().map(|x| value(&Value::F64(*x))).collect(),
+                    Array::String(v) => {
+                        v.iter().map(|x| value(&Value::String(x.clone()))).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                V::ArrayValue(ArrayValue { values })
+            }
+            _ => V::StringValue(v.to_string()),
+        };
+        AnyValue { value: Some(inner) }
+    }
+    resource
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), value(v)))
+        .collect()
 }
 
 fn hostname() -> Option<String> {

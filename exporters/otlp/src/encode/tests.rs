@@ -237,16 +237,63 @@ fn resource_layers_env_and_builder() {
     let r = resource(
         None,
         &[("deployment.environment".into(), "prod".into())],
+        &[],
         &env,
     );
     assert_eq!(get(&r, "service.name"), string("from-env"));
     assert_eq!(get(&r, "team"), string("perf tools"));
     assert_eq!(get(&r, "deployment.environment"), string("prod"));
     assert_eq!(get(&r, "telemetry.sdk.language"), string("rust"));
-    assert!(get(&r, "service.instance.id").is_some());
-    let r = resource(Some("svc"), &[], &env);
+    assert_eq!(get(&r, "telemetry.sdk.name"), string("overrun"));
+    assert_eq!(
+        get(&r, "telemetry.sdk.version"),
+        string(env!("CARGO_PKG_VERSION"))
+    );
+    // A random version 4 UUID, another one in another exporter.
+    let uuid = |r: &Resource| match get(r, "service.instance.id") {
+        Some(AnyValue {
+            value: Some(AnyInner::StringValue(id)),
+        }) => id,
+        other => panic!("{other:?}"),
+    };
+    let id = uuid(&r);
+    let groups: Vec<usize> = id.split('-').map(str::len).collect();
+    assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+    assert!(
+        id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_eq!(&id[14..15], "4", "version 4: {id}");
+    assert!("89ab".contains(&id[19..20]), "RFC 4122 variant: {id}");
+    assert_ne!(uuid(&resource(None, &[], &[], &env)), id);
+    // The application's resource: over the environment, under the builder;
+    // its instance id is kept, typed values stay typed.
+    let app = opentelemetry_sdk::Resource::builder_empty()
+        .with_attributes([
+            opentelemetry::KeyValue::new("service.name", "checkout"),
+            opentelemetry::KeyValue::new("service.instance.id", "app-instance"),
+            opentelemetry::KeyValue::new("team", "payments"),
+            opentelemetry::KeyValue::new("shard", 7_i64),
+        ])
+        .build();
+    let r = resource(
+        None,
+        &[("team".into(), "perf".into())],
+        &crate::encode::from_sdk(&app),
+        &env,
+    );
+    assert_eq!(get(&r, "service.name"), string("checkout"));
+    assert_eq!(get(&r, "service.instance.id"), string("app-instance"));
+    assert_eq!(get(&r, "team"), string("perf"));
+    assert_eq!(
+        get(&r, "shard"),
+        Some(AnyValue {
+            value: Some(AnyInner::IntValue(7))
+        })
+    );
+    let r = resource(Some("svc"), &[], &[], &env);
     assert_eq!(get(&r, "service.name"), string("svc"));
-    let r = resource(None, &[], &|_| None);
+    let r = resource(None, &[], &[], &|_| None);
     let Some(AnyValue {
         value: Some(AnyInner::StringValue(name)),
     }) = get(&r, "service.name")
