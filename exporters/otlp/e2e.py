@@ -211,9 +211,25 @@ def ours(items, pid):
     return [i for i in items if i["resource"].get("test.run") == str(pid)]
 
 
+# The schema's label names, as OTLP's attribute keys (docs/metrics.md).
+OTLP_KEYS = {"kind": "overrun.kind", "signal": "overrun.signal", "task": "overrun.task"}
+
+
+def site_name(attrs):
+    """The function of a point or record: `code.function.name` is fully
+    qualified (`otlp_driver::handle`); the test names it `handle`."""
+    return str(attrs.get("code.function.name", "")).rsplit("::", 1)[-1]
+
+
+def matches(attrs, key, value):
+    if key == "function":
+        return site_name(attrs) == value
+    return attrs.get(OTLP_KEYS.get(key, key)) == value
+
+
 def last_value(points, metric, **attrs):
     matching = [p for p in points if p["metric"] == metric
-                and all(p["attrs"].get(k) == v for k, v in attrs.items())]
+                and all(matches(p["attrs"], k, v) for k, v in attrs.items())]
     return matching[-1] if matching else None
 
 
@@ -231,8 +247,11 @@ def wait_for(collector, pid, metric, expected, timeout=15, **attrs):
 
 def check_run(points, logs, label, calls, slow, events=None, trace=None, traced=0, failures=0):
     events = slow if events is None else events
-    handle = {"function": "handle", "module": "otlp_driver"}
+    handle = {"function": "handle"}
     p = last_value(points, "overrun.calls", **handle)
+    check(p is not None and p["attrs"].get("code.function.name") == "otlp_driver::handle"
+          and "function" not in p["attrs"] and "module" not in p["attrs"],
+          f"{label}: the site is code.function.name, fully qualified")
     check(p is not None and p["value"] == calls,
           f"{label}: overrun.calls = {calls} (got {p and p['value']})")
     p = last_value(points, "overrun.errors", **handle)
@@ -266,19 +285,18 @@ def check_run(points, logs, label, calls, slow, events=None, trace=None, traced=
     good = [
         lg for lg in logs
         if lg.get("event") == "overrun.budget.violation"
-        and lg["attrs"].get("function") == "handle"
-        and lg["attrs"].get("module") == "otlp_driver"
-        and lg["attrs"].get("kind") == "time"
-        and lg["attrs"].get("limit") == 20_000_000
-        and isinstance(lg["attrs"].get("observed"), int)
-        and lg["attrs"]["observed"] >= 30_000_000
-        and lg["attrs"].get("unit") == "ns"
-        and lg["attrs"].get("thread") == "main"
+        and lg["attrs"].get("code.function.name") == "otlp_driver::handle"
+        and lg["attrs"].get("overrun.kind") == "time"
+        and lg["attrs"].get("overrun.limit") == 20_000_000
+        and isinstance(lg["attrs"].get("overrun.observed"), int)
+        and lg["attrs"]["overrun.observed"] >= 30_000_000
+        and lg["attrs"].get("overrun.unit") == "ns"
+        and lg["attrs"].get("thread.name") == "main"
         and str(lg["attrs"].get("code.file.path", "")).endswith("otlp_driver.rs")
     ]
     check(len(good) == len(logs) and logs,
           f"{label}: every record has event name and attributes "
-          f"function, module, kind, observed, limit, unit, thread, code.*")
+          f"code.function.name, overrun.kind/observed/limit/unit, thread.name, code.*")
     if trace:
         trace_id, span_id = trace
         with_trace = [lg for lg in logs if lg["trace_id"] == trace_id and lg["span_id"] == span_id]
@@ -438,7 +456,7 @@ def short_run(label, protocol, collector, env):
     points, logs = wait_for(collector, d.proc.pid, "overrun.calls", 10, function="handle")
     p = last_value(points, "overrun.calls", function="handle")
     check(p is not None and p["value"] == 10, f"{label}: overrun.calls = 10 arrived")
-    check(len(logs) == 1 and logs[0]["attrs"].get("function") == "handle",
+    check(len(logs) == 1 and site_name(logs[0]["attrs"]) == "handle",
           f"{label}: the violation event arrived")
 
 
@@ -517,7 +535,7 @@ def storm_run(collector):
     while True:
         _, logs = parse(collector.text())
         logs = ours(logs, d.proc.pid)
-        storm = [lg for lg in logs if lg["attrs"].get("function") == "stormy"]
+        storm = [lg for lg in logs if site_name(lg["attrs"]) == "stormy"]
         total = sum(1 + int(lg["attrs"].get("overrun.suppressed", 0)) for lg in storm)
         if total >= 3001 or time.time() > deadline:
             break
@@ -526,7 +544,7 @@ def storm_run(collector):
           f"({len(storm)} events, total {total})")
     check(0 < len(storm) < 3001 and any("overrun.suppressed" in lg["attrs"] for lg in storm),
           f"{label}: the storm was limited, its events carry overrun.suppressed")
-    handle = [lg for lg in logs if lg["attrs"].get("function") == "handle"]
+    handle = [lg for lg in logs if site_name(lg["attrs"]) == "handle"]
     check(len(handle) == 1, f"{label}: another function's only event arrived ({len(handle)})")
     check(int(stats["rate_limited"]) == 3001 - len(storm),
           f"{label}: the rest counted as rate limited ({stats})")
@@ -632,7 +650,7 @@ def service_run(collector):
         p = last_value(points, "overrun.calls", function=function)
         check(p is not None and p["value"] == calls,
               f"service: {function} calls = {calls} in the last export (got {p and p['value']})")
-    slow = [lg for lg in logs if lg["attrs"].get("function") == "slow"]
+    slow = [lg for lg in logs if site_name(lg["attrs"]) == "slow"]
     check(len(slow) == 2, f"service: the 2 slow-call events arrived (got {len(slow)})")
 
 

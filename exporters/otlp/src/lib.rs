@@ -31,15 +31,22 @@
 //! histogram, longest poll), `overrun.process.peak_resident_memory`,
 //! `overrun.heap.live`, and the exporter's own health:
 //! `overrun.export.failures` (by `signal`) and `overrun.violations.dropped`
-//! (by `reason`). Site series carry `function` and `module`; task series
-//! carry `task`. Temporality is cumulative unless [`Temporality::Delta`] is
-//! asked for.
+//! (by `overrun.reason`). Site series carry `code.function.name`, fully
+//! qualified (`app::db::load_user`); task series carry `overrun.task`; a
+//! violation's kind is `overrun.kind`. (OpenTelemetry's semantic conventions
+//! where one exists, `overrun.` otherwise; the Prometheus exporter keeps its
+//! `function`, `module`, `kind` and `task` labels.) Temporality is
+//! cumulative unless [`Temporality::Delta`] is asked for.
 //!
 //! **Events**: each violation is an OTLP log record with event name
-//! `overrun.budget.violation`, severity WARN, attributes `function`,
-//! `module`, `kind`, `observed`, `limit`, `unit`, `thread`, `code.file.path`,
-//! `code.line.number`, and the trace and span id of the OpenTelemetry span
-//! active on that thread (`opentelemetry` 0.33's [`Context`]) when there is one.
+//! `overrun.budget.violation`, severity WARN, attributes
+//! `code.function.name` (or `overrun.task`), `overrun.kind`,
+//! `overrun.observed`, `overrun.limit`, `overrun.unit`, `thread.name`,
+//! `code.file.path`, `code.line.number`, `overrun.suppressed` when events of
+//! its site and kind were limited, and the trace and span id of the
+//! OpenTelemetry span active on that thread (`opentelemetry` 0.33's
+//! [`Context`]) when there is one. They leave on their own schedule (see
+//! the settings), not with the metrics.
 //!
 //! [`Context`]: opentelemetry::Context
 //!

@@ -106,8 +106,12 @@ fn calls_of(req: &ExportMetricsServiceRequest, function: &str) -> (i64, i32, u64
         .iter()
         .find(|p| {
             p.attributes.iter().any(|a| {
-                a.value.as_ref().and_then(|v| v.value.as_ref())
-                    == Some(&Value::StringValue(function.into()))
+                a.key == "code.function.name"
+                    && a.value.as_ref().and_then(|v| v.value.as_ref())
+                        == Some(&Value::StringValue(format!(
+                            "{}::{function}",
+                            module_path!()
+                        )))
             })
         })
         .expect("a point for the function");

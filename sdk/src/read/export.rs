@@ -87,6 +87,22 @@ impl Metric {
     }
 }
 
+/// The `module` label of a task's budget violations (`function` is the
+/// task's name).
+///
+/// ```
+/// assert_eq!(overrun::export::TASK_MODULE, "task");
+/// ```
+pub const TASK_MODULE: &str = "task";
+
+/// The `module` label of the whole run's budget violations (`function` is
+/// `main`).
+///
+/// ```
+/// assert_eq!(overrun::export::RUN_MODULE, "run");
+/// ```
+pub const RUN_MODULE: &str = "run";
+
 macro_rules! metrics {
     ($($(#[$doc:meta])* $id:ident = $name:literal, $kind:ident, $unit:literal, $help:literal;)*) => {
         $(
@@ -396,7 +412,11 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
         for t in tasks {
             for (kind, n) in [("poll", t.poll_violations), ("lifetime", t.leaked)] {
                 violations.push(Point {
-                    labels: vec![("function", t.name), ("module", "task"), ("kind", kind)],
+                    labels: vec![
+                        ("function", t.name),
+                        ("module", TASK_MODULE),
+                        ("kind", kind),
+                    ],
                     value: Value::Int(n),
                 });
             }
@@ -405,7 +425,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
             violations.push(Point {
                 labels: vec![
                     ("function", "main"),
-                    ("module", "run"),
+                    ("module", RUN_MODULE),
                     ("kind", v.kind.as_str()),
                 ],
                 value: Value::Int(1),

@@ -4,7 +4,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::{EVENT_NAME, kv, kv_int, scope, string};
+use super::{EVENT_NAME, attributes, kv, kv_int, scope, string};
 use crate::events::Event;
 
 /// The violation events as one logs request.
@@ -26,17 +26,19 @@ pub(crate) fn logs(events: &[Event], resource: &Resource) -> ExportLogsServiceRe
 fn record(e: &Event) -> LogRecord {
     let v = &e.violation;
     let as_int = |x: u64| x.min(i64::MAX as u64) as i64;
-    let mut attributes = vec![
-        kv("function", v.name),
-        kv("module", v.module),
-        kv("kind", v.kind.as_str()),
-        kv_int("observed", as_int(v.observed)),
-        kv_int("limit", as_int(v.limit)),
-        kv("unit", v.kind.unit()),
-        kv("thread", e.thread.clone()),
+    // The site as the metrics name it (`code.function.name`, or
+    // `overrun.task` for a task), then the semantic conventions' keys where
+    // one exists and `overrun.` otherwise.
+    let mut attributes = attributes(&[("function", v.name), ("module", v.module)]);
+    attributes.extend([
+        kv("overrun.kind", v.kind.as_str()),
+        kv_int("overrun.observed", as_int(v.observed)),
+        kv_int("overrun.limit", as_int(v.limit)),
+        kv("overrun.unit", v.kind.unit()),
+        kv("thread.name", e.thread.clone()),
         kv("code.file.path", v.file),
         kv_int("code.line.number", i64::from(v.line)),
-    ];
+    ]);
     if e.suppressed > 0 {
         // Violations of this site and kind not sent since its last event.
         attributes.push(kv_int("overrun.suppressed", as_int(e.suppressed)));

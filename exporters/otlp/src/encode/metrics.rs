@@ -34,7 +34,7 @@ pub(super) struct Encoder<'b> {
 
 impl Encoder<'_> {
     fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
-        labels.iter().map(|&(k, v)| kv(k, v)).collect()
+        super::attributes(labels)
     }
 
     fn number(&self, p: &Point<'_>, start: u64) -> Option<NumberDataPoint> {

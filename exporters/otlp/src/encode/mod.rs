@@ -34,6 +34,41 @@ fn string(v: impl Into<String>) -> Option<AnyValue> {
     })
 }
 
+/// The schema's labels as OTLP attributes: OpenTelemetry's semantic
+/// conventions where one exists, `overrun.` otherwise. A site's `function`
+/// and `module` become `code.function.name`, fully qualified
+/// (`app::db::load_user`); a task's become `overrun.task`; the run's
+/// (`main` in `run`) `code.function.name = "main"`; `kind`, `task`,
+/// `exporter`, `signal` and `reason` go under `overrun.`. (Prometheus keeps
+/// its labels as they are.)
+pub(crate) fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
+    let get = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    let mut out = Vec::with_capacity(labels.len());
+    match (get("function"), get("module")) {
+        (Some(task), Some(overrun::export::TASK_MODULE)) => out.push(kv("overrun.task", task)),
+        (Some(main), Some(overrun::export::RUN_MODULE)) => out.push(kv(FUNCTION, main)),
+        (Some(function), Some(module)) => out.push(kv(FUNCTION, format!("{module}::{function}"))),
+        (Some(function), None) => out.push(kv(FUNCTION, function)),
+        _ => {}
+    }
+    for &(k, v) in labels {
+        let key = match k {
+            "function" | "module" => continue,
+            "kind" => "overrun.kind",
+            "task" => "overrun.task",
+            "exporter" => "overrun.exporter",
+            "signal" => "overrun.signal",
+            "reason" => "overrun.reason",
+            other => other,
+        };
+        out.push(kv(key, v));
+    }
+    out
+}
+
+/// OpenTelemetry's key for a function's fully qualified name.
+pub(crate) const FUNCTION: &str = "code.function.name";
+
 fn kv(key: &str, value: impl Into<String>) -> KeyValue {
     KeyValue {
         key: key.to_owned(),

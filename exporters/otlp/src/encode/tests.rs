@@ -25,9 +25,10 @@ fn point_int(req: &ExportMetricsServiceRequest, metric: &str, function: &str) ->
     s.data_points
         .iter()
         .find(|p| {
-            p.attributes
-                .iter()
-                .any(|a| a.key == "function" && a.value == string(function))
+            p.attributes.iter().any(|a| {
+                a.key == "code.function.name"
+                    && a.value == string(format!("{}::{function}", module_path!()))
+            })
         })
         .and_then(|p| match p.value {
             Some(Number::AsInt(i)) => Some(i),
@@ -89,7 +90,7 @@ fn cumulative_then_delta() {
     let p = h
         .data_points
         .iter()
-        .find(|p| p.attributes[0].value == string("encoded_fn"))
+        .find(|p| p.attributes[0].value == string(format!("{}::encoded_fn", module_path!())))
         .unwrap();
     assert_eq!(p.count, 5);
     assert_eq!(p.bucket_counts.iter().sum::<u64>(), 5);
@@ -101,7 +102,10 @@ fn cumulative_then_delta() {
     delta.accept(accepted);
     let key = series_key(
         "overrun.calls",
-        &[kv("function", "encoded_fn"), kv("module", module_path!())],
+        &[kv(
+            "code.function.name",
+            format!("{}::encoded_fn", module_path!()),
+        )],
     );
     assert!(matches!(delta.accepted.get(&key), Some((Prev::Int(15), 3))));
 }
@@ -180,7 +184,7 @@ fn many_sites_are_split_into_requests() {
                 _ => Vec::new(),
             })
             .filter(|p| p.attributes[0].value == string(function))
-            .map(|p| match &p.attributes[2].value {
+            .map(|p| match &p.attributes[1].value {
                 Some(AnyValue {
                     value: Some(AnyInner::StringValue(k)),
                 }) => k.clone(),
@@ -188,8 +192,11 @@ fn many_sites_are_split_into_requests() {
             })
             .collect()
     };
-    assert!(kinds_of("chunk_site_0").is_empty());
-    assert_eq!(kinds_of("chunked_fn"), ["time"]);
+    assert!(kinds_of("chunks::chunk_site_0").is_empty());
+    assert_eq!(
+        kinds_of(&format!("{}::chunked_fn", module_path!())),
+        ["time"]
+    );
 }
 
 #[test]
