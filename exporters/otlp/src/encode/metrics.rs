@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use overrun::Snapshot;
 use overrun::export::{self, Metric as ExportMetric, MetricKind, Part, Point, Value};
 
-use super::{kv, scope};
+use super::scope;
 
 /// Counters the exporter keeps about itself, exported with the metrics.
 #[derive(Debug, Default, Clone, Copy)]
