@@ -2,7 +2,7 @@
 //! resolved and checked before anything starts.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -131,8 +131,11 @@ impl Builder {
 
     /// The application's own OpenTelemetry resource (the one its tracer and
     /// meter providers use): its attributes go on overrun's data too, so
-    /// its traces and overrun's metrics and events share one resource (one
-    /// `service.instance.id`). Over the environment; under
+    /// its traces and overrun's metrics and events share one resource (and
+    /// one `service.instance.id`, when the application's resource sets
+    /// one). Taken as it is, its detectors' attributes included, over the
+    /// environment, except `telemetry.sdk.*` (overrun encodes this data);
+    /// under
     /// [`resource_attribute`](Builder::resource_attribute) and
     /// [`service_name`](Builder::service_name).
     ///
@@ -167,8 +170,10 @@ impl Builder {
     /// (default 100), so one noisy function cannot starve the others. The
     /// rest are counted in `overrun.violations.dropped{reason="rate_limit"}`,
     /// and the site's next event carries how many in `overrun.suppressed`:
-    /// events plus their `overrun.suppressed` add up to every violation
-    /// (still counted in `overrun.budget.violations` too).
+    /// events plus their `overrun.suppressed` add up to the site's
+    /// violations until its last event (every violation is still counted in
+    /// `overrun.budget.violations`). The limits live in a fixed table of 256
+    /// sites and kinds; beyond, sites share one.
     pub fn events_per_second(mut self, n: u64) -> Self {
         self.events_per_second = n;
         self
@@ -245,6 +250,7 @@ impl Builder {
             finished_lock: Mutex::new(()),
             alive: std::sync::atomic::AtomicBool::new(false),
             last_call: tokio::sync::Notify::new(),
+            last_rounds: AtomicU64::new(0),
         });
 
         if cfg.disabled || !(cfg.metrics.enabled || cfg.logs.enabled) {
@@ -314,6 +320,7 @@ impl Builder {
                     metrics_log: FailureLog::new("metrics", &cfg.metrics.url),
                     logs_log: FailureLog::new("logs", &cfg.logs.url),
                     in_flight: Vec::new(),
+                    last_done: false,
                     cfg,
                     metrics_transport,
                     logs_transport,
@@ -324,6 +331,9 @@ impl Builder {
                     delta: encode::DeltaState::new(start),
                     flush: worker_flush,
                 };
+                // Alive before `install()` returns: a process that exits at
+                // once still gets its last export.
+                worker.shared.alive.store(true, Ordering::Release);
                 let _ = ready_tx.send(Ok(()));
                 runtime.block_on(worker.run(stop_rx, shutdown_timeout));
                 let _ = done_tx.send(());

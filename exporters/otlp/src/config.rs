@@ -247,18 +247,30 @@ fn signal(
     let exporter_var = format!("OTEL_{kind}_EXPORTER");
     let enabled = vars
         .first(&[exporter_var.as_str()], |v| {
+            // The specification's names: with `otlp` in the list this
+            // exporter sends; `none`, or only other exporters, it does not.
+            const KNOWN: &[&str] = &["otlp", "none", "prometheus", "console", "logging"];
             let list: Vec<&str> = v.split(',').map(str::trim).collect();
-            if list == ["none"] {
-                Ok(false)
-            } else if list.contains(&"otlp") {
-                Ok(true)
-            } else {
-                Err(format!(
-                    "{v:?}: overrun-otlp exports over OTLP only (otlp, or none to turn it off)"
-                ))
+            match list.iter().find(|e| !KNOWN.contains(e)) {
+                Some(unknown) => Err(format!(
+                    "{unknown:?} is not an exporter of the specification (otlp, prometheus, console, none)"
+                )),
+                None => Ok(list.contains(&"otlp")),
             }
         })
         .unwrap_or(true);
+    // Settings the specification has and overrun-otlp does not support:
+    // said, so a collector that needs them fails with a hint.
+    for setting in ["CLIENT_KEY", "CLIENT_CERTIFICATE", "INSECURE"] {
+        for var in names(kind, setting) {
+            if (vars.env)(&var).is_some() {
+                vars.warnings.push(format!(
+                    "{var}: not supported by overrun-otlp (no client certificates; \
+                     use an https:// or http:// endpoint); ignored"
+                ));
+            }
+        }
+    }
 
     let [own, generic] = names(kind, "PROTOCOL");
     let protocol = match explicit.protocol {
@@ -601,18 +613,24 @@ mod tests {
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         let r = resolve_env(&[("OTEL_LOGS_EXPORTER", "none")]);
         assert!(r.metrics.enabled && !r.logs.enabled);
+        // Another exporter of the specification only: this one is off.
+        let r = resolve_env(&[("OTEL_METRICS_EXPORTER", "prometheus")]);
+        assert!(!r.metrics.enabled && r.logs.enabled && r.warnings.is_empty());
         let r = resolve_env(&[
             ("OTEL_SDK_DISABLED", "yes"),
-            ("OTEL_METRICS_EXPORTER", "prometheus"),
+            ("OTEL_METRICS_EXPORTER", "jaeger"),
         ]);
         assert!(!r.disabled && r.metrics.enabled);
         assert_eq!(
             r.warnings,
             [
                 "OTEL_SDK_DISABLED: \"yes\" is not true or false; ignored",
-                "OTEL_METRICS_EXPORTER: \"prometheus\": overrun-otlp exports over OTLP only (otlp, or none to turn it off); ignored",
+                "OTEL_METRICS_EXPORTER: \"jaeger\" is not an exporter of the specification (otlp, prometheus, console, none); ignored",
             ]
         );
+        let r = resolve_env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")]);
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(r.warnings[0].starts_with("OTEL_EXPORTER_OTLP_CLIENT_KEY: not supported"));
     }
 
     #[test]

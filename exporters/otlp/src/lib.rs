@@ -58,15 +58,17 @@
 //! # Settings
 //!
 //! The environment variables of OpenTelemetry's specification for OTLP
-//! exporters, all of them. A builder call wins over the environment; a
+//! exporters (all but the client certificate and key for mutual TLS and
+//! `…_INSECURE`, which overrun-otlp does not support: set, they are warned
+//! about). A builder call wins over the environment; a
 //! signal's own variable (`…_METRICS_…`, `…_LOGS_…`; logs carry the
 //! violation events) wins over the generic one; then the default.
 //!
 //! | variable | what it does | default | builder |
 //! | --- | --- | --- | --- |
 //! | `OTEL_SDK_DISABLED` | `true`: `install()` starts nothing; the handle sends and keeps nothing | `false` | |
-//! | `OTEL_METRICS_EXPORTER` | `none`: no metrics are sent; `otlp` (or a list with it): sent | `otlp` | |
-//! | `OTEL_LOGS_EXPORTER` | `none`: no violation events are kept or sent | `otlp` | |
+//! | `OTEL_METRICS_EXPORTER` | a list with `otlp`: metrics are sent; `none`, or only other exporters (`prometheus`, `console`): not sent by this exporter | `otlp` | |
+//! | `OTEL_LOGS_EXPORTER` | the same for violation events (`none`: none kept or sent) | `otlp` | |
 //! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL; over HTTP, `/v1/metrics` and `/v1/logs` are added | `http://localhost:4318` (gRPC `:4317`) | [`endpoint`](Builder::endpoint) |
 //! | `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, `…_LOGS_ENDPOINT` | one signal's whole URL, used as is | the above | |
 //! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_METRICS_PROTOCOL`, `…_LOGS_PROTOCOL` | `grpc` or `http/protobuf` | `http/protobuf` | [`protocol`](Builder::protocol) |
@@ -283,6 +285,9 @@ struct Shared {
     /// under way and sends every pending event, bounded by the shutdown
     /// timeout.
     last_call: tokio::sync::Notify,
+    /// Last rounds finished (`export_last` waits for its own, not for any
+    /// round: an abandoned one counts as finished too).
+    last_rounds: AtomicU64,
 }
 
 impl Shared {
@@ -309,9 +314,15 @@ impl Shared {
         if !self.alive.load(Ordering::Acquire) {
             return;
         }
-        let next = self.started.load(Ordering::Acquire) + 1;
+        let next = self.last_rounds.load(Ordering::Acquire) + 1;
         self.last_call.notify_one();
-        self.wait_rounds(next, timeout);
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = self.finished_lock.lock();
+        while self.last_rounds.load(Ordering::Acquire) < next {
+            if self.finished.wait_until(&mut guard, deadline).timed_out() {
+                return;
+            }
+        }
     }
 
     /// Asks for a round now and waits for it, at most `timeout`.
@@ -407,6 +418,10 @@ impl OtlpExporter {
     /// `true` if they have. Handy in tests and short programs (see
     /// [`OtlpExporter::rounds`]).
     pub fn wait_rounds(&self, n: u64, timeout: Duration) -> bool {
+        if self.thread.is_none() {
+            // Turned off by the environment: no round ever runs.
+            return n == 0;
+        }
         self.shared.wait_rounds(n, timeout)
     }
 
@@ -472,7 +487,7 @@ impl OtlpExporter {
         let _ = self.stop.send(true);
         // The worker bounds its last export by the timeout; this bounds the
         // wait even if it is stuck somewhere unexpected.
-        let grace = self.shutdown_timeout + Duration::from_millis(500);
+        let grace = self.shutdown_timeout + Duration::from_millis(1500);
         if self.done.recv_timeout(grace).is_ok() {
             let _ = thread.join();
         }

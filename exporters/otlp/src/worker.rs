@@ -31,12 +31,15 @@ pub(crate) struct Worker {
     /// abandoned (the exporter stops while the collector hangs), they go
     /// back to the queue for the last round rather than vanish.
     pub(crate) in_flight: Vec<crate::events::Event>,
+    /// A last round has run and nothing else since.
+    pub(crate) last_done: bool,
 }
 
 /// What the worker's loop does next.
 enum Work {
     Round,
     Events,
+    BatchFull,
     Last,
     Stop,
 }
@@ -128,7 +131,6 @@ impl Worker {
         mut stop: tokio::sync::watch::Receiver<bool>,
         shutdown: Duration,
     ) {
-        self.shared.alive.store(true, Ordering::Release);
         let now = tokio::time::Instant::now();
         let mut next = now + self.cfg.interval;
         // Violation events on their own schedule (the batch log processor's):
@@ -147,7 +149,7 @@ impl Worker {
                     next_events = tokio::time::Instant::now() + self.cfg.events_delay;
                     Work::Events
                 }
-                _ = queue.batch_ready.notified() => Work::Events,
+                _ = queue.batch_ready.notified() => Work::BatchFull,
                 _ = flush.notified() => Work::Round,
                 _ = shared.last_call.notified() => Work::Last,
                 _ = stop.changed() => Work::Stop,
@@ -155,12 +157,13 @@ impl Worker {
             // A round under way gives way to the end: a collector that
             // hangs must not cost the last round its time.
             let next_work = match work {
-                Work::Round | Work::Events => {
+                Work::Round | Work::Events | Work::BatchFull => {
+                    self.last_done = false;
                     let job = async {
-                        if matches!(work, Work::Round) {
-                            self.round(None).await;
-                        } else {
-                            self.events(None).await;
+                        match work {
+                            Work::Round => self.round(None).await,
+                            Work::BatchFull => self.events(None, true).await,
+                            _ => self.events(None, false).await,
                         }
                     };
                     tokio::select! {
@@ -186,7 +189,11 @@ impl Worker {
                 next = now + self.cfg.interval;
             }
         }
-        self.last_round(shutdown).await;
+        // A last round that just ran (the process is ending and then the
+        // handle is dropped) is not run twice, unless events came since.
+        if !(self.last_done && self.shared.queue.len() == 0) {
+            self.last_round(shutdown).await;
+        }
         // What the last round could not send goes with the exporter:
         // counted, with its reason, not left looking pending.
         let left = self.shared.queue.take(usize::MAX).len() as u64;
@@ -204,6 +211,12 @@ impl Worker {
         }
         let deadline = tokio::time::Instant::now() + shutdown;
         self.round(Some(deadline)).await;
+        self.last_done = true;
+        {
+            let _guard = self.shared.finished_lock.lock();
+            self.shared.last_rounds.fetch_add(1, Ordering::Release);
+        }
+        self.shared.finished.notify_all();
     }
 
     /// One export: metrics, then pending events (all of them at shutdown).
@@ -272,26 +285,36 @@ impl Worker {
             }
         }
 
-        self.events(deadline).await;
+        self.events(deadline, false).await;
     }
 
     /// Sends the violation events waiting now, a batch per request (all of
     /// them, bounded by `deadline`, at shutdown); a failed request puts its
     /// batch back and ends the attempt.
-    async fn events(&mut self, deadline: Option<tokio::time::Instant>) {
+    async fn events(&mut self, deadline: Option<tokio::time::Instant>, full_only: bool) {
         let bounded = |d: Option<tokio::time::Instant>, timeout: Duration| {
             let by_timeout = tokio::time::Instant::now() + timeout;
             d.map_or(by_timeout, |d| d.min(by_timeout))
         };
-        let batches = self
-            .shared
-            .queue
-            .len()
-            .div_ceil(self.cfg.events_batch)
-            .max(1);
+        // A full batch sends the full batches waiting; the schedule, a
+        // flush or the last round send everything waiting.
+        let waiting = self.shared.queue.len();
+        let batches = if full_only {
+            waiting / self.cfg.events_batch
+        } else {
+            waiting.div_ceil(self.cfg.events_batch).max(1)
+        };
+        if batches == 0 {
+            return;
+        }
         let mut sent_batches = 0;
         while let Some(transport) = self.logs_transport.as_mut() {
             let timeout = self.cfg.logs.timeout;
+            if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                // Past the last round's deadline: what is left is counted
+                // by the caller, not sent half-way.
+                break;
+            }
             self.in_flight = self.shared.queue.take(self.cfg.events_batch);
             if self.in_flight.is_empty() {
                 break;

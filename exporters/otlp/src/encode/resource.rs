@@ -54,7 +54,9 @@ pub(crate) fn resource(
     if let Some(name) = env("OTEL_SERVICE_NAME") {
         set("service.name", string(name), &mut attrs);
     }
-    for (k, v) in app {
+    // The application's resource, but for its SDK's `telemetry.sdk.*`:
+    // overrun, not that SDK, encodes this data.
+    for (k, v) in app.iter().filter(|(k, _)| !k.starts_with("telemetry.sdk.")) {
         set(k, Some(v.clone()), &mut attrs);
     }
     for (k, v) in attributes {
