@@ -113,6 +113,13 @@ fn tell(line: Option<String>) {
     }
 }
 
+/// A request's deadline: its timeout from now, or the round's deadline if
+/// that comes first.
+fn bounded(deadline: Option<tokio::time::Instant>, timeout: Duration) -> tokio::time::Instant {
+    let by_timeout = tokio::time::Instant::now() + timeout;
+    deadline.map_or(by_timeout, |d| d.min(by_timeout))
+}
+
 /// `send`, or a timeout error once `deadline` passes.
 async fn within(
     deadline: tokio::time::Instant,
@@ -224,10 +231,6 @@ impl Worker {
         self.shared.started.fetch_add(1, Ordering::AcqRel);
         let shared = Arc::clone(&self.shared);
         let _finished = Finished(&shared);
-        let bounded = |d: Option<tokio::time::Instant>, timeout: Duration| {
-            let by_timeout = tokio::time::Instant::now() + timeout;
-            d.map_or(by_timeout, |d| d.min(by_timeout))
-        };
 
         if let Some(transport) = self.metrics_transport.as_mut() {
             let timeout = self.cfg.metrics.timeout;
@@ -292,10 +295,6 @@ impl Worker {
     /// them, bounded by `deadline`, at shutdown); a failed request puts its
     /// batch back and ends the attempt.
     async fn events(&mut self, deadline: Option<tokio::time::Instant>, full_only: bool) {
-        let bounded = |d: Option<tokio::time::Instant>, timeout: Duration| {
-            let by_timeout = tokio::time::Instant::now() + timeout;
-            d.map_or(by_timeout, |d| d.min(by_timeout))
-        };
         // A full batch sends the full batches waiting; the schedule, a
         // flush or the last round send everything waiting.
         let waiting = self.shared.queue.len();
