@@ -676,9 +676,25 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         }
         let returned = match shape {
             ReturnedFuture::Opaque => instrumented,
-            ReturnedFuture::OpaqueUnpin | ReturnedFuture::Boxed => {
-                quote!(::std::boxed::Box::pin(#instrumented))
-            }
+            // `Unpin` without a box: the returned future is `Unpin`, so it
+            // is polled in place; `poll_fn` over it is `Unpin` too, and so is
+            // the `Instrumented` around that. (An `async` block is not.)
+            ReturnedFuture::OpaqueUnpin => quote! {
+                ::overrun::__private::Instrumented::new(&#site, {
+                    let mut #fut = #fut;
+                    ::core::future::poll_fn(move |cx| {
+                        let #ret = ::core::task::ready!(::core::future::Future::poll(
+                            ::core::pin::Pin::new(&mut #fut),
+                            cx,
+                        ));
+                        if #is_err {
+                            ::overrun::__private::mark_async_error();
+                        }
+                        ::core::task::Poll::Ready(#ret)
+                    })
+                })
+            },
+            ReturnedFuture::Boxed => quote!(::std::boxed::Box::pin(#instrumented)),
         };
         quote! {
             #site_def

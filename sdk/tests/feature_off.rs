@@ -44,6 +44,7 @@ fn nothing_is_recorded_without_the_feature() {
     assert_eq!(rt.block_on(returns_future()), 2);
     let snap = overrun::snapshot();
     assert!(snap.sites.is_empty());
+    assert!(snap.never_ran.is_empty(), "no site is declared either");
     assert_eq!(EVENTS.load(Ordering::Relaxed), 0, "no violation event");
     overrun::remove_hook(hook);
 }

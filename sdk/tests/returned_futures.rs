@@ -139,7 +139,12 @@ fn an_unpin_future_stays_unpin() {
     fn needs_unpin<T: Unpin>(t: T) -> T {
         t
     }
-    assert_eq!(runtime().block_on(needs_unpin(unpin_future(4))), 4);
+    // Made without a box: no allocation to make the measured future.
+    let before = overrun::alloc::thread_allocs().count;
+    let fut = needs_unpin(unpin_future(4));
+    let after = overrun::alloc::thread_allocs().count;
+    assert_eq!(after - before, 0, "the measured Unpin future is not boxed");
+    assert_eq!(runtime().block_on(fut), 4);
     assert_eq!(site("unpin_future").calls, 1);
 }
 

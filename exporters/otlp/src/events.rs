@@ -3,6 +3,7 @@
 //! limited, and held in a bounded queue until an export succeeds.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use opentelemetry::trace::TraceContextExt as _;
@@ -21,8 +22,9 @@ pub(crate) struct TraceRef {
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub(crate) violation: Violation,
-    /// The thread's name, or its id when it has none.
-    pub(crate) thread: String,
+    /// The thread's name; `None` for an unnamed thread (its id is in the
+    /// violation, formatted on the exporter's thread).
+    pub(crate) thread: Option<Arc<str>>,
     pub(crate) trace: Option<TraceRef>,
     /// Violations of the same site and kind not sent as events (over the
     /// limit) since the previous event of that site and kind.
@@ -30,20 +32,22 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    /// Captures `v` on the current thread.
+    /// Captures `v` on the current thread: its name (taken once per
+    /// thread, then shared) and the OpenTelemetry span active on it (read in
+    /// place, not cloned).
     pub(crate) fn here(v: &Violation) -> Self {
-        let current = std::thread::current();
-        let thread = match current.name() {
-            Some(name) => name.to_owned(),
-            None => format!("{:?}", current.id()),
-        };
-        let cx = opentelemetry::Context::current();
-        let span = cx.span();
-        let sc = span.span_context();
-        let trace = sc.is_valid().then(|| TraceRef {
-            trace_id: sc.trace_id().to_bytes(),
-            span_id: sc.span_id().to_bytes(),
-            flags: sc.trace_flags().to_u8(),
+        thread_local! {
+            static NAME: Option<Arc<str>> = std::thread::current().name().map(Arc::from);
+        }
+        let thread = NAME.try_with(Clone::clone).ok().flatten();
+        let trace = opentelemetry::Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            sc.is_valid().then(|| TraceRef {
+                trace_id: sc.trace_id().to_bytes(),
+                span_id: sc.span_id().to_bytes(),
+                flags: sc.trace_flags().to_u8(),
+            })
         });
         Self {
             violation: *v,
@@ -65,29 +69,7 @@ pub(crate) struct Queue {
     pub(crate) batch_ready: tokio::sync::Notify,
     /// The limit of each site and kind, per second, and its state.
     limits: Limits,
-    pub(crate) rate_dropped: Striped,
     pub(crate) queue_dropped: AtomicU64,
-}
-
-/// A counter many threads add to at once without sharing a cache line:
-/// each thread adds to one of a few padded stripes; reading sums them.
-#[derive(Debug, Default)]
-pub(crate) struct Striped([Stripe; STRIPES]);
-
-const STRIPES: usize = 16;
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe(AtomicU64);
-
-impl Striped {
-    pub(crate) fn add(&self, n: u64) {
-        self.0[stripe() % STRIPES].0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub(crate) fn load(&self) -> u64 {
-        self.0.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
-    }
 }
 
 /// Per site and kind: events admitted in the current second, and the
@@ -100,6 +82,9 @@ impl Striped {
 struct Limits {
     per_second: u64,
     slots: Box<[Slot]>,
+    /// Suppressed violations already handed to events; with those still in
+    /// the slots, every violation over a limit (`rate_dropped`).
+    taken: AtomicU64,
 }
 
 const SLOTS: usize = 256;
@@ -107,7 +92,7 @@ const PROBES: usize = 8;
 const SUPPRESSED_STRIPES: usize = 4;
 
 #[derive(Debug, Default)]
-#[repr(align(64))]
+#[repr(align(128))]
 struct Slot {
     /// A hash of the site and kind, never 0; 0 while the slot is free.
     key: AtomicU64,
@@ -118,7 +103,7 @@ struct Slot {
 }
 
 #[derive(Debug, Default)]
-#[repr(align(64))]
+#[repr(align(128))]
 struct PaddedCount(AtomicU64);
 
 impl Limits {
@@ -126,6 +111,7 @@ impl Limits {
         Self {
             per_second,
             slots: (0..SLOTS).map(|_| Slot::default()).collect(),
+            taken: AtomicU64::new(0),
         }
     }
 
@@ -152,13 +138,34 @@ impl Limits {
         }
         // Each suppressed violation is in exactly one stripe until an
         // admitted event takes it: events plus their `suppressed` add up to
-        // the violations offered.
-        Some(
-            slot.suppressed
-                .iter()
-                .map(|c| c.0.swap(0, Ordering::Relaxed))
-                .sum(),
-        )
+        // the violations offered. (An empty stripe is only read.)
+        let suppressed: u64 = slot
+            .suppressed
+            .iter()
+            .map(|c| match c.0.load(Ordering::Relaxed) {
+                0 => 0,
+                _ => c.0.swap(0, Ordering::SeqCst),
+            })
+            .sum();
+        if suppressed > 0 {
+            self.taken.fetch_add(suppressed, Ordering::SeqCst);
+        }
+        Some(suppressed)
+    }
+
+    /// Every violation over a limit so far: those handed to events as
+    /// `suppressed` and those still waiting in the slots. (Read in that
+    /// order, against `admit`'s swap-then-add, a count is never taken
+    /// twice, so the total never goes back.)
+    fn dropped(&self) -> u64 {
+        let taken = self.taken.load(Ordering::SeqCst);
+        let waiting: u64 = self
+            .slots
+            .iter()
+            .flat_map(|s| &s.suppressed)
+            .map(|c| c.0.load(Ordering::SeqCst))
+            .sum();
+        taken + waiting
     }
 
     fn slot(&self, v: &Violation) -> &Slot {
@@ -208,7 +215,6 @@ impl Queue {
             batch: batch.max(1),
             batch_ready: tokio::sync::Notify::new(),
             limits: Limits::new(per_second),
-            rate_dropped: Striped::default(),
             queue_dropped: AtomicU64::new(0),
         }
     }
@@ -218,7 +224,6 @@ impl Queue {
     /// them were not sent since the previous one.
     pub(crate) fn offer(&self, v: &Violation) {
         let Some(suppressed) = self.limits.admit(v) else {
-            self.rate_dropped.add(1);
             return;
         };
         let mut event = Event::here(v);
@@ -226,6 +231,12 @@ impl Queue {
         if self.push_back([event]) {
             self.batch_ready.notify_one();
         }
+    }
+
+    /// Violations not sent as events because their site and kind were over
+    /// their limit.
+    pub(crate) fn rate_dropped(&self) -> u64 {
+        self.limits.dropped()
     }
 
     /// Queues `events`; `true` when a full batch is now waiting (told once,
@@ -293,7 +304,7 @@ mod tests {
             q.offer(&violation(i, 1_000_000_000));
         }
         assert_eq!(q.len(), 3);
-        assert_eq!(q.rate_dropped.load(), 2);
+        assert_eq!(q.rate_dropped(), 2);
         q.offer(&violation(5, 2_000_000_000));
         assert_eq!(q.len(), 4);
         // The next event carries the two not sent before it.
@@ -337,7 +348,7 @@ mod tests {
         assert_eq!(noisy_time.last().unwrap().suppressed, 995);
         assert_eq!(of("noisy", overrun::ViolationKind::Allocs).len(), 1);
         assert_eq!(of("quiet", overrun::ViolationKind::Time).len(), 1);
-        assert_eq!(q.rate_dropped.load(), 995);
+        assert_eq!(q.rate_dropped(), 995);
     }
 
     #[test]
@@ -379,6 +390,9 @@ mod tests {
             all.iter().map(|e| e.violation.seq).collect::<Vec<_>>(),
             [0, 1, 2, 3]
         );
-        assert!(!all[0].thread.is_empty());
+        assert!(
+            all[0].thread.as_deref().is_some_and(|n| !n.is_empty()),
+            "the test thread is named"
+        );
     }
 }

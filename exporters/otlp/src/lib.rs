@@ -297,11 +297,17 @@ impl Shared {
 
     /// Waits until `n` rounds have finished or `timeout` passed.
     fn wait_rounds(&self, n: u64, timeout: Duration) -> bool {
+        self.wait_for(&self.exports, n, timeout)
+    }
+
+    /// Waits until `counter` reaches `n` (it moves under `finished_lock`,
+    /// with `finished` told) or `timeout` passed.
+    fn wait_for(&self, counter: &AtomicU64, n: u64, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         let mut guard = self.finished_lock.lock();
-        while self.rounds() < n {
+        while counter.load(Ordering::Acquire) < n {
             if self.finished.wait_until(&mut guard, deadline).timed_out() {
-                return self.rounds() >= n;
+                return counter.load(Ordering::Acquire) >= n;
             }
         }
         true
@@ -316,13 +322,7 @@ impl Shared {
         }
         let next = self.last_rounds.load(Ordering::Acquire) + 1;
         self.last_call.notify_one();
-        let deadline = std::time::Instant::now() + timeout;
-        let mut guard = self.finished_lock.lock();
-        while self.last_rounds.load(Ordering::Acquire) < next {
-            if self.finished.wait_until(&mut guard, deadline).timed_out() {
-                return;
-            }
-        }
+        self.wait_for(&self.last_rounds, next, timeout);
     }
 
     /// Asks for a round now and waits for it, at most `timeout`.
@@ -393,7 +393,7 @@ impl OtlpExporter {
         let mut s = self.shared.stats.lock().clone();
         let q = &self.shared.queue;
         s.events_pending = q.len() as u64;
-        s.events_rate_limited = q.rate_dropped.load();
+        s.events_rate_limited = q.rate_dropped();
         s.events_queue_dropped = q.queue_dropped.load(Ordering::Relaxed);
         s
     }

@@ -60,14 +60,15 @@ impl Drop for Finished<'_> {
     }
 }
 
-/// Tells stderr about one signal's export failures: once when they start,
-/// again only when the reason changes, and once when exports succeed again
-/// (a collector that stays down is one line, not one a round).
+/// Tells stderr about one signal's export failures: each reason once per
+/// outage (a collector that stays down, or alternates between two errors,
+/// is a line or two, not one a round), and once when exports succeed again.
 #[derive(Debug)]
 pub(crate) struct FailureLog {
     signal: &'static str,
     endpoint: String,
-    failing: Option<String>,
+    /// The reasons told since the last success.
+    told: Vec<String>,
     failures: u64,
 }
 
@@ -76,7 +77,7 @@ impl FailureLog {
         Self {
             signal,
             endpoint: endpoint.to_string(),
-            failing: None,
+            told: Vec::new(),
             failures: 0,
         }
     }
@@ -84,21 +85,23 @@ impl FailureLog {
     /// The line to print for this failure, if it is news.
     pub(crate) fn failed(&mut self, reason: &str) -> Option<String> {
         self.failures += 1;
-        if self.failing.as_deref() == Some(reason) {
+        if self.told.iter().any(|r| r == reason) {
             return None;
         }
-        let line = format!(
+        self.told.push(reason.to_owned());
+        Some(format!(
             "overrun-otlp: {} export to {} failing: {reason} (counted in stats(); \
-             told again only if the reason changes)",
+             each reason told once until exports succeed again)",
             self.signal, self.endpoint
-        );
-        self.failing = Some(reason.to_owned());
-        Some(line)
+        ))
     }
 
     /// The line to print for this success, if it ends a run of failures.
     pub(crate) fn succeeded(&mut self) -> Option<String> {
-        self.failing.take()?;
+        if self.told.is_empty() {
+            return None;
+        }
+        self.told.clear();
         let failures = std::mem::take(&mut self.failures);
         Some(format!(
             "overrun-otlp: {} export to {} recovered after {failures} failed request(s)",
@@ -240,7 +243,7 @@ impl Worker {
                 encode::Health {
                     metric_failures: stats.metric_failures,
                     log_failures: stats.log_failures,
-                    rate_dropped: q.rate_dropped.load(),
+                    rate_dropped: q.rate_dropped(),
                     queue_dropped: q.queue_dropped.load(Ordering::Relaxed),
                 }
             };
@@ -377,9 +380,12 @@ mod tests {
             .failed("metrics export timed out after 10s")
             .expect("a new reason is");
         assert!(changed.contains("timed out"));
+        // Alternating between the two: neither is told again.
+        assert_eq!(log.failed(refused), None);
+        assert_eq!(log.failed("metrics export timed out after 10s"), None);
         let back = log.succeeded().expect("the recovery is told");
         assert!(
-            back.ends_with("recovered after 4 failed request(s)"),
+            back.ends_with("recovered after 6 failed request(s)"),
             "{back}"
         );
         assert_eq!(log.succeeded(), None, "success after success is not");

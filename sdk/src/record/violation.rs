@@ -283,7 +283,12 @@ pub(crate) fn publish(mut v: Violation) {
         v.seq = next_seq();
         // A violation raised by a hook's own code reaches no hook.
         if IN_HOOK.with(|h| h.replace(true)) {
-            if HOOKS.read().as_ref().is_some_and(|h| !h.is_empty()) {
+            // Inside a hook, this thread's copy of the hooks is current (and
+            // borrowed only for reading): no lock here either.
+            let hooked = CACHED_HOOKS
+                .try_with(|c| c.borrow().1.as_ref().is_some_and(|h| !h.is_empty()))
+                .unwrap_or(true);
+            if hooked {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
             }
             return;

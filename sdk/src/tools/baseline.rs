@@ -144,8 +144,7 @@ pub struct RunRow {
 }
 
 /// The least relative move of a whole run's times that counts: a run is one
-/// sample, and a run's wall time moves by 10% from one run to the next on a
-/// shared machine.
+/// sample, so its times are judged more loosely than a site's median.
 pub const RUN_TIME_TOLERANCE: f64 = 0.25;
 
 /// A run is one sample: its times must move beyond the median's tolerance
@@ -167,14 +166,20 @@ fn run_row(base: &RunFigures, head: &RunFigures, tol: &Tolerance) -> RunRow {
         .map(|v| v.kind.clone())
         .filter(|k| !base.violations.iter().any(|b| &b.kind == k))
         .collect();
+    // A figure of 0 on either side (an older report without it) is not
+    // judged.
     let moved = |c: &Change, t: f64, floor: f64| -> Option<f64> {
         let (b, h) = (c.base?, c.head?);
+        if b == 0.0 || h == 0.0 {
+            return None;
+        }
         c.relative()
             .filter(|r| r.abs() > t && (h - b).abs() >= floor)
     };
+    let time_tolerance = tol.p50.max(RUN_TIME_TOLERANCE);
     let moves: Vec<f64> = [
-        moved(&wall, tol.p50, 10e6),
-        moved(&cpu, tol.p50, 10e6),
+        moved(&wall, time_tolerance, 10e6),
+        moved(&cpu, time_tolerance, 10e6),
         moved(&peak_rss, tol.bytes, 1_048_576.0),
     ]
     .into_iter()
@@ -970,6 +975,19 @@ mod tests {
         );
         assert_eq!(jitter.run.unwrap().verdict, Verdict::Same);
         assert!(!compare(&base, &base, &tol).regressed());
+        // Times move at least RUN_TIME_TOLERANCE (25%), whatever the median's
+        // tolerance: 200 -> 240 ms is the same run, 200 -> 260 ms is not.
+        let tight = Tolerance::uniform(0.1);
+        let run_of = |head: u64| {
+            compare(&base, &report(head, 10 << 20, ""), &tight)
+                .run
+                .unwrap()
+                .verdict
+        };
+        assert_eq!(run_of(240_000_000), Verdict::Same);
+        assert_eq!(run_of(260_000_000), Verdict::Regressed);
+        // An older report without the run's times: not judged.
+        assert_eq!(run_of(0), Verdict::Same);
     }
 
     #[test]

@@ -35,7 +35,12 @@ fn record(e: &Event) -> LogRecord {
         kv_int("overrun.observed", as_int(v.observed)),
         kv_int("overrun.limit", as_int(v.limit)),
         kv("overrun.unit", v.kind.unit()),
-        kv("thread.name", e.thread.clone()),
+        kv(
+            "thread.name",
+            e.thread
+                .as_deref()
+                .map_or_else(|| format!("{:?}", v.thread), str::to_owned),
+        ),
         kv("code.file.path", v.file),
         kv_int("code.line.number", i64::from(v.line)),
     ]);

@@ -115,36 +115,12 @@ fn instance_id() -> String {
     )
 }
 
-/// An application's OpenTelemetry resource as OTLP attributes.
+/// An application's OpenTelemetry resource as OTLP attributes (the
+/// conversion `opentelemetry-proto` provides).
 pub(crate) fn from_sdk(resource: &opentelemetry_sdk::Resource) -> Vec<(String, AnyValue)> {
-    fn value(v: &opentelemetry::Value) -> AnyValue {
-        use opentelemetry::{Array, Value};
-        use opentelemetry_proto::tonic::common::v1::ArrayValue;
-        use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
-        let inner = match v {
-            Value::Bool(b) => V::BoolValue(*b),
-            Value::I64(i) => V::IntValue(*i),
-            Value::F64(f) => V::DoubleValue(*f),
-            Value::String(s) => V::StringValue(s.to_string()),
-            Value::Array(a) => {
-                let values = match a {
-                    Array::Bool(v) => v.iter().map(|x| value(&Value::Bool(*x))).collect(),
-                    Array::I64(v) => v.iter().map(|x| value(&Value::I64(*x))).collect(),
-                    Array::F64(v) => v.iter().map(|x| value(&Value::F64(*x))).collect(),
-                    Array::String(v) => {
-                        v.iter().map(|x| value(&Value::String(x.clone()))).collect()
-                    }
-                    _ => Vec::new(),
-                };
-                V::ArrayValue(ArrayValue { values })
-            }
-            _ => V::StringValue(v.to_string()),
-        };
-        AnyValue { value: Some(inner) }
-    }
     resource
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), value(v)))
+        .map(|(k, v)| (k.as_str().to_owned(), AnyValue::from(v.clone())))
         .collect()
 }
 
