@@ -84,6 +84,7 @@ impl<F> Tracked<F> {
     /// A single poll longer than `limit` (such as `"1ms"`) is a `poll`
     /// violation. Panics on a malformed `&str` literal; give
     /// `overrun::duration!("1ms")` to have it checked at compile time.
+    #[track_caller]
     pub fn poll_budget(self, limit: impl crate::vocab::units::TimeLimit) -> Self {
         self.task
             .entry
@@ -95,6 +96,7 @@ impl<F> Tracked<F> {
     /// A task alive longer than `limit` (such as `"30s"`) is counted once as
     /// leaked. Panics on a malformed `&str` literal; give
     /// `overrun::duration!("30s")` to have it checked at compile time.
+    #[track_caller]
     pub fn lifetime(self, limit: impl crate::vocab::units::TimeLimit) -> Self {
         self.task
             .entry

@@ -105,24 +105,28 @@ impl<F> Check<F> {
     }
 
     /// Median budget.
+    #[track_caller]
     pub fn p50(mut self, limit: impl TimeLimit) -> Self {
         self.limits[0] = Some(limit.nanos());
         self
     }
 
     /// 95th percentile budget.
+    #[track_caller]
     pub fn p95(mut self, limit: impl TimeLimit) -> Self {
         self.limits[1] = Some(limit.nanos());
         self
     }
 
     /// 99th percentile budget.
+    #[track_caller]
     pub fn p99(mut self, limit: impl TimeLimit) -> Self {
         self.limits[2] = Some(limit.nanos());
         self
     }
 
     /// Budget for the slowest call (of the best batch).
+    #[track_caller]
     pub fn max(mut self, limit: impl TimeLimit) -> Self {
         self.limits[3] = Some(limit.nanos());
         self
@@ -143,6 +147,7 @@ impl<F> Check<F> {
 
     /// Most heap bytes any one call may allocate (needs
     /// [`CountingAlloc`](crate::CountingAlloc)).
+    #[track_caller]
     pub fn bytes_per_call(mut self, limit: impl SizeLimit) -> Self {
         self.bytes = Some(limit.bytes());
         self
