@@ -70,6 +70,9 @@ pub(crate) struct Queue {
     /// The limit of each site and kind, per second, and its state.
     limits: Limits,
     pub(crate) queue_dropped: AtomicU64,
+    /// Events taken for a request not answered yet: still pending for
+    /// `stats()`, so "nothing pending" means "delivered".
+    in_flight: AtomicU64,
 }
 
 /// Per site and kind: events admitted in the current second, and the
@@ -216,6 +219,7 @@ impl Queue {
             batch_ready: tokio::sync::Notify::new(),
             limits: Limits::new(per_second),
             queue_dropped: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         }
     }
 
@@ -261,10 +265,32 @@ impl Queue {
         q.drain(..n).collect()
     }
 
+    /// Takes up to `max` events, oldest first, for a request: they count as
+    /// pending until [`Queue::delivered`] or [`Queue::put_back`].
+    pub(crate) fn take_for_request(&self, max: usize) -> Vec<Event> {
+        let mut q = self.pending.lock();
+        let n = q.len().min(max);
+        // Under the lock: `pending()` never sees them in neither place.
+        self.in_flight.store(n as u64, Ordering::Relaxed);
+        q.drain(..n).collect()
+    }
+
+    /// The request carrying the taken events was accepted.
+    pub(crate) fn delivered(&self) {
+        self.in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// Events waiting, and those in a request not answered yet.
+    pub(crate) fn pending(&self) -> usize {
+        let q = self.pending.lock();
+        q.len() + self.in_flight.load(Ordering::Relaxed) as usize
+    }
+
     /// Puts events that could not be sent back at the front, so they go
     /// first next time; the oldest are dropped if the queue would overflow.
     pub(crate) fn put_back(&self, events: Vec<Event>) {
         let mut q = self.pending.lock();
+        self.in_flight.store(0, Ordering::Relaxed);
         let room = self.capacity.saturating_sub(q.len());
         let skip = events.len().saturating_sub(room);
         self.queue_dropped.fetch_add(skip as u64, Ordering::Relaxed);

@@ -249,7 +249,7 @@ pub struct ExportStats {
     pub log_failures: u64,
     /// Violation events delivered.
     pub events_sent: u64,
-    /// Events waiting for the next export.
+    /// Events waiting for an export, or in a request not answered yet.
     pub events_pending: u64,
     /// Events over the rate limit.
     pub events_rate_limited: u64,
@@ -281,9 +281,9 @@ struct Shared {
     finished_lock: Mutex<()>,
     /// The worker is running its loop (false once it has stopped).
     alive: std::sync::atomic::AtomicBool,
-    /// Told when the process' last round is asked for: it pre-empts a round
-    /// under way and sends every pending event, bounded by the shutdown
-    /// timeout.
+    /// Told when the process' last round is asked for: a round under way
+    /// gets half the shutdown timeout to finish, then the last round sends
+    /// every pending event within what is left.
     last_call: tokio::sync::Notify,
     /// Last rounds finished (`export_last` waits for its own, not for any
     /// round: an abandoned one counts as finished too).
@@ -392,7 +392,7 @@ impl OtlpExporter {
     pub fn stats(&self) -> ExportStats {
         let mut s = self.shared.stats.lock().clone();
         let q = &self.shared.queue;
-        s.events_pending = q.len() as u64;
+        s.events_pending = q.pending() as u64;
         s.events_rate_limited = q.rate_dropped();
         s.events_queue_dropped = q.queue_dropped.load(Ordering::Relaxed);
         s
@@ -456,8 +456,9 @@ impl OtlpExporter {
     }
 
     /// Makes a last export of everything pending and stops, within the
-    /// shutdown timeout (plus a moment to stop the thread). Returns the
-    /// final counters.
+    /// shutdown timeout (plus a moment to stop the thread). A request under
+    /// way is answered first (within half that time), so its events are not
+    /// sent twice. Returns the final counters.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -28,8 +28,9 @@ pub(crate) struct Worker {
     pub(crate) metrics_log: FailureLog,
     pub(crate) logs_log: FailureLog,
     /// The batch of events a request is carrying: if the request is
-    /// abandoned (the exporter stops while the collector hangs), they go
-    /// back to the queue for the last round rather than vanish.
+    /// abandoned (the exporter stops while the collector hangs past half
+    /// the shutdown timeout), they go back to the queue for the last round
+    /// rather than vanish.
     pub(crate) in_flight: Vec<crate::events::Event>,
     /// A last round has run and nothing else since.
     pub(crate) last_done: bool,
@@ -148,7 +149,7 @@ impl Worker {
         let mut next_events = now + self.cfg.events_delay;
         let queue = Arc::clone(&self.shared.queue);
         let shared = Arc::clone(&self.shared);
-        loop {
+        let ends_at = loop {
             let flush = Arc::clone(&self.flush);
             let work = tokio::select! {
                 _ = tokio::time::sleep_until(next) => {
@@ -164,8 +165,6 @@ impl Worker {
                 _ = shared.last_call.notified() => Work::Last,
                 _ = stop.changed() => Work::Stop,
             };
-            // A round under way gives way to the end: a collector that
-            // hangs must not cost the last round its time.
             let next_work = match work {
                 Work::Round | Work::Events | Work::BatchFull => {
                     self.last_done = false;
@@ -176,33 +175,46 @@ impl Worker {
                             _ => self.events(None, false).await,
                         }
                     };
-                    tokio::select! {
-                        () = job => None,
+                    tokio::pin!(job);
+                    let ending = tokio::select! {
+                        () = &mut job => None,
                         _ = shared.last_call.notified() => Some(Work::Last),
                         _ = stop.changed() => Some(Work::Stop),
+                    };
+                    if let Some(end) = ending {
+                        // The round under way gets half the shutdown time
+                        // to finish: a collector answers in milliseconds,
+                        // and abandoning a request it did receive would send
+                        // its events twice. One that hangs costs the last
+                        // round only that half.
+                        let ends_at = tokio::time::Instant::now() + shutdown;
+                        let _ = tokio::time::timeout(shutdown / 2, job).await;
+                        Some((end, ends_at))
+                    } else {
+                        None
                     }
                 }
-                other => Some(other),
+                Work::Last | Work::Stop => Some((work, tokio::time::Instant::now() + shutdown)),
             };
             match next_work {
-                Some(Work::Stop) => break,
-                Some(Work::Last) => {
+                Some((Work::Stop, ends_at)) => break ends_at,
+                Some((_, ends_at)) => {
                     // The process is ending: everything pending, bounded.
-                    self.last_round(shutdown).await;
+                    self.last_round(ends_at).await;
                     continue;
                 }
-                _ => {}
+                None => {}
             }
             let now = tokio::time::Instant::now();
             if next < now {
                 // An export took longer than the interval: skip, don't burst.
                 next = now + self.cfg.interval;
             }
-        }
+        };
         // A last round that just ran (the process is ending and then the
         // handle is dropped) is not run twice, unless events came since.
         if !(self.last_done && self.shared.queue.len() == 0) {
-            self.last_round(shutdown).await;
+            self.last_round(ends_at).await;
         }
         // What the last round could not send goes with the exporter:
         // counted, with its reason, not left looking pending.
@@ -212,14 +224,13 @@ impl Worker {
     }
 
     /// Every count and every pending event (the batch an abandoned request
-    /// carried first), bounded by `shutdown`.
-    async fn last_round(&mut self, shutdown: Duration) {
+    /// carried first), bounded by `deadline`.
+    async fn last_round(&mut self, deadline: tokio::time::Instant) {
         if !self.in_flight.is_empty() {
             self.shared
                 .queue
                 .put_back(std::mem::take(&mut self.in_flight));
         }
-        let deadline = tokio::time::Instant::now() + shutdown;
         self.round(Some(deadline)).await;
         self.last_done = true;
         {
@@ -317,7 +328,7 @@ impl Worker {
                 // by the caller, not sent half-way.
                 break;
             }
-            self.in_flight = self.shared.queue.take(self.cfg.events_batch);
+            self.in_flight = self.shared.queue.take_for_request(self.cfg.events_batch);
             if self.in_flight.is_empty() {
                 break;
             }
@@ -334,6 +345,7 @@ impl Worker {
             match result {
                 Ok(()) => {
                     self.in_flight.clear();
+                    self.shared.queue.delivered();
                     stats.log_exports += 1;
                     stats.events_sent += n as u64;
                     stats.logs_error = None;

@@ -3,8 +3,7 @@
 //! collector refused an export). A small HTTP/1.1 receiver decodes each
 //! request with the OTLP protobuf types.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
+use std::io::Read as _;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,72 +13,8 @@ use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, metric::Da
 use overrun_otlp::{OtlpExporter, Protocol, Temporality};
 use prost::Message as _;
 
-struct Request {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-/// Serves until the test ends: each request is sent on the channel and
-/// answered with the next status from `statuses` (200 once they run out).
-fn receiver(statuses: Vec<u16>) -> (u16, mpsc::Receiver<Request>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    // A thread per connection: the client may open a second one while the
-    // first waits in its pool.
-    let statuses = std::sync::Arc::new(std::sync::Mutex::new(statuses.into_iter()));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let (tx, statuses) = (tx.clone(), statuses.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-                    let mut headers = Vec::new();
-                    loop {
-                        let mut h = String::new();
-                        reader.read_line(&mut h).unwrap();
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
-                        }
-                        let (k, v) = h.split_once(':').unwrap();
-                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-                    }
-                    let len: usize = headers
-                        .iter()
-                        .find(|(k, _)| k == "content-length")
-                        .map_or(0, |(_, v)| v.parse().unwrap());
-                    let mut body = vec![0; len];
-                    reader.read_exact(&mut body).unwrap();
-                    let status = if path == "/v1/metrics" {
-                        statuses.lock().unwrap().next().unwrap_or(200)
-                    } else {
-                        200
-                    };
-                    let _ = tx.send(Request {
-                        path,
-                        headers,
-                        body,
-                    });
-                    let reason = if status == 200 { "OK" } else { "Unavailable" };
-                    let _ = write!(
-                        writer,
-                        "HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\n\r\n"
-                    );
-                }
-            });
-        }
-    });
-    (port, rx)
-}
+mod common;
+use common::{Request, receiver};
 
 #[overrun::measure]
 fn delta_fn() -> u64 {

@@ -1,0 +1,97 @@
+//! The exporter stops while a request carrying violation events waits for
+//! its answer: the request is answered, not abandoned and sent again, so
+//! each event reaches the collector once. Until the answer, the events count
+//! as pending. (Its own binary: every violation of the process reaches this
+//! exporter.)
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use overrun_otlp::{OtlpExporter, Protocol};
+use prost::Message as _;
+
+mod common;
+
+#[overrun::measure(budget = "1ns")]
+fn over_budget() {
+    std::thread::sleep(Duration::from_micros(10));
+}
+
+/// The log records of the logs requests received within `wait`.
+fn records(rx: &mpsc::Receiver<common::Request>, wait: Duration) -> usize {
+    let deadline = std::time::Instant::now() + wait;
+    let mut n = 0;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(req) = rx.recv_timeout(left) else {
+            break;
+        };
+        if req.path != "/v1/logs" {
+            continue;
+        }
+        let logs = ExportLogsServiceRequest::decode(&req.body[..]).unwrap();
+        n += logs
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .map(|s| s.log_records.len())
+            .sum::<usize>();
+    }
+    n
+}
+
+#[test]
+fn a_request_under_way_at_shutdown_is_answered_not_sent_twice() {
+    let (port, rx) = common::receiver_with(Vec::new(), Duration::from_millis(400));
+    let otlp = OtlpExporter::builder()
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .protocol(Protocol::HttpProtobuf)
+        .interval(Duration::from_secs(3600))
+        .events_delay(Duration::from_secs(3600))
+        .events_batch(3)
+        .shutdown_timeout(Duration::from_secs(3))
+        .install()
+        .unwrap();
+    for _ in 0..3 {
+        over_budget();
+    }
+    // The full batch leaves at once; the receiver holds its answer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let first = loop {
+        let req = rx
+            .recv_timeout(deadline - std::time::Instant::now())
+            .expect("the full batch is sent");
+        if req.path == "/v1/logs" {
+            break ExportLogsServiceRequest::decode(&req.body[..]).unwrap();
+        }
+    };
+    let sent: usize = first
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum();
+    assert_eq!(sent, 3);
+    let during = otlp.stats();
+    assert_eq!(
+        (during.events_sent, during.events_pending),
+        (0, 3),
+        "unanswered, the events are still pending: {during:?}"
+    );
+    let last = otlp.shutdown();
+    assert_eq!(
+        (
+            last.events_sent,
+            last.events_pending,
+            last.events_shutdown_dropped,
+            last.log_failures
+        ),
+        (3, 0, 0, 0),
+        "{last:?}"
+    );
+    assert_eq!(
+        records(&rx, Duration::from_millis(500)),
+        0,
+        "no event is sent a second time"
+    );
+}
