@@ -340,6 +340,41 @@ def protocol_run(protocol, collector):
     check(SECRET not in collector.text(), f"{label}: header value not in the collector's output")
 
 
+def trace_order_run(protocol, collector):
+    """Trace ids on violation events whatever the order of
+    `#[tracing::instrument]` and `#[overrun::measure]` (spans made
+    OpenTelemetry spans by tracing-opentelemetry), and on a leaked task's
+    lifetime violation, raised on the watchdog thread: the trace it was
+    spawned in."""
+    label = f"{protocol} trace order"
+    d = Driver(protocol, collector)
+    _, trace, above, below = d.send("ordered", "ordered").split()
+    _, leak_trace, leak_span = d.send("leak", "leak").split()
+    d.send("export", "exported")
+    d.finish()
+    deadline = time.time() + 15
+    while True:
+        _, logs = parse(collector.text())
+        logs = ours(logs, d.proc.pid)
+        if len(logs) >= 3 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    by_site = {}
+    for lg in logs:
+        name = lg["attrs"].get("overrun.task") or site_name(lg["attrs"])
+        by_site.setdefault(name, []).append(lg)
+    for function, span in (("traced_above", above), ("traced_below", below)):
+        got = [(lg["trace_id"], lg["span_id"]) for lg in by_site.get(function, [])]
+        check(got == [(trace, span)],
+              f"{label}: {function}'s event carries the trace and the function's own span "
+              f"({got} against {(trace, span)})")
+    got = [(lg["attrs"].get("overrun.kind"), lg["trace_id"], lg["span_id"])
+           for lg in by_site.get("leaky", [])]
+    check(got == [("lifetime", leak_trace, leak_span)],
+          f"{label}: the leaked task's lifetime event carries the span it was spawned in "
+          f"({got} against {(leak_trace, leak_span)})")
+
+
 def outage_run(protocol):
     label = f"{protocol} outage"
     grpc, http = free_port(), free_port()
@@ -663,6 +698,8 @@ def main():
             protocol_run(protocol, collector)
             short_run(f"{protocol} gzip", protocol, collector,
                       {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
+        for protocol in ("grpc", "http/protobuf"):
+            trace_order_run(protocol, collector)
         environment_runs(collector)
         storm_run(collector)
         proxy = TlsProxy(collector)

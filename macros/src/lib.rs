@@ -438,6 +438,7 @@ fn site_static(func: &ItemFn, args: &Args, kind: &str, site: &Ident) -> TokenStr
 }
 
 /// How the declared return type can be used in the expansion.
+#[derive(Clone)]
 enum Output {
     /// A type that can be written as a `let` binding's or a closure's type.
     Named(TokenStream2),
@@ -573,6 +574,9 @@ fn boxed_tail(block: &syn::Block) -> Option<&Expr> {
 }
 
 fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
+    if let Some(inside) = inside_tracing_span(&func, args) {
+        return inside;
+    }
     let ItemFn {
         attrs,
         vis,
@@ -708,64 +712,243 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         }
     } else {
         let site_def = site_static(&func, args, "Sync", &site);
-        let guard = Ident::new("__overrun_guard", hyg);
-        let once = Ident::new("__overrun_once", hyg);
-        // Moving `once` into the body makes the closure `FnOnce`, so it may
-        // hand out borrows of the arguments it owns, as the function could.
-        // The closure's return type is the declared one, so the body's value
-        // and its `return`s coerce to it as they would in the function.
-        let body_fn = Ident::new("__overrun_body", hyg);
-        let call = |typed: TokenStream2| {
-            quote! {
-                let #body_fn = move || #typed {
-                    #once.consume();
-                    #block
-                };
-            }
-        };
-        match output {
-            Output::Never => {
-                let call = call(quote!(-> !));
-                quote! {
-                    #site_def
-                    // Never returns: the guard records the call if it
-                    // unwinds (an error), as it does for any panic.
-                    let #guard = ::overrun::__private::Guard::enter(&#site);
-                    let #once = ::overrun::__private::Once;
-                    #call
-                    #body_fn()
-                }
-            }
-            Output::Named(ty) => {
-                let call = call(quote!(-> #ty));
-                quote! {
-                    #site_def
-                    let #guard = ::overrun::__private::Guard::enter(&#site);
-                    let #once = ::overrun::__private::Once;
-                    #call
-                    let #ret: #ty = #body_fn();
-                    #guard.finish(#is_err);
-                    #ret
-                }
-            }
-            Output::Opaque => {
-                let call = call(quote!());
-                quote! {
-                    #site_def
-                    let #guard = ::overrun::__private::Guard::enter(&#site);
-                    let #once = ::overrun::__private::Once;
-                    #call
-                    let #ret = #body_fn();
-                    #guard.finish(#is_err);
-                    #ret
-                }
-            }
-        }
+        sync_body(&site_def, &site, &block, output, &is_err)
     };
     quote! {
         #(#attrs)*
         #vis #sig {
             #body
+        }
+    }
+}
+
+/// The variable `#[tracing::instrument]` (tracing-attributes) keeps the
+/// future of an `async fn` (or of a returned `async` block) in, before it
+/// instruments it with the span.
+const TRACING_FUTURE: &str = "__tracing_instrument_future";
+/// The variable it keeps the entered span's guard of a sync function in.
+const TRACING_GUARD: &str = "__tracing_attr_guard";
+
+/// `#[tracing::instrument]` written above `#[measure]` expands first: the
+/// body `#[measure]` gets enters the span itself. Measuring around that body
+/// would raise a violation after the span is exited, without the span (nor
+/// the OpenTelemetry context `tracing-opentelemetry` enters with it). So the
+/// measurement goes inside: around the future tracing instruments, or
+/// after the statements that enter its span. Found by the names of the
+/// variables tracing-attributes declares; were they renamed, the function
+/// would be measured around the whole body as before (the same figures,
+/// without the span on its violations), and `tests/tracing_order.rs`
+/// fails.
+fn inside_tracing_span(func: &ItemFn, args: &Args) -> Option<TokenStream2> {
+    use syn::visit_mut::VisitMut as _;
+    if matches!(output(&func.sig.output), Output::Never) {
+        return None;
+    }
+    let hyg = Span::mixed_site();
+    let site = Ident::new("__OVERRUN_SITE", Span::call_site());
+    let ret = Ident::new("__overrun_ret", hyg);
+    let is_err = quote! {{
+        #[allow(unused_imports)]
+        use ::overrun::__private::{NotResult as _, ResultErr as _};
+        (&#ret).__overrun_is_err()
+    }};
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let mut block = (**block).clone();
+    let is_future = sig.asyncness.is_some() || returned_future(&sig.output).is_some();
+    let body = if is_future {
+        // The future's value gets the declared type where an `async fn`
+        // declares it (a returned future's is inside its type).
+        let annotated = match output(&sig.output) {
+            Output::Named(ty) if sig.asyncness.is_some() => Some(quote!(: #ty)),
+            _ => None,
+        };
+        let mut wrap = InTracing {
+            name: TRACING_FUTURE,
+            found: false,
+            rewrite: |stmts: &mut Vec<syn::Stmt>, at: usize| {
+                let syn::Stmt::Local(local) = &mut stmts[at] else {
+                    return;
+                };
+                let Some(init) = local.init.as_mut() else {
+                    return;
+                };
+                let fut = &init.expr;
+                let measured = quote! {
+                    ::overrun::__private::Instrumented::new(&#site, async move {
+                        let #ret #annotated = #fut.await;
+                        if #is_err {
+                            ::overrun::__private::mark_async_error();
+                        }
+                        #ret
+                    })
+                };
+                *init.expr = Expr::Verbatim(measured);
+            },
+        };
+        wrap.visit_block_mut(&mut block);
+        if !wrap.found {
+            return None;
+        }
+        let site_def = site_static(func, args, "Async", &site);
+        let stmts = &block.stmts;
+        quote! {
+            #site_def
+            #(#stmts)*
+        }
+    } else {
+        let site_def = site_static(func, args, "Sync", &site);
+        let out = output(&sig.output);
+        let mut split = InTracing {
+            name: TRACING_GUARD,
+            found: false,
+            rewrite: move |stmts: &mut Vec<syn::Stmt>, at: usize| {
+                // The statements up to the last that names the guard enter
+                // the span (`let guard; if enabled { guard = span.enter() }`);
+                // the rest, tracing's body, is measured.
+                let entered = stmts
+                    .iter()
+                    .rposition(|s| mentions(s.to_token_stream(), TRACING_GUARD))
+                    .unwrap_or(at)
+                    + 1;
+                let rest = syn::Block {
+                    brace_token: syn::token::Brace::default(),
+                    stmts: stmts.split_off(entered),
+                };
+                let measured = sync_body(&site_def, &site, &rest, out.clone(), &is_err);
+                stmts.push(syn::Stmt::Expr(Expr::Verbatim(quote!({ #measured })), None));
+            },
+        };
+        split.visit_block_mut(&mut block);
+        if !split.found {
+            return None;
+        }
+        let stmts = &block.stmts;
+        quote!(#(#stmts)*)
+    };
+    Some(quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    })
+}
+
+/// Finds the first block (outside nested items and closures) with a `let`
+/// of `name`, and hands its statements to `rewrite`.
+struct InTracing<F> {
+    name: &'static str,
+    found: bool,
+    rewrite: F,
+}
+
+impl<F: FnMut(&mut Vec<syn::Stmt>, usize)> syn::visit_mut::VisitMut for InTracing<F> {
+    fn visit_block_mut(&mut self, block: &mut syn::Block) {
+        if self.found {
+            return;
+        }
+        let at = block.stmts.iter().position(|s| match s {
+            syn::Stmt::Local(local) => binds(&local.pat, self.name),
+            _ => false,
+        });
+        if let Some(at) = at {
+            self.found = true;
+            (self.rewrite)(&mut block.stmts, at);
+            return;
+        }
+        syn::visit_mut::visit_block_mut(self, block);
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+
+    fn visit_expr_closure_mut(&mut self, _: &mut syn::ExprClosure) {}
+}
+
+/// `pat` binds `name` (`x`, `x: T`).
+fn binds(pat: &syn::Pat, name: &str) -> bool {
+    match pat {
+        syn::Pat::Ident(p) => p.ident == name,
+        syn::Pat::Type(p) => binds(&p.pat, name),
+        _ => false,
+    }
+}
+
+/// `tokens` contain the identifier `name`.
+fn mentions(tokens: TokenStream2, name: &str) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == name,
+        proc_macro2::TokenTree::Group(g) => mentions(g.stream(), name),
+        _ => false,
+    })
+}
+
+/// The statements of a measured sync function around `block`: a guard
+/// entered first, the body run as a closure (its `return`s stay its own),
+/// the call finished with whether it returned an error.
+fn sync_body(
+    site_def: &TokenStream2,
+    site: &Ident,
+    block: &syn::Block,
+    output: Output,
+    is_err: &TokenStream2,
+) -> TokenStream2 {
+    let hyg = Span::mixed_site();
+    let ret = Ident::new("__overrun_ret", hyg);
+    let guard = Ident::new("__overrun_guard", hyg);
+    let once = Ident::new("__overrun_once", hyg);
+    // Moving `once` into the body makes the closure `FnOnce`, so it may
+    // hand out borrows of the arguments it owns, as the function could.
+    // The closure's return type is the declared one, so the body's value
+    // and its `return`s coerce to it as they would in the function.
+    let body_fn = Ident::new("__overrun_body", hyg);
+    let call = |typed: TokenStream2| {
+        quote! {
+            let #body_fn = move || #typed {
+                #once.consume();
+                #block
+            };
+        }
+    };
+    match output {
+        Output::Never => {
+            let call = call(quote!(-> !));
+            quote! {
+                #site_def
+                // Never returns: the guard records the call if it
+                // unwinds (an error), as it does for any panic.
+                let #guard = ::overrun::__private::Guard::enter(&#site);
+                let #once = ::overrun::__private::Once;
+                #call
+                #body_fn()
+            }
+        }
+        Output::Named(ty) => {
+            let call = call(quote!(-> #ty));
+            quote! {
+                #site_def
+                let #guard = ::overrun::__private::Guard::enter(&#site);
+                let #once = ::overrun::__private::Once;
+                #call
+                let #ret: #ty = #body_fn();
+                #guard.finish(#is_err);
+                #ret
+            }
+        }
+        Output::Opaque => {
+            let call = call(quote!());
+            quote! {
+                #site_def
+                let #guard = ::overrun::__private::Guard::enter(&#site);
+                let #once = ::overrun::__private::Once;
+                #call
+                let #ret = #body_fn();
+                #guard.finish(#is_err);
+                #ret
+            }
         }
     }
 }

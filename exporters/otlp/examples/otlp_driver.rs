@@ -13,6 +13,14 @@
 //!   round was accepted (or there was nothing to send).
 //! - `fail`: waits until a metrics export failed after this command.
 //! - `quit`: shuts the exporter down (a last export) and prints its counters.
+//! - `ordered`: inside a `tracing` span (made an OpenTelemetry span by
+//!   `tracing-opentelemetry`), calls `traced_above` (`#[tracing::instrument]`
+//!   above `#[overrun::measure]`) and `traced_below` (below it), each over
+//!   its budget; prints `ordered TRACE_ID ABOVE_SPAN_ID BELOW_SPAN_ID`, the
+//!   trace and each function's own span.
+//! - `leak`: inside an OpenTelemetry span, tracks a task (`leaky`) that
+//!   never ends, with a 50 ms lifetime budget; prints `leak TRACE_ID
+//!   SPAN_ID` once the watchdog flagged it.
 //! - `exit`: ends the process with `std::process::exit(0)` from a worker
 //!   thread, without shutting the exporter down: `#[overrun::main]` makes its
 //!   last export on the way out.
@@ -28,6 +36,8 @@ use std::io::BufRead as _;
 use std::time::Duration;
 
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Every call over its budget: a storm of violations of one site.
 #[overrun::measure(budget = "1ns")]
@@ -44,23 +54,53 @@ fn handle(slow: bool) -> u64 {
     std::hint::black_box(7)
 }
 
+/// The trace and span of the current `tracing` span, as OpenTelemetry ids.
+fn ids_of_current() -> (String, String) {
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    (sc.trace_id().to_string(), sc.span_id().to_string())
+}
+
+#[tracing::instrument]
+#[overrun::measure(budget = "1ns")]
+fn traced_above() -> String {
+    std::thread::sleep(Duration::from_micros(10));
+    ids_of_current().1
+}
+
+#[overrun::measure(budget = "1ns")]
+#[tracing::instrument]
+fn traced_below() -> String {
+    std::thread::sleep(Duration::from_micros(10));
+    ids_of_current().1
+}
+
 #[overrun::main]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os("OTLP_DRIVER_TRACE").is_some() {
-        // Every log line of the transport crates (tonic, hyper, h2, rustls)
-        // at TRACE, to stdout: the test checks no header value shows up.
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+    let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let tracer = tracer_provider.tracer("otlp-driver");
+    // `tracing` spans are OpenTelemetry spans, entered with them.
+    let spans = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("tracing"));
+    // With OTLP_DRIVER_TRACE, every log line of the transport crates (tonic,
+    // hyper, h2, rustls) at TRACE, to stdout: the test checks no header
+    // value shows up.
+    let fmt = std::env::var_os("OTLP_DRIVER_TRACE").is_some().then(|| {
+        tracing_subscriber::fmt::layer()
             .with_writer(std::io::stdout)
             .with_ansi(false)
-            .init();
-    }
+    });
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::registry()
+            .with(spans)
+            .with(fmt)
+            .with(tracing_subscriber::filter::LevelFilter::TRACE),
+    )?;
     let exporter = overrun_otlp::OtlpExporter::builder()
         .service_name("overrun-otlp-e2e")
         .resource_attribute("test.run", std::process::id().to_string())
         .install()?;
-    let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-    let tracer = tracer_provider.tracer("otlp-driver");
+    let mut leaked = Vec::new();
     println!("ready");
     for line in std::io::stdin().lock().lines() {
         let line = line?;
@@ -107,6 +147,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("exported");
             }
             ["flush"] => println!("flushed {}", exporter.flush()),
+            ["ordered"] => {
+                let outer = tracing::info_span!("ordered");
+                let (trace, above, below) = outer.in_scope(|| {
+                    let above = traced_above();
+                    let below = traced_below();
+                    (ids_of_current().0, above, below)
+                });
+                println!("ordered {trace} {above} {below}");
+            }
+            ["leak"] => {
+                let (task, trace, span) = tracer.in_span("leak-span", |cx| {
+                    let sc = cx.span().span_context().clone();
+                    let task = overrun::track("leaky", std::future::pending::<()>())
+                        .lifetime(overrun::duration!("50ms"));
+                    (task, sc.trace_id(), sc.span_id())
+                });
+                leaked.push(task);
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !overrun::tasks::stats()
+                    .iter()
+                    .any(|t| t.name == "leaky" && t.leaked > 0)
+                {
+                    if std::time::Instant::now() > deadline {
+                        return Err("the watchdog did not flag the task".into());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                println!("leak {trace} {span}");
+            }
             ["storm", n] => {
                 for _ in 0..n.parse::<u64>()? {
                     stormy();

@@ -349,6 +349,10 @@ impl Builder {
             return Err(e);
         }
         // Violation events only when logs are exported.
+        if logs_enabled {
+            // A task's violations carry the trace it was spawned in.
+            overrun::tasks::capture_spawn_context(crate::events::spawn_context);
+        }
         let hook = logs_enabled.then(|| overrun::on_violation(move |v| hook_queue.offer(v)));
         // The run ends without this handle being dropped (`process::exit`,
         // SIGTERM): one last round of metrics and events, bounded.

@@ -58,6 +58,28 @@ impl Event {
     }
 }
 
+/// The span active where a task is spawned, to be current again when its
+/// violations are raised (on the watchdog thread for a leaked task). Only
+/// its ids are kept, not the span: holding the span would delay its end
+/// until the task ends.
+pub(crate) fn spawn_context() -> Option<Arc<dyn overrun::tasks::SpawnContext>> {
+    let sc = opentelemetry::Context::map_current(|cx| cx.span().span_context().clone());
+    sc.is_valid()
+        .then(|| Arc::new(SpawnedIn(sc)) as Arc<dyn overrun::tasks::SpawnContext>)
+}
+
+/// The ids of the span a task was spawned in.
+struct SpawnedIn(opentelemetry::trace::SpanContext);
+
+impl overrun::tasks::SpawnContext for SpawnedIn {
+    fn within(&self, f: &mut dyn FnMut()) {
+        let _current = opentelemetry::Context::new()
+            .with_remote_span_context(self.0.clone())
+            .attach();
+        f();
+    }
+}
+
 /// Events waiting for the next export, and what was lost on the way.
 #[derive(Debug)]
 pub(crate) struct Queue {

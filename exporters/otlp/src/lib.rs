@@ -45,8 +45,14 @@
 //! `code.file.path`, `code.line.number`, `overrun.suppressed` when events of
 //! its site and kind were limited, and the trace and span id of the
 //! OpenTelemetry span active on that thread (`opentelemetry` 0.33's
-//! [`Context`]) when there is one. They leave on their own schedule (see
-//! the settings), not with the metrics.
+//! [`Context`]) when there is one. A `tracing` span is one through
+//! `tracing-opentelemetry` (which enters the OpenTelemetry context with the
+//! span): with `#[tracing::instrument]` on the function too, above or below
+//! `#[overrun::measure]`, the event carries the function's own span. A
+//! task's `poll` and `lifetime` violations carry the span the task was
+//! spawned in (the exporter sets [`overrun::tasks::capture_spawn_context`]).
+//! They leave on their own schedule (see the settings), not with the
+//! metrics.
 //!
 //! [`Context`]: opentelemetry::Context
 //!

@@ -392,8 +392,12 @@ fn leak(s: String) -> &'static str {
 /// function's bare name is used then.
 fn identity_from_path(path: &str, module: &str) -> Option<(String, String)> {
     let path = path.strip_suffix("::__OVERRUN_SITE::__overrun_here")?;
-    // The body of an `async fn` is a closure to the compiler.
-    let path = path.strip_suffix("::{{closure}}").unwrap_or(path);
+    // The body of an `async fn` is a closure to the compiler; so is the
+    // `async` block `#[tracing::instrument]` wraps it in, below `#[measure]`.
+    let mut path = path;
+    while let Some(outer) = path.strip_suffix("::{{closure}}") {
+        path = outer;
+    }
     let path = path
         .strip_prefix(module)
         .and_then(|rest| rest.strip_prefix("::"))
@@ -542,6 +546,10 @@ mod tests {
         assert_eq!(full("app::db::A::new::__overrun_here"), "A::new");
         assert_eq!(id("app::db::load_user::__overrun_here"), "load_user");
         assert_eq!(id("app::db::fetch::{{closure}}::__overrun_here"), "fetch");
+        assert_eq!(
+            id("app::db::fetch::{{closure}}::{{closure}}::__overrun_here"),
+            "fetch"
+        );
         assert_eq!(
             id("app::db::A::load::{{closure}}::__overrun_here"),
             "A::load"

@@ -34,6 +34,10 @@
 //!   [`live`]. A watchdog thread, started with the first task that has a
 //!   lifetime budget, checks every 10 ms.
 //!
+//! A task's violations are published within the context it was spawned in,
+//! when a [`SpawnContext`] capture is set (the OpenTelemetry exporter sets
+//! one: the event carries the trace the task was spawned in).
+//!
 //! # Cost model
 //!
 //! Per task: one small allocation (the task's entry, freed when it ends,
@@ -46,6 +50,7 @@
 //! ends.
 
 mod builder;
+mod context;
 mod executor;
 mod read;
 mod registry;
@@ -55,6 +60,7 @@ mod tracked;
 mod watchdog;
 
 pub use builder::{TaskBuilder, task};
+pub use context::{SpawnContext, capture_spawn_context};
 pub use executor::block_on;
 pub use read::{LiveTask, TaskStats, live, stats};
 pub use registry::{TaskState, registry_bytes};

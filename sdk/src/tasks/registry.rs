@@ -129,6 +129,8 @@ pub(super) struct Entry {
     pub(super) poll_budget: AtomicU64,
     pub(super) lifetime: AtomicU64,
     pub(super) leaked: AtomicBool,
+    /// Where it was spawned, for its violations.
+    pub(super) context: Option<Arc<dyn super::SpawnContext>>,
 }
 
 /// One registry shard: a slab of live entries and a free list of slots.

@@ -67,6 +67,7 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
             poll_budget: AtomicU64::new(NONE),
             lifetime: AtomicU64::new(NONE),
             leaked: AtomicBool::new(false),
+            context: super::context::capture(),
         })
     });
     let slot = crate::record::alloc::uncounted(|| register(entry.clone()));
@@ -191,22 +192,19 @@ fn record_poll(e: &Entry, start: u64, end: u64) {
 #[inline(never)]
 fn poll_violation(e: &Entry, took: u64) {
     e.site.poll_violations.fetch_add(1, Ordering::Relaxed);
-    publish(task_violation(
+    publish_task_violation(
         e,
         ViolationKind::Poll,
         clock::ticks_to_ns(took),
         clock::ticks_to_ns(e.poll_budget.load(Ordering::Relaxed)),
-    ));
+    );
 }
 
-pub(super) fn task_violation(
-    e: &Entry,
-    kind: ViolationKind,
-    observed: u64,
-    limit: u64,
-) -> Violation {
+/// Publishes a violation of the task, within the context it was spawned in.
+pub(super) fn publish_task_violation(e: &Entry, kind: ViolationKind, observed: u64, limit: u64) {
     let at = (e.site.name, "task", e.location.file(), e.location.line());
-    Violation::here(at, kind, observed, limit)
+    let v = Violation::here(at, kind, observed, limit);
+    super::context::publish_within(e.context.as_ref(), || publish(v));
 }
 
 impl<F: Future> Future for Tracked<F> {

@@ -6,9 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::registry::for_each_live;
-use super::tracked::task_violation;
+use super::tracked::publish_task_violation;
 use crate::record::clock;
-use crate::record::violation::publish;
 use crate::vocab::budget::NONE;
 use crate::vocab::kind::ViolationKind;
 
@@ -44,12 +43,12 @@ pub(crate) fn check_lifetimes() {
         let age = now.saturating_sub(e.spawned_at);
         if limit != NONE && age > limit && !e.leaked.swap(true, Ordering::Relaxed) {
             e.site.leaked.fetch_add(1, Ordering::Relaxed);
-            publish(task_violation(
+            publish_task_violation(
                 e,
                 ViolationKind::Lifetime,
                 clock::ticks_to_ns(age),
                 clock::ticks_to_ns(limit),
-            ));
+            );
         }
     });
 }
