@@ -92,7 +92,7 @@ impl Target {
     fn keys(self) -> &'static [&'static str] {
         match self {
             Target::Measure => &["name", "budget", "allocs", "bytes", "poll"],
-            Target::Main => &["budget", "memory"],
+            Target::Main => &["budget", "memory", "config"],
         }
     }
 }
@@ -127,6 +127,9 @@ struct Args {
     bytes: Option<u64>,
     poll: Option<(u64, Span)>,
     memory: Option<u64>,
+    /// `#[main(config = "overrun.toml")]`: the policy file watched for the
+    /// run.
+    config: Option<LitStr>,
 }
 
 fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
@@ -160,6 +163,13 @@ fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
             "allocs" => args.allocs = Some(count(&value, "allocs")?),
             "bytes" => args.bytes = Some(size_arg(&value, "bytes")?),
             "memory" => args.memory = Some(size_arg(&value, "memory")?),
+            "config" => {
+                let path = string(&value, "config", "a path such as \"overrun.toml\"")?;
+                if path.value().trim().is_empty() {
+                    return Err(syn::Error::new_spanned(&path, "`config` cannot be empty"));
+                }
+                args.config = Some(path);
+            }
             _ => unreachable!("checked against the key list"),
         }
     }
@@ -587,11 +597,7 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     let site = Ident::new("__OVERRUN_SITE", Span::call_site());
     let ret = Ident::new("__overrun_ret", hyg);
     let output = output(&sig.output);
-    let is_err = quote! {{
-        #[allow(unused_imports)]
-        use ::overrun::__private::{NotResult as _, ResultErr as _};
-        (&#ret).__overrun_is_err()
-    }};
+    let is_err = is_err_check();
     let body = if sig.asyncness.is_some() {
         let site_def = site_static(&func, args, "Async", &site);
         // The body's value and its `return`s are given the declared type
@@ -601,11 +607,11 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         let unit = matches!(&output, Output::Named(ty) if ty.to_string() == "()");
         let (annotated, typed) = match &output {
             // `()` has nothing to coerce to: no fake return.
-            Output::Named(ty) if unit => (Some(quote!(: #ty)), quote!()),
+            Output::Named(ty) if unit => (Some(ty.clone()), quote!()),
             Output::Named(ty) => {
                 let fake = Ident::new("__overrun_declared", hyg);
                 (
-                    Some(quote!(: #ty)),
+                    Some(ty.clone()),
                     quote! {
                         #[allow(
                             unreachable_code,
@@ -623,28 +629,19 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
             }
             Output::Opaque | Output::Never => (None, quote!()),
         };
-        let finish = match output {
+        let measured = match output {
             Output::Never => quote! {
-                async move #block.await
+                ::overrun::__private::Instrumented::new(&#site, async move #block)
             },
-            _ => quote! {
-                let #ret #annotated = async move {
-                    #typed
-                    #block
-                }
-                .await;
-                if #is_err {
-                    ::overrun::__private::mark_async_error();
-                }
-                #ret
-            },
+            _ => measured_future(
+                &site,
+                &quote!(async move { #typed #block }),
+                annotated.as_ref(),
+            ),
         };
         quote! {
             #site_def
-            ::overrun::__private::Instrumented::new(&#site, async move {
-                #finish
-            })
-            .await
+            #measured.await
         }
     } else if let Some(shape) = returned_future(&sig.output) {
         // The body runs now and makes the future; the future is what is
@@ -657,15 +654,7 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
             Output::Named(ty) => quote!(-> #ty),
             _ => quote!(),
         };
-        let instrumented = quote! {
-            ::overrun::__private::Instrumented::new(&#site, async move {
-                let #ret = #fut.await;
-                if #is_err {
-                    ::overrun::__private::mark_async_error();
-                }
-                #ret
-            })
-        };
+        let instrumented = measured_future(&site, &quote!(#fut), None);
         // `#[async_trait]`'s shape, `{ Box::pin(async move { … }) }`: the
         // inner future is measured inside the one box, not boxed again.
         if let (ReturnedFuture::Boxed, Some(inner)) = (shape, boxed_tail(&block)) {
@@ -744,14 +733,8 @@ fn inside_tracing_span(func: &ItemFn, args: &Args) -> Option<TokenStream2> {
     if matches!(output(&func.sig.output), Output::Never) {
         return None;
     }
-    let hyg = Span::mixed_site();
     let site = Ident::new("__OVERRUN_SITE", Span::call_site());
-    let ret = Ident::new("__overrun_ret", hyg);
-    let is_err = quote! {{
-        #[allow(unused_imports)]
-        use ::overrun::__private::{NotResult as _, ResultErr as _};
-        (&#ret).__overrun_is_err()
-    }};
+    let is_err = is_err_check();
     let ItemFn {
         attrs,
         vis,
@@ -764,7 +747,7 @@ fn inside_tracing_span(func: &ItemFn, args: &Args) -> Option<TokenStream2> {
         // The future's value gets the declared type where an `async fn`
         // declares it (a returned future's is inside its type).
         let annotated = match output(&sig.output) {
-            Output::Named(ty) if sig.asyncness.is_some() => Some(quote!(: #ty)),
+            Output::Named(ty) if sig.asyncness.is_some() => Some(ty),
             _ => None,
         };
         let mut wrap = InTracing {
@@ -777,17 +760,8 @@ fn inside_tracing_span(func: &ItemFn, args: &Args) -> Option<TokenStream2> {
                 let Some(init) = local.init.as_mut() else {
                     return;
                 };
-                let fut = &init.expr;
-                let measured = quote! {
-                    ::overrun::__private::Instrumented::new(&#site, async move {
-                        let #ret #annotated = #fut.await;
-                        if #is_err {
-                            ::overrun::__private::mark_async_error();
-                        }
-                        #ret
-                    })
-                };
-                *init.expr = Expr::Verbatim(measured);
+                let fut = init.expr.to_token_stream();
+                *init.expr = Expr::Verbatim(measured_future(&site, &fut, annotated.as_ref()));
             },
         };
         wrap.visit_block_mut(&mut block);
@@ -886,6 +860,39 @@ fn mentions(tokens: TokenStream2, name: &str) -> bool {
     })
 }
 
+/// Whether the function's value, in `__overrun_ret`, is an `Err` (false for
+/// anything not a `Result`).
+fn is_err_check() -> TokenStream2 {
+    let ret = Ident::new("__overrun_ret", Span::mixed_site());
+    quote! {{
+        #[allow(unused_imports)]
+        use ::overrun::__private::{NotResult as _, ResultErr as _};
+        (&#ret).__overrun_is_err()
+    }}
+}
+
+/// The measured future around `fut`, a future of the function's value
+/// (given the type `annotated` when there is one): first poll to
+/// completion, and an `Err` value marked as an error.
+fn measured_future(
+    site: &Ident,
+    fut: &TokenStream2,
+    annotated: Option<&TokenStream2>,
+) -> TokenStream2 {
+    let ret = Ident::new("__overrun_ret", Span::mixed_site());
+    let annotated = annotated.map(|ty| quote!(: #ty));
+    let is_err = is_err_check();
+    quote! {
+        ::overrun::__private::Instrumented::new(&#site, async move {
+            let #ret #annotated = #fut.await;
+            if #is_err {
+                ::overrun::__private::mark_async_error();
+            }
+            #ret
+        })
+    }
+}
+
 /// The statements of a measured sync function around `block`: a guard
 /// entered first, the body run as a closure (its `return`s stay its own),
 /// the call finished with whether it returned an error.
@@ -964,6 +971,12 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     let run = Ident::new("__overrun_run", Span::mixed_site());
     let site_def = site_static(&func, args, "Main", &site);
     let memory = args.memory.unwrap_or(u64::MAX);
+    let config = args.config.as_ref().map(|path| {
+        let watch = Ident::new("__overrun_config", Span::mixed_site());
+        quote! {
+            let #watch = ::overrun::__private::watch_reported(#path);
+        }
+    });
     quote! {
         #(#attrs)*
         #vis #sig {
@@ -976,6 +989,7 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
                 ::core::option_env!("OVERRUN_GIT_SHA"),
                 ::core::cfg!(debug_assertions),
             );
+            #config
             #block
         }
     }

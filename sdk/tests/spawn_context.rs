@@ -48,7 +48,7 @@ fn seen_of(seen: &Mutex<Seen>, name: &str) -> Seen {
 
 #[test]
 fn task_violations_carry_the_context_the_task_was_spawned_in() {
-    assert!(overrun::tasks::capture_spawn_context(capture));
+    assert!(overrun::tasks::on_spawn(capture));
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let hook = {
         let seen = seen.clone();

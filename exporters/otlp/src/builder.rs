@@ -320,6 +320,7 @@ impl Builder {
                     metrics_log: FailureLog::new("metrics", &cfg.metrics.url),
                     logs_log: FailureLog::new("logs", &cfg.logs.url),
                     in_flight: Vec::new(),
+                    ending: Arc::default(),
                     last_done: false,
                     cfg,
                     metrics_transport,
@@ -351,7 +352,7 @@ impl Builder {
         // Violation events only when logs are exported.
         if logs_enabled {
             // A task's violations carry the trace it was spawned in.
-            overrun::tasks::capture_spawn_context(crate::events::spawn_context);
+            overrun::tasks::on_spawn(crate::events::spawn_context);
         }
         let hook = logs_enabled.then(|| overrun::on_violation(move |v| hook_queue.offer(v)));
         // The run ends without this handle being dropped (`process::exit`,

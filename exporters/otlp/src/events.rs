@@ -18,6 +18,22 @@ pub(crate) struct TraceRef {
     pub(crate) flags: u8,
 }
 
+impl TraceRef {
+    /// The ids of the OpenTelemetry span active on this thread (read in
+    /// place, not cloned), if there is one.
+    fn current() -> Option<Self> {
+        opentelemetry::Context::map_current(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            sc.is_valid().then(|| Self {
+                trace_id: sc.trace_id().to_bytes(),
+                span_id: sc.span_id().to_bytes(),
+                flags: sc.trace_flags().to_u8(),
+            })
+        })
+    }
+}
+
 /// One violation with what only its own thread knows.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
@@ -40,15 +56,7 @@ impl Event {
             static NAME: Option<Arc<str>> = std::thread::current().name().map(Arc::from);
         }
         let thread = NAME.try_with(Clone::clone).ok().flatten();
-        let trace = opentelemetry::Context::map_current(|cx| {
-            let span = cx.span();
-            let sc = span.span_context();
-            sc.is_valid().then(|| TraceRef {
-                trace_id: sc.trace_id().to_bytes(),
-                span_id: sc.span_id().to_bytes(),
-                flags: sc.trace_flags().to_u8(),
-            })
-        });
+        let trace = TraceRef::current();
         Self {
             violation: *v,
             thread,
@@ -60,21 +68,35 @@ impl Event {
 
 /// The span active where a task is spawned, to be current again when its
 /// violations are raised (on the watchdog thread for a leaked task). Only
-/// its ids are kept, not the span: holding the span would delay its end
-/// until the task ends.
+/// its ids are kept, not the span (holding it would delay its end until
+/// the task ends) nor its trace state.
 pub(crate) fn spawn_context() -> Option<Arc<dyn overrun::tasks::SpawnContext>> {
-    let sc = opentelemetry::Context::map_current(|cx| cx.span().span_context().clone());
-    sc.is_valid()
-        .then(|| Arc::new(SpawnedIn(sc)) as Arc<dyn overrun::tasks::SpawnContext>)
+    let ids = TraceRef::current()?;
+    Some(Arc::new(SpawnedIn(ids)))
 }
 
 /// The ids of the span a task was spawned in.
-struct SpawnedIn(opentelemetry::trace::SpanContext);
+struct SpawnedIn(TraceRef);
 
 impl overrun::tasks::SpawnContext for SpawnedIn {
     fn within(&self, f: &mut dyn FnMut()) {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        // A span current where the violation is raised (the task's own,
+        // entered by its future) is more precise: it stays.
+        if TraceRef::current().is_some() {
+            f();
+            return;
+        }
+        let t = &self.0;
+        let sc = SpanContext::new(
+            TraceId::from_bytes(t.trace_id),
+            SpanId::from_bytes(t.span_id),
+            TraceFlags::new(t.flags),
+            true,
+            TraceState::NONE,
+        );
         let _current = opentelemetry::Context::new()
-            .with_remote_span_context(self.0.clone())
+            .with_remote_span_context(sc)
             .attach();
         f();
     }
@@ -92,9 +114,10 @@ pub(crate) struct Queue {
     /// The limit of each site and kind, per second, and its state.
     limits: Limits,
     pub(crate) queue_dropped: AtomicU64,
-    /// Events taken for a request not answered yet: still pending for
-    /// `stats()`, so "nothing pending" means "delivered".
-    in_flight: AtomicU64,
+    /// Events taken for a request not answered yet (the worker holds the
+    /// batch): still pending for `stats()`, so "nothing pending" means
+    /// "delivered".
+    unanswered: AtomicU64,
 }
 
 /// Per site and kind: events admitted in the current second, and the
@@ -241,7 +264,7 @@ impl Queue {
             batch_ready: tokio::sync::Notify::new(),
             limits: Limits::new(per_second),
             queue_dropped: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
         }
     }
 
@@ -293,26 +316,31 @@ impl Queue {
         let mut q = self.pending.lock();
         let n = q.len().min(max);
         // Under the lock: `pending()` never sees them in neither place.
-        self.in_flight.store(n as u64, Ordering::Relaxed);
+        self.unanswered.store(n as u64, Ordering::Relaxed);
         q.drain(..n).collect()
     }
 
     /// The request carrying the taken events was accepted.
     pub(crate) fn delivered(&self) {
-        self.in_flight.store(0, Ordering::Relaxed);
+        self.unanswered.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether a request carrying events waits for its answer.
+    pub(crate) fn awaiting_answer(&self) -> bool {
+        self.unanswered.load(Ordering::Relaxed) > 0
     }
 
     /// Events waiting, and those in a request not answered yet.
     pub(crate) fn pending(&self) -> usize {
         let q = self.pending.lock();
-        q.len() + self.in_flight.load(Ordering::Relaxed) as usize
+        q.len() + self.unanswered.load(Ordering::Relaxed) as usize
     }
 
     /// Puts events that could not be sent back at the front, so they go
     /// first next time; the oldest are dropped if the queue would overflow.
     pub(crate) fn put_back(&self, events: Vec<Event>) {
         let mut q = self.pending.lock();
-        self.in_flight.store(0, Ordering::Relaxed);
+        self.unanswered.store(0, Ordering::Relaxed);
         let room = self.capacity.saturating_sub(q.len());
         let skip = events.len().saturating_sub(room);
         self.queue_dropped.fetch_add(skip as u64, Ordering::Relaxed);

@@ -50,7 +50,7 @@
 //! span): with `#[tracing::instrument]` on the function too, above or below
 //! `#[overrun::measure]`, the event carries the function's own span. A
 //! task's `poll` and `lifetime` violations carry the span the task was
-//! spawned in (the exporter sets [`overrun::tasks::capture_spawn_context`]).
+//! spawned in (the exporter sets [`overrun::tasks::on_spawn`]).
 //! They leave on their own schedule (see the settings), not with the
 //! metrics.
 //!
@@ -396,9 +396,14 @@ impl OtlpExporter {
     /// assert!(stats.last_error.unwrap().contains("Connection refused"));
     /// ```
     pub fn stats(&self) -> ExportStats {
-        let mut s = self.shared.stats.lock().clone();
+        let stats = self.shared.stats.lock();
         let q = &self.shared.queue;
-        s.events_pending = q.pending() as u64;
+        // Under the stats lock: the worker counts a delivered batch as sent
+        // under it too, so the events are always either sent or pending.
+        let pending = q.pending() as u64;
+        let mut s = stats.clone();
+        drop(stats);
+        s.events_pending = pending;
         s.events_rate_limited = q.rate_dropped();
         s.events_queue_dropped = q.queue_dropped.load(Ordering::Relaxed);
         s

@@ -34,6 +34,9 @@ pub(crate) struct Worker {
     pub(crate) in_flight: Vec<crate::events::Event>,
     /// A last round has run and nothing else since.
     pub(crate) last_done: bool,
+    /// The process or the exporter is ending: the export under way sends
+    /// no further request after the one in flight.
+    pub(crate) ending: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the worker's loop does next.
@@ -149,6 +152,8 @@ impl Worker {
         let mut next_events = now + self.cfg.events_delay;
         let queue = Arc::clone(&self.shared.queue);
         let shared = Arc::clone(&self.shared);
+        let ending = Arc::clone(&self.ending);
+        let delta = self.cfg.temporality == Temporality::Delta;
         let ends_at = loop {
             let flush = Arc::clone(&self.flush);
             let work = tokio::select! {
@@ -176,19 +181,26 @@ impl Worker {
                         }
                     };
                     tokio::pin!(job);
-                    let ending = tokio::select! {
+                    let end = tokio::select! {
                         () = &mut job => None,
                         _ = shared.last_call.notified() => Some(Work::Last),
                         _ = stop.changed() => Some(Work::Stop),
                     };
-                    if let Some(end) = ending {
-                        // The round under way gets half the shutdown time
-                        // to finish: a collector answers in milliseconds,
-                        // and abandoning a request it did receive would send
-                        // its events twice. One that hangs costs the last
-                        // round only that half.
+                    if let Some(end) = end {
                         let ends_at = tokio::time::Instant::now() + shutdown;
-                        let _ = tokio::time::timeout(shutdown / 2, job).await;
+                        // A request under way that a collector may have
+                        // received — events, or a delta — gets half the
+                        // shutdown time to be answered: abandoned, it would
+                        // be sent twice. (A collector answers in
+                        // milliseconds; one that hangs costs the last round
+                        // only that half.) The export sends nothing after
+                        // it. Cumulative metrics lose nothing by being
+                        // abandoned.
+                        if queue.awaiting_answer() || delta {
+                            ending.store(true, Ordering::Relaxed);
+                            let _ = tokio::time::timeout(shutdown / 2, job).await;
+                            ending.store(false, Ordering::Relaxed);
+                        }
                         Some((end, ends_at))
                     } else {
                         None
@@ -269,6 +281,9 @@ impl Worker {
             );
             drop(snap);
             for mut req in requests {
+                if deadline.is_none() && self.ending.load(Ordering::Relaxed) {
+                    break;
+                }
                 let accepted = (self.cfg.temporality == Temporality::Delta)
                     .then(|| self.delta.apply(&mut req));
                 let result = within(
@@ -326,6 +341,10 @@ impl Worker {
             if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
                 // Past the last round's deadline: what is left is counted
                 // by the caller, not sent half-way.
+                break;
+            }
+            if deadline.is_none() && self.ending.load(Ordering::Relaxed) {
+                // Ending: the last round sends the rest.
                 break;
             }
             self.in_flight = self.shared.queue.take_for_request(self.cfg.events_batch);

@@ -1,6 +1,7 @@
 //! A collector that accepts connections and never answers, with the default
 //! timeouts (10 s): the exporter stops within its shutdown timeout, the
-//! request under way gives way to the last round, and every violation event
+//! request under way gets half of it and then gives way to the last round,
+//! and every violation event
 //! is either sent or counted as dropped with its reason. (Its own binary:
 //! every violation of the process reaches this exporter.)
 

@@ -42,7 +42,10 @@ fn records(rx: &mpsc::Receiver<common::Request>, wait: Duration) -> usize {
 
 #[test]
 fn a_request_under_way_at_shutdown_is_answered_not_sent_twice() {
-    let (port, rx) = common::receiver_with(Vec::new(), Duration::from_millis(400));
+    // The receiver holds each logs request's answer until the test lets it
+    // go, after the shutdown began.
+    let (release, gate) = mpsc::channel();
+    let (port, rx) = common::receiver_with(Vec::new(), Some(gate));
     let otlp = OtlpExporter::builder()
         .endpoint(format!("http://127.0.0.1:{port}"))
         .protocol(Protocol::HttpProtobuf)
@@ -78,7 +81,14 @@ fn a_request_under_way_at_shutdown_is_answered_not_sent_twice() {
         (0, 3),
         "unanswered, the events are still pending: {during:?}"
     );
+    let releasing = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        release.send(()).unwrap();
+        // Further requests (none expected) are answered at once.
+        drop(release);
+    });
     let last = otlp.shutdown();
+    releasing.join().unwrap();
     assert_eq!(
         (
             last.events_sent,

@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 ///     }
 /// }
 ///
-/// overrun::tasks::capture_spawn_context(|| {
+/// overrun::tasks::on_spawn(|| {
 ///     let id = REQUEST.get();
 ///     (id != 0).then(|| Arc::new(Request(id)) as Arc<dyn SpawnContext>)
 /// });
@@ -50,17 +50,22 @@ static CAPTURE: OnceLock<Capture> = OnceLock::new();
 /// thread when a task is tracked ([`track`](crate::track), `spawn*`,
 /// [`task`](crate::tasks::task)), and the task's `poll` and `lifetime`
 /// violations are published [`within`](SpawnContext::within) what it
-/// returned. The first capture set stays; returns whether this one was set.
-/// A capture that panics counts as `None`.
+/// returned. One capture per process: the first set stays (the OTLP
+/// exporter sets one when it installs); returns whether this one was set.
+///
+/// A capture that panics counts as `None` (with `panic = "unwind"`). What
+/// it allocates is not counted against the spawning code. It must not track
+/// a task itself (that would capture again, without end); violations
+/// raised by `within`'s own code reach the hooks like any other.
 ///
 /// ```
 /// fn nothing() -> Option<std::sync::Arc<dyn overrun::tasks::SpawnContext>> {
 ///     None
 /// }
-/// let _first = overrun::tasks::capture_spawn_context(nothing);
-/// assert!(!overrun::tasks::capture_spawn_context(nothing), "set once");
+/// let _first = overrun::tasks::on_spawn(nothing);
+/// assert!(!overrun::tasks::on_spawn(nothing), "set once");
 /// ```
-pub fn capture_spawn_context(capture: Capture) -> bool {
+pub fn on_spawn(capture: Capture) -> bool {
     CAPTURE.set(capture).is_ok()
 }
 

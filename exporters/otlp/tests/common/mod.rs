@@ -1,13 +1,11 @@
 //! A small HTTP/1.1 OTLP receiver for the tests: each request is handed
 //! to the test, then answered.
-// Each test binary uses part of it.
-#![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::Duration;
 
+#[allow(dead_code, reason = "each test binary reads part of a request")]
 pub(crate) struct Request {
     pub(crate) path: String,
     pub(crate) headers: Vec<(String, String)>,
@@ -16,16 +14,19 @@ pub(crate) struct Request {
 
 /// Serves until the test ends: each request is sent on the channel and
 /// answered with the next status from `statuses` (200 once they run out).
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub(crate) fn receiver(statuses: Vec<u16>) -> (u16, mpsc::Receiver<Request>) {
-    receiver_with(statuses, Duration::ZERO)
+    receiver_with(statuses, None)
 }
 
-/// [`receiver`], answering each logs request only `logs_delay` after it is
-/// read (and sent on the channel).
+/// [`receiver`], answering each logs request only once `gate` lets it
+/// through (a message, or the sender dropped), when there is a gate.
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub(crate) fn receiver_with(
     statuses: Vec<u16>,
-    logs_delay: Duration,
+    gate: Option<mpsc::Receiver<()>>,
 ) -> (u16, mpsc::Receiver<Request>) {
+    let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -35,7 +36,7 @@ pub(crate) fn receiver_with(
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
-            let (tx, statuses) = (tx.clone(), statuses.clone());
+            let (tx, statuses, gate) = (tx.clone(), statuses.clone(), gate.clone());
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
@@ -73,8 +74,8 @@ pub(crate) fn receiver_with(
                         headers,
                         body,
                     });
-                    if logs {
-                        std::thread::sleep(logs_delay);
+                    if logs && let Some(gate) = gate.lock().unwrap().as_ref() {
+                        let _ = gate.recv();
                     }
                     let reason = if status == 200 { "OK" } else { "Unavailable" };
                     let _ = write!(
