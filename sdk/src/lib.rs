@@ -94,6 +94,7 @@
 // run     the whole run: start, resource usage, the run's budget
 // read    the snapshot model, the export schema, the report and `#[main]`
 // tools   budgets as tests, baselines and `overrun diff`
+pub mod config;
 mod read;
 mod record;
 pub mod run;
@@ -168,6 +169,18 @@ pub use overrun_macros::measure;
 /// status is unchanged (a signal still ends the process as that signal).
 /// A program with its own SIGINT/SIGTERM handler keeps it; its report then
 /// comes when `main` returns.
+///
+/// `config = "overrun.toml"` applies that policy file (a path relative to
+/// the working directory) and watches it for the whole run, as
+/// [`config::watch`] does; a file that is missing or invalid is reported
+/// and the code's budgets stay (see [`config`]):
+///
+/// ```no_run
+/// #[overrun::main(budget = "3s", config = "overrun.toml")]
+/// fn main() {
+///     // ...
+/// }
+/// ```
 pub use overrun_macros::main;
 
 /// A duration literal, checked at compile time (the attributes' syntax):
@@ -196,6 +209,7 @@ pub use overrun_macros::size;
 /// Macro plumbing. Not public API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::config::watch_reported;
     pub use crate::read::report::Run;
     pub use crate::record::measure::is_err::{NotResult, ResultErr};
     pub use crate::record::measure::{Guard, Instrumented, mark_async_error};

@@ -101,10 +101,10 @@ pub(crate) fn finish(wait: Wait) -> bool {
         *state = State::Running(me);
     }
     let mut written = true;
-    if let Some(&(site, memory_bytes)) = RUN.get()
+    if let Some(&(site, _)) = RUN.get()
         && crate::record::measure::enabled()
     {
-        crate::run::check(site, memory_bytes);
+        crate::run::check(site);
         written = super::report::report_at_end(crate::run::debug_build());
     }
     crate::run::run_exit_hooks();

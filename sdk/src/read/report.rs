@@ -246,7 +246,7 @@ pub fn render_table(snap: &Snapshot) -> String {
     if !sites.is_empty() {
         let _ = writeln!(
             out,
-            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}  violations",
+            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>8}  violations",
             "function",
             "calls",
             "errors",
@@ -256,10 +256,12 @@ pub fn render_table(snap: &Snapshot) -> String {
             "max",
             "self%",
             "allocs/c",
-            "bytes/c"
+            "bytes/c",
+            "budget"
         );
     }
     let listed = !sites.is_empty();
+    let mut from_file = false;
     for s in sites {
         let name: String = s.name.chars().take(name_width).collect();
         let v = s.violations;
@@ -277,9 +279,15 @@ pub fn render_table(snap: &Snapshot) -> String {
         if violations.is_empty() {
             violations.push('-');
         }
+        // The time budget in force; `*` when a policy file set the budget.
+        let mut budget = s.budget.time_ns.map_or_else(|| "-".to_owned(), fmt_ns);
+        if s.budget_source != crate::config::BudgetSource::Code {
+            budget.push('*');
+            from_file = true;
+        }
         let _ = writeln!(
             out,
-            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6.1}% {:>9} {:>9}  {}",
+            "  {:<name_width$} {:>9} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6.1}% {:>9} {:>9} {:>8}  {}",
             name,
             s.calls,
             s.errors,
@@ -290,6 +298,7 @@ pub fn render_table(snap: &Snapshot) -> String {
             s.self_ns as f64 * 100.0 / wall as f64,
             per_call(s.allocs_per_call(), false),
             per_call(s.bytes_per_call(), true),
+            budget,
             violations.trim_end()
         );
     }
@@ -297,6 +306,9 @@ pub fn render_table(snap: &Snapshot) -> String {
         out.push_str(
             "  (by total time; self% = time in the function itself, measured callees excluded, of the run's wall time)\n",
         );
+    }
+    if from_file {
+        out.push_str("  * budget from a policy file (budget_source in the JSON report)\n");
     }
     if !snap.tasks.is_empty() {
         let width = snap
@@ -405,6 +417,8 @@ impl Run {
         debug: bool,
     ) -> Self {
         crate::run::set_build(version, git_sha, debug);
+        // Where the linker gathers no hook, `OVERRUN_CONFIG` is read here.
+        crate::config::from_env_once();
         crate::run::start(site, memory_bytes);
         super::ending::arm(site, memory_bytes, panic_aborts);
         Self

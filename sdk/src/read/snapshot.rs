@@ -59,6 +59,7 @@ fn sparse_buckets<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S:
 fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot {
     let to_ns = crate::record::clock::ticks_to_ns;
     let h = &t.histogram;
+    let (budget, budget_source) = crate::config::state::in_force(site);
     SiteSnapshot {
         name: site.name(),
         module: site.module(),
@@ -78,7 +79,8 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
         max_poll_ns: (t.polls > 0).then(|| to_ns(t.max_poll)),
         allocs: allocs_available.then_some(t.allocs),
         alloc_bytes: allocs_available.then_some(t.bytes),
-        budget: site_budget(&site.budget()),
+        budget: site_budget(&budget),
+        budget_source,
         violations: SiteViolations {
             time: t.violations[0],
             allocs: t.violations[1],
@@ -109,6 +111,7 @@ fn identities<S: serde::Serializer>(sites: &[SiteSnapshot], s: S) -> Result<S::O
         line: u32,
         kind: SiteKind,
         budget: &'a SiteBudget,
+        budget_source: &'a crate::config::BudgetSource,
     }
     s.collect_seq(sites.iter().map(|site| Identity {
         name: site.name,
@@ -117,6 +120,7 @@ fn identities<S: serde::Serializer>(sites: &[SiteSnapshot], s: S) -> Result<S::O
         line: site.line,
         kind: site.kind,
         budget: &site.budget,
+        budget_source: &site.budget_source,
     }))
 }
 
@@ -216,8 +220,13 @@ pub struct SiteSnapshot {
     /// Heap bytes allocated in all calls; `None` without
     /// [`crate::CountingAlloc`].
     pub alloc_bytes: Option<u64>,
-    /// The budget in force.
+    /// The budget in force: the code's, or a policy file's
+    /// ([`crate::config`]).
     pub budget: SiteBudget,
+    /// Where the budget in force came from: `"code"`, or the file and line
+    /// of the rule (`"overrun.toml:12"`; with several rules, the one that
+    /// set the first of time, allocs, bytes, poll).
+    pub budget_source: crate::config::BudgetSource,
     /// Calls over budget, by kind.
     pub violations: SiteViolations,
     /// The latency histogram. In the JSON, its non-empty buckets as
@@ -314,6 +323,8 @@ impl SiteViolations {
 /// assert!(snap.run.wall_ns > 0);
 /// ```
 pub fn snapshot() -> Snapshot {
+    // Where the linker gathers no hook, `OVERRUN_CONFIG` is read here.
+    crate::config::from_env_once();
     // Fold this thread's pending heap balance so a small program's peak is
     // not reported as zero.
     crate::record::alloc::flush_thread();

@@ -76,6 +76,26 @@ pub(crate) const REJECTED: u32 = u32::MAX;
 
 static REGISTERED: RwLock<Vec<&'static Site>> = RwLock::new(Vec::new());
 
+/// A registering site's budget, once a policy layer set how to find it
+/// (policy files; called under the registry's lock): else its code's.
+pub(crate) static POLICY: OnceLock<fn(&'static Site) -> Budget> = OnceLock::new();
+
+/// Run once, before the first site registers (a policy layer reads its
+/// file there). Gathered by the linker where it can be.
+#[cfg(overrun_linker_list)]
+#[linkme::distributed_slice]
+pub(crate) static BEFORE_FIRST_REGISTER: [fn()];
+
+fn before_first_register() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(overrun_linker_list, not(miri)))]
+        for hook in BEFORE_FIRST_REGISTER {
+            hook();
+        }
+    });
+}
+
 impl Site {
     #[doc(hidden)]
     pub const fn new(
@@ -202,6 +222,10 @@ impl Site {
     #[inline(never)]
     fn register(&'static self) -> Option<usize> {
         crate::record::alloc::uncounted(|| {
+            // Before the first site registers, outside the registry's lock
+            // (the policy layer reads `OVERRUN_CONFIG` there, and applying
+            // it reads every site).
+            before_first_register();
             let mut sites = REGISTERED.write();
             match self.id.load(Ordering::Acquire) {
                 0 => {}
@@ -228,7 +252,8 @@ impl Site {
             let index = sites.len();
             self.set_identity(&sites);
             sites.push(self);
-            self.apply_budget(&self.budget);
+            let budget = POLICY.get().map_or(self.budget, |policy| policy(self));
+            self.apply_budget(&budget);
             self.id.store(index as u32 + 1, Ordering::Release);
             Some(index)
         })

@@ -41,7 +41,8 @@
 //! # Cost model
 //!
 //! Per task: one small allocation (the task's entry, freed when it ends,
-//! however it ends), and two short locks of one of 16 registry shards
+//! however it ends; a second when an [`on_spawn`] capture returns a
+//! context — the OTLP exporter's does for a task spawned inside a span), and two short locks of one of 16 registry shards
 //! chosen per thread (one at spawn, one at the end), so threads spawning at
 //! once rarely meet; a shard's slot table
 //! follows its peak number of live tasks and is released when it empties. Per poll: two clock
@@ -60,10 +61,12 @@ mod tracked;
 mod watchdog;
 
 pub use builder::{TaskBuilder, task};
-pub use context::{SpawnContext, capture_spawn_context};
+pub use context::{SpawnContext, on_spawn};
 pub use executor::block_on;
 pub use read::{LiveTask, TaskStats, live, stats};
 pub use registry::{TaskState, registry_bytes};
 #[cfg(feature = "tokio")]
 pub use spawn::{spawn, spawn_blocking, spawn_blocking_named, spawn_named};
 pub use tracked::{Tracked, track};
+
+pub(crate) use registry::{POLICY, apply_policy};

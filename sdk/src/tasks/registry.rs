@@ -35,6 +35,38 @@ pub(super) struct TaskSite {
     pub(super) lifetime_total: AtomicU64,
     pub(super) lifetimes: Box<[AtomicU64]>,
     pub(super) lifetime_max: AtomicU64,
+    /// A policy file's lifetime and poll budgets for these tasks, in ticks
+    /// ([`UNSET`]: none, the code's apply).
+    pub(super) file_lifetime: AtomicU64,
+    pub(super) file_poll: AtomicU64,
+}
+
+/// No policy file sets this budget: the code's applies.
+pub(super) const UNSET: u64 = u64::MAX - 1;
+
+/// The lifetime and poll budgets (ns; `NONE` removes one) a policy sets
+/// for tasks of a name, once a policy layer set how to find them.
+pub(crate) static POLICY: std::sync::OnceLock<TaskPolicy> = std::sync::OnceLock::new();
+
+/// A task name's `(lifetime, poll)` budgets from a policy.
+pub(crate) type TaskPolicy = fn(&str) -> (Option<u64>, Option<u64>);
+
+impl TaskSite {
+    /// Takes the policy in force's budgets for this name.
+    pub(super) fn apply_policy(&self) {
+        let (lifetime, poll) = POLICY.get().map_or((None, None), |p| p(self.name));
+        let ticks = |v: Option<u64>| v.map_or(UNSET, crate::record::clock::ns_to_ticks);
+        self.file_lifetime.store(ticks(lifetime), Ordering::Relaxed);
+        self.file_poll.store(ticks(poll), Ordering::Relaxed);
+    }
+}
+
+/// A file's budget if it sets one, else the code's.
+pub(super) fn in_force(file: &AtomicU64, code: u64) -> u64 {
+    match file.load(Ordering::Relaxed) {
+        UNSET => code,
+        v => v,
+    }
 }
 
 pub(super) static TASK_SITES: RwLock<Option<HashMap<&'static str, &'static TaskSite>>> =
@@ -68,7 +100,7 @@ fn lookup_task_site(name: &'static str) -> &'static TaskSite {
             .get_or_insert_with(HashMap::new)
             .entry(name)
             .or_insert_with(|| {
-                Box::leak(Box::new(TaskSite {
+                let site: &'static TaskSite = Box::leak(Box::new(TaskSite {
                     name,
                     polls_site: Box::leak(Box::new(Site::new(
                         name,
@@ -94,7 +126,11 @@ fn lookup_task_site(name: &'static str) -> &'static TaskSite {
                         .map(|_| AtomicU64::new(0))
                         .collect(),
                     lifetime_max: AtomicU64::new(0),
-                }))
+                    file_lifetime: AtomicU64::new(UNSET),
+                    file_poll: AtomicU64::new(UNSET),
+                }));
+                site.apply_policy();
+                site
             })
     })
 }
@@ -128,6 +164,10 @@ pub(super) struct Entry {
     pub(super) state: AtomicU8,
     pub(super) poll_budget: AtomicU64,
     pub(super) lifetime: AtomicU64,
+    /// The budgets the code set (`Tracked::poll_budget`, `lifetime`), in
+    /// force unless a policy file sets the name's.
+    pub(super) code_poll: AtomicU64,
+    pub(super) code_lifetime: AtomicU64,
     pub(super) leaked: AtomicBool,
     /// Where it was spawned, for its violations.
     pub(super) context: Option<Arc<dyn super::SpawnContext>>,
@@ -209,6 +249,31 @@ pub fn registry_bytes() -> usize {
             })
         })
         .sum()
+}
+
+/// Applies the policy in force to every task name and its live tasks.
+pub(crate) fn apply_policy() {
+    let sites: Vec<&'static TaskSite> = TASK_SITES
+        .read()
+        .as_ref()
+        .map(|m| m.values().copied().collect())
+        .unwrap_or_default();
+    for site in sites {
+        site.apply_policy();
+    }
+    let mut lifetimes = false;
+    for_each_live(|e| {
+        let code = e.code_poll.load(Ordering::Relaxed);
+        e.poll_budget
+            .store(in_force(&e.site.file_poll, code), Ordering::Relaxed);
+        let code = e.code_lifetime.load(Ordering::Relaxed);
+        let lifetime = in_force(&e.site.file_lifetime, code);
+        e.lifetime.store(lifetime, Ordering::Relaxed);
+        lifetimes |= lifetime != crate::vocab::budget::NONE;
+    });
+    if lifetimes {
+        super::watchdog::start_watchdog();
+    }
 }
 
 pub(super) fn for_each_live(mut f: impl FnMut(&Entry)) {

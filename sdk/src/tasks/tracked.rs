@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::registry::{Entry, IDLE, RUNNING, SCHEDULED, register, task_site, unregister};
+use super::registry::{Entry, IDLE, RUNNING, SCHEDULED, in_force, register, task_site, unregister};
 use super::watchdog::start_watchdog;
 use crate::record::clock;
 use crate::record::violation::{Violation, publish};
@@ -54,6 +54,11 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
     let location = Location::caller();
     let site = task_site(name);
     site.spawned.fetch_add(1, Ordering::Relaxed);
+    let poll_budget = in_force(&site.file_poll, NONE);
+    let lifetime = in_force(&site.file_lifetime, NONE);
+    if lifetime != NONE {
+        start_watchdog();
+    }
     let entry = crate::record::alloc::uncounted(|| {
         Arc::new(Entry {
             site,
@@ -64,8 +69,10 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
             busy: AtomicU64::new(0),
             max_poll: AtomicU64::new(0),
             state: AtomicU8::new(SCHEDULED),
-            poll_budget: AtomicU64::new(NONE),
-            lifetime: AtomicU64::new(NONE),
+            poll_budget: AtomicU64::new(poll_budget),
+            lifetime: AtomicU64::new(lifetime),
+            code_poll: AtomicU64::new(NONE),
+            code_lifetime: AtomicU64::new(NONE),
             leaked: AtomicBool::new(false),
             context: super::context::capture(),
         })
@@ -83,26 +90,30 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
 
 impl<F> Tracked<F> {
     /// A single poll longer than `limit` (such as `"1ms"`) is a `poll`
-    /// violation. Panics on a malformed `&str` literal; give
+    /// violation (unless a policy file sets this task name's: the file
+    /// wins). Panics on a malformed `&str` literal; give
     /// `overrun::duration!("1ms")` to have it checked at compile time.
     #[track_caller]
     pub fn poll_budget(self, limit: impl crate::vocab::units::TimeLimit) -> Self {
-        self.task
-            .entry
-            .poll_budget
-            .store(clock::ns_to_ticks(limit.nanos()), Ordering::Relaxed);
+        let e = &self.task.entry;
+        let code = clock::ns_to_ticks(limit.nanos());
+        e.code_poll.store(code, Ordering::Relaxed);
+        e.poll_budget
+            .store(in_force(&e.site.file_poll, code), Ordering::Relaxed);
         self
     }
 
     /// A task alive longer than `limit` (such as `"30s"`) is counted once as
-    /// leaked. Panics on a malformed `&str` literal; give
+    /// leaked (unless a policy file sets this task name's lifetime: the
+    /// file wins). Panics on a malformed `&str` literal; give
     /// `overrun::duration!("30s")` to have it checked at compile time.
     #[track_caller]
     pub fn lifetime(self, limit: impl crate::vocab::units::TimeLimit) -> Self {
-        self.task
-            .entry
-            .lifetime
-            .store(clock::ns_to_ticks(limit.nanos()), Ordering::Relaxed);
+        let e = &self.task.entry;
+        let code = clock::ns_to_ticks(limit.nanos());
+        e.code_lifetime.store(code, Ordering::Relaxed);
+        e.lifetime
+            .store(in_force(&e.site.file_lifetime, code), Ordering::Relaxed);
         start_watchdog();
         self
     }

@@ -1,0 +1,2 @@
+#[overrun::main(config = 3)]
+fn main() {}

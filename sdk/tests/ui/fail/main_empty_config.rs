@@ -1,0 +1,2 @@
+#[overrun::main(config = "")]
+fn main() {}
