@@ -4,10 +4,14 @@
 //! overrun diff <base.json> <head.json> [--tolerance 10%] [--tolerance-p50 P]
 //!              [--tolerance-p99 P] [--tolerance-allocs P] [--tolerance-bytes P]
 //!              [--min-calls N] [--format table|markdown]
+//! overrun check <overrun.toml> [--env NAME] [--sites REPORT.json]
 //! ```
 //!
-//! Exit status: 0 no regression, 1 at least one site regressed, 2 bad input
-//! (usage, unreadable file, not a report, unknown version).
+//! `diff` exit status: 0 no regression, 1 at least one site regressed, 2 bad
+//! input (usage, unreadable file, not a report, unknown version).
+//!
+//! `check` exit status: 0 the policy file is valid (rules that match no site
+//! of the report are warnings), 2 it is not (or the report is unreadable).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +32,152 @@ enum Command {
     /// Compares two JSON reports (OVERRUN_REPORT_FILE) site by site; exit
     /// status 1 when a site regressed beyond its tolerance.
     Diff(Diff),
+    /// Validates a budget policy file; with `--sites`, prints each site of a
+    /// JSON report with the budget the file gives it and where that comes
+    /// from, and the rules that match no site.
+    Check(Check),
+}
+
+#[derive(Debug, clap::Args)]
+struct Check {
+    /// The policy file (TOML).
+    file: PathBuf,
+    /// The environment (`OVERRUN_ENV`) to resolve the rules for.
+    #[arg(long, value_name = "NAME")]
+    env: Option<String>,
+    /// A JSON report (`OVERRUN_REPORT_FILE`) whose sites to resolve.
+    #[arg(long, value_name = "REPORT.json")]
+    sites: Option<PathBuf>,
+}
+
+/// A site of a report: who it is and the budget it ran with.
+struct ReportSite {
+    name: String,
+    module: String,
+    budget: overrun::Budget,
+    source: String,
+}
+
+impl Check {
+    fn run(&self) -> Result<ExitCode, String> {
+        let policy = overrun::config::Policy::read(&self.file).map_err(|e| e.to_string())?;
+        let rules = policy.rules();
+        println!(
+            "{}: valid ({} rule(s){})",
+            self.file.display(),
+            rules.len(),
+            self.env
+                .as_ref()
+                .map(|e| format!(", environment `{e}`"))
+                .unwrap_or_default()
+        );
+        let Some(report) = &self.sites else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        let (sites, tasks) = read_report(report)?;
+        let width = sites
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(8)
+            .clamp(8, 48);
+        println!(
+            "  {:<width$} {:>9} {:>7} {:>9} {:>9}  from",
+            "site", "time", "allocs", "bytes", "poll"
+        );
+        for site in &sites {
+            let (budget, source) =
+                policy.budget_for(&site.module, &site.name, site.budget, self.env.as_deref());
+            let from = match source {
+                overrun::config::BudgetSource::Code => site.source.clone(),
+                file => file.to_string(),
+            };
+            let limit = |v: u64, show: fn(u64) -> String| {
+                if v == overrun::budget::NONE {
+                    "-".to_owned()
+                } else {
+                    show(v)
+                }
+            };
+            println!(
+                "  {:<width$} {:>9} {:>7} {:>9} {:>9}  {from}",
+                site.name,
+                limit(budget.time_ns, overrun::units::fmt_ns),
+                limit(budget.allocs, |n| n.to_string()),
+                limit(budget.bytes, overrun::units::fmt_bytes),
+                limit(budget.poll_ns, overrun::units::fmt_ns),
+            );
+        }
+        for rule in &rules {
+            let used = match rule.section {
+                "task" => tasks.iter().any(|t| policy.rule_matches(rule.line, "", t)),
+                _ => sites
+                    .iter()
+                    .any(|s| policy.rule_matches(rule.line, &s.module, &s.name)),
+            };
+            if !used {
+                println!(
+                    "warning: {}:{}: the [[{}]] rule `{}` matches no {} of {}",
+                    self.file.display(),
+                    rule.line,
+                    rule.section,
+                    rule.pattern,
+                    if rule.section == "task" {
+                        "task"
+                    } else {
+                        "site"
+                    },
+                    report.display()
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The sites (those that ran and those that did not) and task names of a
+/// JSON report.
+fn read_report(path: &std::path::Path) -> Result<(Vec<ReportSite>, Vec<String>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read the report: {e}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: not a JSON report: {e}", path.display()))?;
+    let mut sites = Vec::new();
+    for key in ["sites", "never_ran"] {
+        for s in json[key].as_array().into_iter().flatten() {
+            let (Some(name), Some(module)) = (s["name"].as_str(), s["module"].as_str()) else {
+                return Err(format!(
+                    "{}: a site without a name or module",
+                    path.display()
+                ));
+            };
+            let b = &s["budget"];
+            let field = |k: &str| b[k].as_u64().unwrap_or(overrun::budget::NONE);
+            sites.push(ReportSite {
+                name: name.to_owned(),
+                module: module.to_owned(),
+                budget: overrun::Budget::none()
+                    .with_time_ns(field("time_ns"))
+                    .with_allocs(field("allocs"))
+                    .with_bytes(field("bytes"))
+                    .with_poll_ns(field("poll_ns")),
+                source: s["budget_source"].as_str().unwrap_or("code").to_owned(),
+            });
+        }
+    }
+    if json.get("sites").is_none() {
+        return Err(format!(
+            "{}: not an overrun report (no `sites`)",
+            path.display()
+        ));
+    }
+    let tasks = json["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    Ok((sites, tasks))
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +295,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Diff(diff)) => diff.run(),
+        Some(Command::Check(check)) => check.run(),
         None => {
             // As before clap: no command prints the usage and succeeds.
             use clap::CommandFactory;

@@ -164,6 +164,10 @@ metrics! {
     PEAK_RESIDENT_MEMORY = "overrun.process.peak_resident_memory", Gauge, "By", "Peak resident memory of the process since it started.";
     /// Live heap bytes (needs `CountingAlloc`).
     HEAP_LIVE = "overrun.heap.live", Gauge, "By", "Live heap bytes (CountingAlloc).";
+    /// Policy files rejected ([`crate::config`]).
+    CONFIG_ERRORS = "overrun.config.errors", Counter, "{error}", "Budget policy files rejected (unreadable or invalid).";
+    /// Policy file loads and reloads, by `result` (`ok`, `error`).
+    CONFIG_RELOADS = "overrun.config.reloads", Counter, "{reload}", "Budget policy file loads and reloads, by result.";
     /// Exports that did not reach their backend (points from the exporter).
     EXPORT_FAILURES = "overrun.export.failures", Counter, "{export}", "Exports that could not be delivered in full, by exporter.";
     /// Violation events an exporter did not deliver (points from the exporter).
@@ -488,6 +492,21 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
             unlabelled((run.peak_rss_bytes > 0).then_some(run.peak_rss_bytes)),
         );
         push!(&HEAP_LIVE, unlabelled(run.heap_live_bytes));
+        let config = &snap.config;
+        push!(&CONFIG_ERRORS, unlabelled(Some(config.errors)));
+        push!(
+            &CONFIG_RELOADS,
+            vec![
+                Point {
+                    labels: vec![("result", "ok")],
+                    value: Value::Int(config.reloads_ok),
+                },
+                Point {
+                    labels: vec![("result", "error")],
+                    value: Value::Int(config.reloads_failed),
+                },
+            ]
+        );
     }
     out
 }
@@ -550,6 +569,8 @@ mod tests {
             "overrun_process_resident_memory_bytes",
             "overrun_process_peak_resident_memory_bytes",
             "overrun_heap_live_bytes",
+            "overrun_config_errors_total",
+            "overrun_config_reloads_total",
             "overrun_export_failures_total",
             "overrun_violations_dropped_total",
             "overrun_exporter_scrapes_total",

@@ -49,6 +49,8 @@ pub struct Snapshot {
     /// who they are (name, module, file, line, kind, budget).
     #[serde(serialize_with = "identities")]
     pub never_ran: Vec<SiteSnapshot>,
+    /// Policy files loaded, reloaded and rejected ([`crate::config`]).
+    pub config: crate::config::ConfigStats,
 }
 
 fn sparse_buckets<S: serde::Serializer>(h: &Histogram, s: S) -> Result<S::Ok, S::Error> {
@@ -366,6 +368,7 @@ pub fn snapshot() -> Snapshot {
             tasks: crate::tasks::stats(),
             live_tasks: crate::tasks::live(),
             never_ran,
+            config: crate::config::stats(),
         }
     })
 }

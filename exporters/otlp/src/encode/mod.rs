@@ -39,7 +39,7 @@ fn string(v: impl Into<String>) -> Option<AnyValue> {
 /// and `module` become `code.function.name`, fully qualified
 /// (`app::db::load_user`); a task's become `overrun.task`; the run's
 /// (`main` in `run`) `code.function.name = "main"`; `kind`, `task`,
-/// `exporter`, `signal` and `reason` go under `overrun.`. (Prometheus keeps
+/// `exporter`, `signal`, `reason` and `result` go under `overrun.`. (Prometheus keeps
 /// its labels as they are.)
 pub(crate) fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
     let get = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
@@ -59,6 +59,7 @@ pub(crate) fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
             "exporter" => "overrun.exporter",
             "signal" => "overrun.signal",
             "reason" => "overrun.reason",
+            "result" => "overrun.result",
             other => other,
         };
         out.push(kv(key, v));
