@@ -134,8 +134,8 @@ metrics! {
     ALLOCATIONS = "overrun.allocations", Counter, "{allocation}", "Heap allocations made during calls, callees included.";
     /// Heap bytes allocated during calls (needs `CountingAlloc`).
     ALLOCATED_BYTES = "overrun.allocated_bytes", Counter, "By", "Heap bytes allocated during calls, callees included.";
-    /// The declared time budget of one call.
-    BUDGET = "overrun.budget", Gauge, "s", "The time budget of one call, as declared.";
+    /// The time budget of one call in force.
+    BUDGET = "overrun.budget", Gauge, "s", "The time budget of one call in force (the code's, or a policy file's).";
     /// Budget violations by kind, of sites, tasks and the run.
     BUDGET_VIOLATIONS = "overrun.budget.violations", Counter, "{violation}", "Calls, polls, tasks or runs over their budget, by kind.";
     /// Tasks created.
