@@ -31,7 +31,9 @@ fn db_load() {
     std::thread::sleep(Duration::from_millis(2));
 }
 
+/// Declared, never called: its budget shows in `never_ran`.
 #[overrun::measure(budget = "1s")]
+#[allow(dead_code, reason = "never called on purpose")]
 fn never_called() {}
 
 #[overrun::measure]
