@@ -974,7 +974,7 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     let config = args.config.as_ref().map(|path| {
         let watch = Ident::new("__overrun_config", Span::mixed_site());
         quote! {
-            let #watch = ::overrun::__private::watch_reported(#path);
+            let #watch = ::overrun::__private::watch_config(#path);
         }
     });
     quote! {

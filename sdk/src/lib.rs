@@ -92,6 +92,8 @@
 // record  the hot path: clock, alloc counters, shards, sites, `#[measure]`
 // tasks   async task lifetimes, recorded into the same sites and shards
 // run     the whole run: start, resource usage, the run's budget
+// config  policy files: budgets set per environment, reloaded live (the
+//         layers above reach it through hooks they own)
 // read    the snapshot model, the export schema, the report and `#[main]`
 // tools   budgets as tests, baselines and `overrun diff`
 pub mod config;
@@ -173,7 +175,8 @@ pub use overrun_macros::measure;
 /// `config = "overrun.toml"` applies that policy file (a path relative to
 /// the working directory) and watches it for the whole run, as
 /// [`config::watch`] does; a file that is missing or invalid is reported
-/// and the code's budgets stay (see [`config`]):
+/// and the code's budgets stay (see [`config`]). `OVERRUN_CONFIG`, when
+/// set, wins: the deployment's file over the one the code names.
 ///
 /// ```no_run
 /// #[overrun::main(budget = "3s", config = "overrun.toml")]
@@ -209,7 +212,10 @@ pub use overrun_macros::size;
 /// Macro plumbing. Not public API: may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::config::watch_reported;
+    /// `#[overrun::main(config = "…")]`'s policy file, watched for the run.
+    pub fn watch_config(path: &str) -> crate::config::ConfigWatch {
+        crate::config::main_config(path)
+    }
     pub use crate::read::report::Run;
     pub use crate::record::measure::is_err::{NotResult, ResultErr};
     pub use crate::record::measure::{Guard, Instrumented, mark_async_error};

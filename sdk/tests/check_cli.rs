@@ -45,18 +45,23 @@ fn write(name: &str, text: &str) -> PathBuf {
 /// Runs the cli example on generated data, with `env`; returns its JSON
 /// report and its stderr.
 fn run_cli(name: &str, env: &[(&str, &Path)]) -> (serde_json::Value, String) {
-    let data = dir().join("sales.csv");
-    if !data.exists() {
+    // Made once for both tests (they run at once), and renamed into place
+    // whole.
+    static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let data = DATA.get_or_init(|| {
         let out = cli_example().args(["--generate", "2000"]).output().unwrap();
-        std::fs::write(&data, out.stdout).unwrap();
-    }
+        let (part, whole) = (dir().join("sales.csv.part"), dir().join("sales.csv"));
+        std::fs::write(&part, out.stdout).unwrap();
+        std::fs::rename(&part, &whole).unwrap();
+        whole
+    });
     let report = dir().join(name);
     let mut cmd = cli_example();
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd
-        .arg(&data)
+        .arg(data)
         .env("OVERRUN_REPORT_FILE", &report)
         .output()
         .unwrap();
@@ -189,6 +194,27 @@ fn check_validates_and_resolves_a_report() {
     assert!(
         stdout.contains("the [[task]] rule `session-*` matches no task"),
         "{stdout}"
+    );
+
+    // A report made under a policy: resolved against the code's budgets.
+    let (_, _) = run_cli("under-policy.json", &[("OVERRUN_CONFIG", &policy)]);
+    let empty = write("empty.toml", "");
+    let out = overrun()
+        .arg("check")
+        .arg(&empty)
+        .arg("--sites")
+        .arg(dir().join("under-policy.json"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let parse = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("parse_line"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        parse.split_whitespace().collect::<Vec<_>>()[1..],
+        ["20.0µs", "0", "-", "-", "code"],
+        "the code's budget, not the policy the report ran under"
     );
 
     let bad = write("bad.toml", "[[budget]]\nmatch = \"x\"\nallocs = -3\n");

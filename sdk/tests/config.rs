@@ -22,8 +22,16 @@ fn file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("overrun-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    write(&path, text);
     path
+}
+
+/// Writes `text` to `path` whole: written beside it, then renamed (as a
+/// deployment tool does).
+fn write(path: &std::path::Path, text: &str) {
+    let part = path.with_extension("part");
+    std::fs::write(&part, text).unwrap();
+    std::fs::rename(&part, path).unwrap();
 }
 
 #[overrun::measure(budget = "1s", allocs = 100)]
@@ -153,7 +161,7 @@ fn watch_applies_a_written_file_within_2_s_and_keeps_budgets_on_a_broken_one() {
     let watching = overrun::config::watch(&path).unwrap();
     assert_eq!(site("watched").budget.time_ns, Some(10_000_000));
 
-    std::fs::write(&path, "[[budget]]\nmatch = \"watched\"\ntime = \"20ms\"\n").unwrap();
+    write(&path, "[[budget]]\nmatch = \"watched\"\ntime = \"20ms\"\n");
     let written = Instant::now();
     assert!(
         eventually(Duration::from_secs(2), || site("watched").budget.time_ns
@@ -163,7 +171,7 @@ fn watch_applies_a_written_file_within_2_s_and_keeps_budgets_on_a_broken_one() {
     let took = written.elapsed();
 
     let errors = overrun::config::stats().errors;
-    std::fs::write(&path, "[[budget]]\nmatch = \"watched\"\ntime = 20\n").unwrap();
+    write(&path, "[[budget]]\nmatch = \"watched\"\ntime = 20\n");
     assert!(eventually(Duration::from_secs(2), || {
         overrun::config::stats().errors == errors + 1
     }));
@@ -176,13 +184,13 @@ fn watch_applies_a_written_file_within_2_s_and_keeps_budgets_on_a_broken_one() {
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(overrun::config::stats().errors, errors + 1);
 
-    std::fs::write(&path, "[[budget]]\nmatch = \"watched\"\ntime = \"30ms\"\n").unwrap();
+    write(&path, "[[budget]]\nmatch = \"watched\"\ntime = \"30ms\"\n");
     assert!(eventually(Duration::from_secs(2), || site("watched")
         .budget
         .time_ns
         == Some(30_000_000)));
     drop(watching);
-    std::fs::write(&path, "[[budget]]\nmatch = \"watched\"\ntime = \"40ms\"\n").unwrap();
+    write(&path, "[[budget]]\nmatch = \"watched\"\ntime = \"40ms\"\n");
     std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(
         site("watched").budget.time_ns,

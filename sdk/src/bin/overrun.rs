@@ -151,7 +151,13 @@ fn read_report(path: &std::path::Path) -> Result<(Vec<ReportSite>, Vec<String>),
                     path.display()
                 ));
             };
-            let b = &s["budget"];
+            // The code's budget (a report made under a policy shows that
+            // policy's in `budget`); older reports have only `budget`.
+            let b = if s["code_budget"].is_object() {
+                &s["code_budget"]
+            } else {
+                &s["budget"]
+            };
             let field = |k: &str| b[k].as_u64().unwrap_or(overrun::budget::NONE);
             sites.push(ReportSite {
                 name: name.to_owned(),
@@ -161,7 +167,11 @@ fn read_report(path: &std::path::Path) -> Result<(Vec<ReportSite>, Vec<String>),
                     .with_allocs(field("allocs"))
                     .with_bytes(field("bytes"))
                     .with_poll_ns(field("poll_ns")),
-                source: s["budget_source"].as_str().unwrap_or("code").to_owned(),
+                source: if s["code_budget"].is_object() {
+                    "code".to_owned()
+                } else {
+                    s["budget_source"].as_str().unwrap_or("code").to_owned()
+                },
             });
         }
     }

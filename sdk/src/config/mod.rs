@@ -79,8 +79,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 pub use policy::{BudgetSource, Policy, RuleInfo};
-#[doc(hidden)]
-pub use watch::watch_reported;
+pub(crate) use watch::main_config;
 pub use watch::{ConfigWatch, watch};
 
 /// Why a policy file was rejected.
@@ -237,8 +236,10 @@ static READ_ENV: fn() = from_env_once;
 
 /// Reads `OVERRUN_CONFIG` once.
 pub(crate) fn from_env_once() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+    // Re-entrant: an `on_error` hook may call a measured function or take
+    // a snapshot, which come back here.
+    static ONCE: crate::record::once::ReentrantOnce = crate::record::once::ReentrantOnce::new();
+    ONCE.call(|| {
         if let Some(path) = std::env::var_os("OVERRUN_CONFIG").filter(|p| !p.is_empty()) {
             let _ = load(path);
         }

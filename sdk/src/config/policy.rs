@@ -20,6 +20,7 @@ use crate::vocab::budget::{Budget, NONE, parse_duration, parse_size};
 /// assert_eq!(snap.site("from_code").unwrap().budget_source.to_string(), "code");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum BudgetSource {
     /// The literal written next to the code (or none).
     #[default]
@@ -66,10 +67,7 @@ impl Pattern {
         if text.is_empty() {
             return Err("an empty pattern matches nothing".into());
         }
-        if let Some(c) = text
-            .chars()
-            .find(|c| "[]{}!".contains(*c) || c.is_whitespace())
-        {
+        if let Some(c) = text.chars().find(|c| "[]{}!".contains(*c)) {
             return Err(format!(
                 "`{c}` is not allowed in a pattern: `*` matches any text, `?` one character"
             ));
@@ -88,7 +86,7 @@ impl Pattern {
         if glob(pattern, name.as_bytes()) {
             return true;
         }
-        if module.is_empty() || !self.text.contains("::") {
+        if module.is_empty() {
             return false;
         }
         let mut full = Vec::with_capacity(module.len() + 2 + name.len());
@@ -536,6 +534,13 @@ fn rule<const N: usize>(
                 let Some(text) = v.get_ref().as_str() else {
                     return Err(at(v.span(), Some(key), expected("a string", v.get_ref())));
                 };
+                if text.is_empty() {
+                    return Err(at(
+                        v.span(),
+                        Some(key),
+                        "an empty `env` applies nowhere".into(),
+                    ));
+                }
                 env = Some(text.to_owned());
             }
             _ => {
@@ -599,9 +604,11 @@ fn value_of(key: &str, v: &toml::Spanned<DeValue<'_>>, at: &At<'_>) -> Result<Se
 }
 
 fn integer(i: &toml::de::DeInteger<'_>) -> Result<u64, String> {
-    let digits = i.as_str().replace('_', "");
-    u64::from_str_radix(&digits, i.radix())
-        .map_err(|_| format!("`{}` is not a count of 0 or more", i.as_str()))
+    let digits = i.as_str();
+    if digits.starts_with('-') {
+        return Err(format!("`{digits}` is not a count of 0 or more"));
+    }
+    u64::from_str_radix(digits, i.radix()).map_err(|e| format!("`{digits}`: {e}"))
 }
 
 fn expected(what: &str, got: &DeValue<'_>) -> String {

@@ -83,6 +83,7 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
         alloc_bytes: allocs_available.then_some(t.bytes),
         budget: site_budget(&budget),
         budget_source,
+        code_budget: site_budget(&site.budget()),
         violations: SiteViolations {
             time: t.violations[0],
             allocs: t.violations[1],
@@ -114,6 +115,7 @@ fn identities<S: serde::Serializer>(sites: &[SiteSnapshot], s: S) -> Result<S::O
         kind: SiteKind,
         budget: &'a SiteBudget,
         budget_source: &'a crate::config::BudgetSource,
+        code_budget: &'a SiteBudget,
     }
     s.collect_seq(sites.iter().map(|site| Identity {
         name: site.name,
@@ -123,6 +125,7 @@ fn identities<S: serde::Serializer>(sites: &[SiteSnapshot], s: S) -> Result<S::O
         kind: site.kind,
         budget: &site.budget,
         budget_source: &site.budget_source,
+        code_budget: &site.code_budget,
     }))
 }
 
@@ -229,6 +232,9 @@ pub struct SiteSnapshot {
     /// of the rule (`"overrun.toml:12"`; with several rules, the one that
     /// set the first of time, allocs, bytes, poll).
     pub budget_source: crate::config::BudgetSource,
+    /// The budget written in the code (what `overrun check` resolves a
+    /// policy file against).
+    pub code_budget: SiteBudget,
     /// Calls over budget, by kind.
     pub violations: SiteViolations,
     /// The latency histogram. In the JSON, its non-empty buckets as

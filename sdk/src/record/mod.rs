@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod clock;
 pub(crate) mod measure;
+pub(crate) mod once;
 pub(crate) mod site;
 pub mod stats;
 pub mod violation;

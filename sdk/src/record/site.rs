@@ -87,8 +87,10 @@ pub(crate) static POLICY: OnceLock<fn(&'static Site) -> Budget> = OnceLock::new(
 pub(crate) static BEFORE_FIRST_REGISTER: [fn()];
 
 fn before_first_register() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+    // Re-entrant: a hook the policy layer calls may call a measured
+    // function, which comes back here.
+    static ONCE: crate::record::once::ReentrantOnce = crate::record::once::ReentrantOnce::new();
+    ONCE.call(|| {
         #[cfg(all(overrun_linker_list, not(miri)))]
         for hook in BEFORE_FIRST_REGISTER {
             hook();

@@ -55,7 +55,12 @@ impl TaskSite {
     /// Takes the policy in force's budgets for this name.
     pub(super) fn apply_policy(&self) {
         let (lifetime, poll) = POLICY.get().map_or((None, None), |p| p(self.name));
-        let ticks = |v: Option<u64>| v.map_or(UNSET, crate::record::clock::ns_to_ticks);
+        // A finite budget never reads as `UNSET`.
+        let ticks = |v: Option<u64>| match v {
+            None => UNSET,
+            Some(crate::vocab::budget::NONE) => crate::vocab::budget::NONE,
+            Some(ns) => crate::record::clock::ns_to_ticks(ns).min(UNSET - 1),
+        };
         self.file_lifetime.store(ticks(lifetime), Ordering::Relaxed);
         self.file_poll.store(ticks(poll), Ordering::Relaxed);
     }

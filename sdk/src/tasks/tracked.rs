@@ -54,11 +54,6 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
     let location = Location::caller();
     let site = task_site(name);
     site.spawned.fetch_add(1, Ordering::Relaxed);
-    let poll_budget = in_force(&site.file_poll, NONE);
-    let lifetime = in_force(&site.file_lifetime, NONE);
-    if lifetime != NONE {
-        start_watchdog();
-    }
     let entry = crate::record::alloc::uncounted(|| {
         Arc::new(Entry {
             site,
@@ -69,8 +64,8 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
             busy: AtomicU64::new(0),
             max_poll: AtomicU64::new(0),
             state: AtomicU8::new(SCHEDULED),
-            poll_budget: AtomicU64::new(poll_budget),
-            lifetime: AtomicU64::new(lifetime),
+            poll_budget: AtomicU64::new(NONE),
+            lifetime: AtomicU64::new(NONE),
             code_poll: AtomicU64::new(NONE),
             code_lifetime: AtomicU64::new(NONE),
             leaked: AtomicBool::new(false),
@@ -78,6 +73,12 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
         })
     });
     let slot = crate::record::alloc::uncounted(|| register(entry.clone()));
+    // A policy's budgets, read once the task is registered: a reload from
+    // now on reaches it among the live tasks.
+    follow(&entry.poll_budget, &site.file_poll, NONE);
+    if follow(&entry.lifetime, &site.file_lifetime, NONE) != NONE {
+        start_watchdog();
+    }
     Tracked {
         inner: fut,
         task: Task {
@@ -85,6 +86,20 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
             slot,
             ended: false,
         },
+    }
+}
+
+/// Stores in `budget` the policy's value in `file` (else `code`), again if
+/// a reload changed `file` meanwhile (a reload updates the name's value
+/// before its live tasks', so the last store is the newest). Returns it.
+fn follow(budget: &AtomicU64, file: &AtomicU64, code: u64) -> u64 {
+    loop {
+        let seen = file.load(Ordering::Relaxed);
+        let value = in_force(file, code);
+        budget.store(value, Ordering::Relaxed);
+        if file.load(Ordering::Relaxed) == seen {
+            return value;
+        }
     }
 }
 
@@ -98,8 +113,7 @@ impl<F> Tracked<F> {
         let e = &self.task.entry;
         let code = clock::ns_to_ticks(limit.nanos());
         e.code_poll.store(code, Ordering::Relaxed);
-        e.poll_budget
-            .store(in_force(&e.site.file_poll, code), Ordering::Relaxed);
+        follow(&e.poll_budget, &e.site.file_poll, code);
         self
     }
 
@@ -112,8 +126,7 @@ impl<F> Tracked<F> {
         let e = &self.task.entry;
         let code = clock::ns_to_ticks(limit.nanos());
         e.code_lifetime.store(code, Ordering::Relaxed);
-        e.lifetime
-            .store(in_force(&e.site.file_lifetime, code), Ordering::Relaxed);
+        follow(&e.lifetime, &e.site.file_lifetime, code);
         start_watchdog();
         self
     }

@@ -94,6 +94,16 @@ fn patterns_match_the_bare_name_or_the_path() {
          [[budget]]\nmatch = \"get_*\"\ntime = \"2ms\"\n\
          [[budget]]\nmatch = \"*::cache::*\"\ntime = \"3ms\"\n",
     );
+    // A pattern without `::` is tried on the path too; spaces are allowed.
+    let q = policy(
+        "[[budget]]\nmatch = \"app*\"\ntime = \"4ms\"\n\n\
+         [[budget]]\nmatch = \"<A as Display>::fmt\"\ntime = \"5ms\"\n",
+    );
+    assert_eq!(budget(&q, "app::x", "get", None).0.time_ns, 4_000_000);
+    assert_eq!(
+        budget(&q, "lib", "<A as Display>::fmt", None).0.time_ns,
+        5_000_000
+    );
     // A method's identity is its bare name.
     assert_eq!(budget(&p, "app", "A::new", None).0.time_ns, 1_000_000);
     assert_eq!(budget(&p, "app", "B::new", None).0.time_ns, 100);
@@ -144,6 +154,8 @@ fn the_index_agrees_with_a_full_scan() {
         "app::db",
         "ap?::db::*",
         "*user",
+        "app*",
+        "*db::load*",
         "app::db::A::*",
         "A::new",
         "A::*",
