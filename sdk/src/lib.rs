@@ -94,6 +94,7 @@
 // run     the whole run: start, resource usage, the run's budget
 // config  policy files: budgets set per environment, reloaded live (the
 //         layers above reach it through hooks they own)
+// tracing `tracing` spans as sites (feature `tracing`)
 // read    the snapshot model, the export schema, the report and `#[main]`
 // tools   budgets as tests, baselines and `overrun diff`
 pub mod config;
@@ -102,6 +103,8 @@ mod record;
 pub mod run;
 pub mod tasks;
 mod tools;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod vocab;
 
 pub use read::{export, report};

@@ -78,6 +78,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+#[cfg(feature = "tracing")]
+pub(crate) use policy::Pattern;
 pub use policy::{BudgetSource, Policy, RuleInfo};
 pub(crate) use watch::main_config;
 pub use watch::{ConfigWatch, watch};

@@ -63,7 +63,7 @@ pub(crate) struct Pattern {
 }
 
 impl Pattern {
-    fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("an empty pattern matches nothing".into());
         }
@@ -94,6 +94,12 @@ impl Pattern {
         full.extend_from_slice(b"::");
         full.extend_from_slice(name.as_bytes());
         glob(pattern, &full)
+    }
+
+    /// How specific the pattern is: exact over glob, then more literal
+    /// text.
+    pub(crate) fn specificity(&self) -> (bool, usize) {
+        (self.exact, self.literal)
     }
 
     /// The pattern as written.
@@ -164,13 +170,8 @@ pub(crate) struct Rule<const N: usize> {
 impl<const N: usize> Rule<N> {
     /// Precedence among matching rules: for the current environment first,
     /// then an exact name, then more literal text, then the later rule.
-    fn rank(&self) -> (bool, bool, usize, usize) {
-        (
-            self.env.is_some(),
-            self.pattern.exact,
-            self.pattern.literal,
-            self.order,
-        )
+    fn rank(&self) -> (bool, (bool, usize), usize) {
+        (self.env.is_some(), self.pattern.specificity(), self.order)
     }
 }
 

@@ -68,7 +68,10 @@ pub(crate) fn install(policy: Arc<Policy>) {
 /// site takes `[run]`, task sites `[[task]]`.
 pub(crate) fn resolve(site: &Site) -> (Budget, BudgetSource) {
     let code = site.budget();
-    if !matches!(site.kind(), SiteKind::Sync | SiteKind::Async) {
+    if !matches!(
+        site.kind(),
+        SiteKind::Sync | SiteKind::Async | SiteKind::Span
+    ) {
         return (code, BudgetSource::Code);
     }
     match IN_FORCE.read().as_ref() {

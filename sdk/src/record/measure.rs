@@ -439,6 +439,123 @@ impl<F: Future> Future for Instrumented<F> {
     }
 }
 
+#[cfg(feature = "tracing")]
+pub(crate) use span::SpanCall;
+
+#[cfg(feature = "tracing")]
+mod span {
+    use super::*;
+
+    /// One span's measurement, driven by the `tracing` layer: its time runs
+    /// from creation to close; each entered interval is measured like one poll
+    /// of an `async fn` (busy and self time, allocations on whichever thread,
+    /// the `poll` budget), and the span is recorded as one call when it closes.
+    pub(crate) struct SpanCall {
+        call: AsyncCall,
+        /// The entered interval under way (a span is entered on one thread at a
+        /// time; entering the span already entered counts once).
+        scope: Option<Scope>,
+        depth: u32,
+    }
+
+    /// An entered interval over the `poll` budget, to publish once the caller
+    /// let go of what it held.
+    #[must_use]
+    pub(crate) struct PollOver {
+        site: &'static Site,
+        index: usize,
+        elapsed: u64,
+    }
+
+    impl PollOver {
+        /// Counts and publishes the violation (on the thread that measured it).
+        #[cold]
+        pub(crate) fn publish(self) {
+            if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(self.index)) {
+                violate(
+                    self.site,
+                    cell,
+                    ViolationKind::Poll,
+                    crate::record::clock::ticks_to_ns(self.elapsed),
+                    self.site.budget().poll_ns,
+                );
+            }
+        }
+    }
+
+    impl SpanCall {
+        /// A span of `site` created now; `None` when measuring is off or the
+        /// site could not register.
+        pub(crate) fn start(site: &'static Site) -> Option<Self> {
+            if !enabled() {
+                return None;
+            }
+            let index = site.index()?;
+            Some(Self {
+                call: AsyncCall {
+                    site,
+                    index,
+                    first_poll: crate::record::clock::now(),
+                    self_time: 0,
+                    allocs: 0,
+                    bytes: 0,
+                    polls: 0,
+                    max_poll: 0,
+                    done: false,
+                },
+                scope: None,
+                depth: 0,
+            })
+        }
+
+        /// The span is entered on this thread.
+        #[inline]
+        pub(crate) fn enter(&mut self) {
+            self.depth += 1;
+            if self.depth == 1 {
+                self.scope = Some(Scope::open());
+            }
+        }
+
+        /// The span is exited on this thread: the interval is added to the
+        /// span, and returned if it broke the `poll` budget.
+        #[inline]
+        pub(crate) fn exit(&mut self) -> Option<PollOver> {
+            self.depth = self.depth.saturating_sub(1);
+            if self.depth > 0 {
+                return None;
+            }
+            let scope = self.scope.take()?;
+            let (elapsed, self_time, allocs, bytes) = scope.close();
+            let call = &mut self.call;
+            call.self_time += self_time;
+            call.allocs += allocs;
+            call.bytes += bytes;
+            call.polls += 1;
+            call.max_poll = call.max_poll.max(elapsed);
+            (elapsed > call.site.poll_ticks.load(Ordering::Relaxed)).then_some(PollOver {
+                site: call.site,
+                index: call.index,
+                elapsed,
+            })
+        }
+
+        /// The span closed: recorded as one call (an error if `error`; a
+        /// violation is published from here).
+        pub(crate) fn close(mut self, error: bool) {
+            if self.depth > 0 {
+                // Closed while entered (its guard outlived it): the interval
+                // ends now.
+                self.depth = 1;
+                if let Some(over) = self.exit() {
+                    over.publish();
+                }
+            }
+            self.call.end(crate::record::clock::now(), error, false);
+        }
+    }
+}
+
 /// Autoref-specialised test for `Result::Err`, so the macro can count errors
 /// without knowing the return type's name (works through aliases such as
 /// `io::Result`).

@@ -29,6 +29,9 @@ pub enum SiteKind {
     /// The polls of tracked tasks of one name (see [`crate::tasks`]); not
     /// listed among the functions of a snapshot.
     TaskPoll,
+    /// A `tracing` span callsite (feature `tracing`, [`crate::tracing`]):
+    /// measured from the span's creation to its close.
+    Span,
 }
 
 /// One instrumented place: its static metadata, its budget and its id.

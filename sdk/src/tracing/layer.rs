@@ -1,0 +1,394 @@
+//! The layer: span callbacks driving the span's measurement.
+
+use std::cell::Cell;
+use std::num::NonZeroU64;
+use std::sync::OnceLock;
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::{self, Attributes, Record};
+use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use super::callsites;
+use crate::config::Pattern;
+use crate::record::measure::SpanCall;
+use crate::record::site::{Site, SiteKind};
+use crate::record::violation::{HookId, Violation, on_violation, remove_hook};
+use crate::vocab::budget::{Budget, parse_duration, parse_size};
+use crate::vocab::units::{SizeLimit, TimeLimit};
+
+/// The layer that measures spans: see [`crate::tracing`].
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let layer = overrun::tracing::layer()
+///     .budget("db.*", "50ms") // every span whose name starts with `db.`
+///     .allocs("app::cache::*", 10) // spans of target `app::cache`
+///     .poll("handler", overrun::duration!("1ms"))
+///     .events(true);
+/// let _subscriber = tracing_subscriber::registry().with(layer);
+/// ```
+#[must_use = "a layer does nothing until it is added to a subscriber"]
+pub struct BudgetLayer {
+    rules: Vec<Rule>,
+    events: bool,
+    /// The hook that turns `#[measure]` functions' violations into events,
+    /// registered when the layer joins a subscriber.
+    hook: OnceLock<HookId>,
+}
+
+impl std::fmt::Debug for BudgetLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetLayer")
+            .field("rules", &self.rules.len())
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+/// A builder budget: a field of the spans `pattern` matches.
+struct Rule {
+    pattern: Pattern,
+    field: usize,
+    value: u64,
+}
+
+/// The span fields that carry budgets, in the order of [`Budget`]'s fields
+/// as [`set_field`] numbers them.
+const FIELDS: [&str; 4] = [
+    "overrun.budget",
+    "overrun.allocs",
+    "overrun.bytes",
+    "overrun.poll",
+];
+
+/// A layer that measures the spans it sees; add it to a
+/// `tracing_subscriber::registry()`. Events on (see [`BudgetLayer::events`]).
+///
+/// ```
+/// let _layer = overrun::tracing::layer();
+/// ```
+pub fn layer() -> BudgetLayer {
+    BudgetLayer {
+        rules: Vec::new(),
+        events: true,
+        hook: OnceLock::new(),
+    }
+}
+
+impl BudgetLayer {
+    /// A time budget (creation to close) for the spans `pattern` matches: a
+    /// glob (`*`, `?`) over the span's name and `target::name`. Panics on a
+    /// bad pattern, or a malformed `&str` literal (give
+    /// `overrun::duration!("50ms")` to have it checked at compile time).
+    #[track_caller]
+    pub fn budget(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 0, ns)
+    }
+
+    /// A budget on the allocations made while the span is entered.
+    #[track_caller]
+    pub fn allocs(self, pattern: &str, limit: u64) -> Self {
+        self.rule(pattern, 1, limit)
+    }
+
+    /// A budget on the bytes allocated while the span is entered.
+    #[track_caller]
+    pub fn bytes(self, pattern: &str, limit: impl SizeLimit) -> Self {
+        let bytes = limit.bytes();
+        self.rule(pattern, 2, bytes)
+    }
+
+    /// A budget on each entered interval of the span (for an instrumented
+    /// future, one poll).
+    #[track_caller]
+    pub fn poll(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 3, ns)
+    }
+
+    /// Whether violations are also `tracing` WARN events (default: yes).
+    pub fn events(mut self, on: bool) -> Self {
+        self.events = on;
+        self
+    }
+
+    #[track_caller]
+    fn rule(mut self, pattern: &str, field: usize, value: u64) -> Self {
+        let pattern = Pattern::parse(pattern)
+            .unwrap_or_else(|e| panic!("overrun::tracing::layer(): pattern `{pattern}`: {e}"));
+        self.rules.push(Rule {
+            pattern,
+            field,
+            value,
+        });
+        self
+    }
+
+    /// The site of the span's callsite, made from its first span.
+    #[inline]
+    fn site(&self, attrs: &Attributes<'_>) -> &'static Site {
+        let meta: &'static Metadata<'static> = attrs.metadata();
+        let key = meta as *const Metadata<'static> as usize;
+        match callsites::get(key) {
+            Some(site) => site,
+            None => callsites::get_or_create(key, || self.make_site(meta, attrs)),
+        }
+    }
+
+    #[cold]
+    fn make_site(&self, meta: &'static Metadata<'static>, attrs: &Attributes<'_>) -> &'static Site {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        let file = meta.file().unwrap_or("<unknown>");
+        let line = meta.line().unwrap_or(0);
+        for (key, value, err) in &fields.bad {
+            eprintln!(
+                "overrun: span `{}` ({file}:{line}): `{key}` = {value} ignored: {err}",
+                meta.name()
+            );
+        }
+        let mut budget = fields.budget;
+        // The builder over the fields, per field; among its rules the most
+        // specific, then the later.
+        for field in 0..FIELDS.len() {
+            let best = self
+                .rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.field == field && r.pattern.matches(meta.target(), meta.name()))
+                .max_by_key(|(order, r)| (r.pattern.specificity(), *order));
+            if let Some((_, rule)) = best {
+                set_field(&mut budget, field, rule.value);
+            }
+        }
+        Box::leak(Box::new(Site::new(
+            meta.name(),
+            meta.target(),
+            file,
+            line,
+            SiteKind::Span,
+            budget,
+        )))
+    }
+}
+
+impl Drop for BudgetLayer {
+    fn drop(&mut self) {
+        if let Some(id) = self.hook.get() {
+            remove_hook(*id);
+        }
+    }
+}
+
+fn set_field(budget: &mut Budget, field: usize, value: u64) {
+    match field {
+        0 => budget.time_ns = value,
+        1 => budget.allocs = value,
+        2 => budget.bytes = value,
+        _ => budget.poll_ns = value,
+    }
+}
+
+/// A span's measurement, in the registry's extensions.
+struct SpanState {
+    call: SpanCall,
+    error: bool,
+}
+
+impl<S> Layer<S> for BudgetLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_register_dispatch(&self, _subscriber: &Dispatch) {
+        if self.events {
+            self.hook.get_or_init(|| on_violation(emit));
+        }
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        // The layer's own bookkeeping is not the code's allocations.
+        crate::record::alloc::uncounted(|| {
+            let site = self.site(attrs);
+            let Some(call) = SpanCall::start(site) else {
+                return;
+            };
+            let mut error = ErrorField(false);
+            attrs.record(&mut error);
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(SpanState {
+                    call,
+                    error: error.0,
+                });
+            }
+        });
+    }
+
+    fn on_record(&self, id: &span::Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let mut error = ErrorField(false);
+        values.record(&mut error);
+        if error.0 {
+            mark_error(ctx.span(id));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if *event.metadata().level() == Level::ERROR {
+            mark_error(ctx.event_span(event));
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
+        {
+            state.call.enter();
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        // The extensions are released before a violation is published: the
+        // event it becomes reads this span's extensions too.
+        let over = span
+            .extensions_mut()
+            .get_mut::<SpanState>()
+            .and_then(|state| state.call.exit());
+        if let Some(over) = over {
+            within_span(id, || over.publish());
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        let state = ctx
+            .span(&id)
+            .and_then(|span| span.extensions_mut().remove::<SpanState>());
+        if let Some(state) = state {
+            within_span(&id, || state.call.close(state.error));
+        }
+    }
+}
+
+fn mark_error<S: for<'a> LookupSpan<'a>>(
+    span: Option<tracing_subscriber::registry::SpanRef<'_, S>>,
+) {
+    if let Some(span) = span
+        && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
+    {
+        state.error = true;
+    }
+}
+
+thread_local! {
+    /// The span whose violation is being published on this thread: its
+    /// event goes inside it (it is no longer the current span at exit and
+    /// close).
+    static PARENT: Cell<Option<NonZeroU64>> = const { Cell::new(None) };
+}
+
+fn within_span(id: &span::Id, publish: impl FnOnce()) {
+    let before = PARENT.with(|p| p.replace(Some(id.into_non_zero_u64())));
+    publish();
+    PARENT.with(|p| p.set(before));
+}
+
+/// A violation as a WARN event: inside the span that broke its budget, or
+/// the span current where a function broke its.
+fn emit(v: &Violation) {
+    let parent = PARENT.with(Cell::get).map(span::Id::from_non_zero_u64);
+    macro_rules! warn_with {
+        ($($parent:tt)*) => {
+            ::tracing::warn!(
+                target: "overrun",
+                $($parent)*
+                function = v.name,
+                module = v.module,
+                kind = v.kind.as_str(),
+                observed = v.observed,
+                limit = v.limit,
+                unit = v.kind.unit(),
+                file = v.file,
+                line = v.line,
+                "budget violation"
+            )
+        };
+    }
+    match parent {
+        Some(parent) => warn_with!(parent: parent,),
+        None => warn_with!(),
+    }
+}
+
+/// Whether the fields record an `error`.
+struct ErrorField(bool);
+
+impl Visit for ErrorField {
+    fn record_debug(&mut self, field: &Field, _: &dyn std::fmt::Debug) {
+        if field.name() == "error" {
+            self.0 = true;
+        }
+    }
+}
+
+/// A span's budget fields, and those that did not parse.
+#[derive(Default)]
+struct Fields {
+    budget: Budget,
+    bad: Vec<(&'static str, String, String)>,
+}
+
+impl Fields {
+    fn set(&mut self, field: &Field, value: Result<u64, (String, String)>) {
+        let Some(at) = FIELDS.iter().position(|f| *f == field.name()) else {
+            return;
+        };
+        match value {
+            Ok(v) => set_field(&mut self.budget, at, v),
+            Err((shown, err)) => self.bad.push((FIELDS[at], shown, err)),
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let parsed = match field.name() {
+            "overrun.budget" | "overrun.poll" => parse_duration(value).map_err(|e| e.to_string()),
+            "overrun.bytes" => parse_size(value).map_err(|e| e.to_string()),
+            _ => value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| "not a count".to_owned()),
+        };
+        self.set(field, parsed.map_err(|e| (format!("{value:?}"), e)));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let parsed = match field.name() {
+            "overrun.allocs" | "overrun.bytes" => Ok(value),
+            _ => Err("a duration is a string such as \"5ms\"".to_owned()),
+        };
+        self.set(field, parsed.map_err(|e| (value.to_string(), e)));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match u64::try_from(value) {
+            Ok(v) => self.record_u64(field, v),
+            Err(_) => self.set(field, Err((value.to_string(), "below zero".to_owned()))),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if FIELDS.contains(&field.name()) {
+            self.set(
+                field,
+                Err((
+                    format!("{value:?}"),
+                    "expected a string or a count".to_owned(),
+                )),
+            );
+        }
+    }
+}

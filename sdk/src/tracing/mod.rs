@@ -1,0 +1,64 @@
+//! Budgets on the `tracing` spans a service already has (feature
+//! `tracing`): [`layer`] turns each span callsite it sees into a site, with
+//! the same figures, budgets, violations and exports as a `#[measure]`
+//! function.
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(overrun::tracing::layer().budget("db.query", "50ms"));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = tracing::info_span!("db.query", overrun.allocs = 20);
+//!     span.in_scope(|| { /* … */ });
+//! });
+//! let snap = overrun::snapshot();
+//! let site = snap.site("db.query").unwrap();
+//! assert_eq!((site.calls, site.kind), (1, overrun::SiteKind::Span));
+//! assert_eq!((site.budget.time_ns, site.budget.allocs), (Some(50_000_000), Some(20)));
+//! ```
+//!
+//! # What is measured
+//!
+//! A span's site: name = the span's name, module = its target, file and line
+//! from its metadata. Its time runs from creation to close; each entered
+//! interval is one "poll" (checked against the `poll` budget: for an
+//! instrumented future, a poll that blocked the executor). Allocations are
+//! those made while the span is entered, on whichever thread, callees
+//! included. A span that records an `error` field, or inside which an
+//! ERROR-level event is emitted (as `#[instrument(err)]` does), counts as an
+//! error. Spans and `#[measure]` functions nest: each one's self time
+//! leaves out the others inside it.
+//!
+//! # Budgets
+//!
+//! In rising precedence: the span's own fields `overrun.budget`,
+//! `overrun.allocs`, `overrun.bytes`, `overrun.poll` (read from its first
+//! span; a bad literal is reported once, with the callsite's file and line,
+//! and ignored); the layer's builder ([`BudgetLayer::budget`] and the like,
+//! with the policy file's globs, matched against the span's name and
+//! `target::name`); a policy file ([`crate::config`]).
+//!
+//! # Events
+//!
+//! With [`BudgetLayer::events`] on (the default), each violation is also a
+//! WARN event, target `overrun`, message `budget violation`, with the fields
+//! `function`, `module`, `kind`, `observed`, `limit`, `unit`, `file`,
+//! `line`: a span's inside that span (so `fmt` prints its context and
+//! `tracing-opentelemetry` puts it on its trace), and while the layer is
+//! installed a `#[measure]` function's inside the span current where it
+//! broke its budget.
+//!
+//! # Cost
+//!
+//! Per span: one table lookup of its callsite (no lock), the clock at
+//! creation, at each enter and exit and at close, the span's state in the
+//! registry's extensions (one small allocation, not counted against the
+//! code). Nothing at all for a span a per-layer filter rejects. Measured in
+//! `benches/benches/spans.rs` beside the bare registry, `tracing-timing` and
+//! `tracing-opentelemetry`.
+
+mod callsites;
+mod layer;
+
+pub use layer::{BudgetLayer, layer};

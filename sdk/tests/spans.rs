@@ -1,0 +1,306 @@
+//! Budgets on `tracing` spans (feature `tracing`): span sites through the
+//! public API, with one global subscriber for the binary (spans cross
+//! threads): the overrun layer (builder budgets, a per-layer filter) and a
+//! layer that keeps every event with the span it is in.
+#![cfg(feature = "tracing")]
+
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use tracing::Instrument as _;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, filter};
+
+#[path = "support/site.rs"]
+mod site;
+use site::site;
+
+/// An event the subscriber saw: its target, its parent span's name, its
+/// fields.
+#[derive(Debug, Clone)]
+struct Seen {
+    target: String,
+    parent: Option<String>,
+    fields: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+static EVENTS: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+
+struct Events;
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        struct Fields(Vec<(String, String)>);
+        impl tracing::field::Visit for Fields {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push((field.name().to_owned(), format!("{value:?}")));
+            }
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.0.push((field.name().to_owned(), value.to_owned()));
+            }
+        }
+        let mut fields = Fields(Vec::new());
+        event.record(&mut fields);
+        EVENTS.lock().unwrap().push(Seen {
+            target: event.metadata().target().to_owned(),
+            parent: ctx.event_span(event).map(|s| s.name().to_owned()),
+            fields: fields.0,
+        });
+    }
+}
+
+fn setup() {
+    static SETUP: Once = Once::new();
+    SETUP.call_once(|| {
+        let overrun = overrun::tracing::layer()
+            .budget("builder.*", "1ns")
+            .allocs("spans::builder_over_fields", 7)
+            .with_filter(filter::filter_fn(|m| m.name() != "rejected"));
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(overrun).with(Events),
+        )
+        .unwrap();
+    });
+}
+
+/// The violation events of the site `name`.
+fn violations_of(name: &str) -> Vec<Seen> {
+    EVENTS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.target == "overrun" && e.field("function") == Some(name))
+        .cloned()
+        .collect()
+}
+
+fn busy(d: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn a_span_is_a_site_with_its_fields_budget_and_its_violation_event() {
+    setup();
+    // One callsite (another with the same name would be another site).
+    let step = |d| {
+        let span = tracing::info_span!("sync.step", overrun.budget = "1ms", overrun.allocs = 0);
+        span.in_scope(|| busy(d));
+    };
+    for _ in 0..3 {
+        step(Duration::from_micros(50));
+    }
+    step(Duration::from_millis(3));
+    let s = site("sync.step");
+    assert_eq!((s.kind, s.calls, s.errors), (overrun::SiteKind::Span, 4, 0));
+    assert_eq!(s.module, "spans", "the target");
+    assert!(s.file.ends_with("spans.rs") && s.line > 0);
+    assert_eq!(
+        (s.budget.time_ns, s.budget.allocs),
+        (Some(1_000_000), Some(0))
+    );
+    assert_eq!(s.violations.time, 1);
+    assert_eq!(s.polls, 4, "each entered interval");
+    assert!(s.max_ns >= 3_000_000);
+    let events = violations_of("sync.step");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e.parent.as_deref(), Some("sync.step"), "inside the span");
+    assert_eq!(e.field("message"), Some("budget violation"));
+    assert_eq!(e.field("module"), Some("spans"));
+    assert_eq!(e.field("kind"), Some("time"));
+    assert_eq!(e.field("limit"), Some("1000000"));
+    assert_eq!(e.field("unit"), Some("ns"));
+    assert!(e.field("observed").unwrap().parse::<u64>().unwrap() >= 3_000_000);
+    assert!(e.field("file").unwrap().ends_with("spans.rs"));
+    assert!(e.field("line").is_some());
+    let json: serde_json::Value = serde_json::from_str(&overrun::snapshot().to_json()).unwrap();
+    let j = json["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "sync.step")
+        .unwrap();
+    assert_eq!(j["kind"], "span");
+}
+
+#[overrun::measure]
+fn measured_inside(d: Duration) {
+    busy(d);
+}
+
+#[overrun::measure(budget = "1ns")]
+fn measured_over() {
+    busy(Duration::from_micros(5));
+}
+
+#[test]
+fn nested_spans_and_functions_give_consistent_self_time() {
+    setup();
+    let outer = tracing::info_span!("nest.outer");
+    outer.in_scope(|| {
+        busy(Duration::from_millis(2));
+        tracing::info_span!("nest.inner").in_scope(|| {
+            busy(Duration::from_millis(2));
+            measured_inside(Duration::from_millis(2));
+        });
+    });
+    drop(outer);
+    let (outer, inner, f) = (
+        site("nest.outer"),
+        site("nest.inner"),
+        site("measured_inside"),
+    );
+    let ms = 1_000_000;
+    assert!(f.total_ns >= 2 * ms && f.self_ns >= 2 * ms);
+    assert!(inner.total_ns >= 4 * ms);
+    assert!(
+        inner.self_ns >= 2 * ms && inner.self_ns < inner.total_ns - f.total_ns + ms / 2,
+        "the inner span leaves out the function: {} of {}",
+        inner.self_ns,
+        inner.total_ns
+    );
+    assert!(
+        outer.self_ns >= 2 * ms && outer.self_ns < outer.total_ns - inner.total_ns + ms / 2,
+        "the outer span leaves out the inner one: {} of {}",
+        outer.self_ns,
+        outer.total_ns
+    );
+
+    // A function's violation is an event inside the span current there.
+    tracing::info_span!("nest.host").in_scope(measured_over);
+    let events = violations_of("measured_over");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].parent.as_deref(), Some("nest.host"));
+    assert_eq!(events[0].field("module"), Some("spans"));
+}
+
+#[tracing::instrument(err)]
+fn fallible(fail: bool) -> Result<(), String> {
+    if fail { Err("no".into()) } else { Ok(()) }
+}
+
+#[test]
+fn errors_a_field_an_error_event_or_instrument_err() {
+    setup();
+    let span = tracing::info_span!("err.field", error = tracing::field::Empty);
+    span.in_scope(|| {});
+    span.record("error", "failed");
+    drop(span);
+    tracing::info_span!("err.event").in_scope(|| tracing::error!("went wrong"));
+    tracing::info_span!("err.none").in_scope(|| tracing::warn!("only a warning"));
+    assert!(fallible(true).is_err());
+    assert!(fallible(false).is_ok());
+    assert_eq!(site("err.field").errors, 1);
+    assert_eq!(site("err.event").errors, 1);
+    assert_eq!(site("err.none").errors, 0);
+    let f = site("fallible");
+    assert_eq!((f.calls, f.errors), (2, 1));
+}
+
+#[test]
+fn a_bad_field_literal_is_ignored_the_builder_beats_fields_and_filters_apply() {
+    setup();
+    tracing::info_span!(
+        "bad.literal",
+        overrun.budget = "5 parsecs",
+        overrun.allocs = 3
+    )
+    .in_scope(|| {});
+    let s = site("bad.literal");
+    assert_eq!((s.budget.time_ns, s.budget.allocs), (None, Some(3)));
+
+    tracing::info_span!("builder_over_fields", overrun.allocs = 2).in_scope(|| {});
+    assert_eq!(site("builder_over_fields").budget.allocs, Some(7));
+    tracing::info_span!("builder.glob", overrun.budget = "1h").in_scope(|| {});
+    let s = site("builder.glob");
+    assert_eq!((s.budget.time_ns, s.violations.time), (Some(1), 1));
+
+    // A policy file over the fields and the builder, matched on
+    // `target::name`.
+    let path = std::env::temp_dir().join(format!("overrun-spans-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "[[budget]]\nmatch = \"spans::policy.*\"\ntime = \"2ms\"\n",
+    )
+    .unwrap();
+    overrun::config::load(&path).unwrap();
+    tracing::info_span!("policy.span", overrun.budget = "1h").in_scope(|| {});
+    let s = site("policy.span");
+    assert_eq!(s.budget.time_ns, Some(2_000_000));
+    assert_eq!(s.budget_source.to_string(), format!("{}:1", path.display()));
+    assert_eq!(
+        s.code_budget.time_ns,
+        Some(3_600_000_000_000),
+        "the span's own field"
+    );
+
+    tracing::info_span!("rejected").in_scope(|| busy(Duration::from_micros(10)));
+    assert!(
+        overrun::snapshot().site("rejected").is_none(),
+        "the filter rejects it"
+    );
+}
+
+#[test]
+fn capture_sees_span_sites() {
+    setup();
+    let captured = overrun::testing::capture(|| {
+        tracing::info_span!("captured.span").in_scope(|| {});
+    });
+    assert_eq!(captured.site("captured.span").calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instrumented_future_across_threads_checks_each_poll() {
+    setup();
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            tokio::spawn(
+                async move {
+                    for _ in 0..3 {
+                        tokio::task::yield_now().await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    if i == 0 {
+                        // One poll blocks its worker 3 ms.
+                        busy(Duration::from_millis(3));
+                    }
+                }
+                .instrument(tracing::info_span!("async.job", overrun.poll = "2ms")),
+            )
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = site("async.job");
+    assert_eq!(s.calls, 4);
+    assert!(
+        s.polls >= 16,
+        "every poll is an entered interval: {}",
+        s.polls
+    );
+    assert_eq!(s.violations.poll, 1);
+    assert!(
+        s.total_ns >= 4 * 3_000_000,
+        "creation to close, sleeps included"
+    );
+    assert!(s.self_ns < s.total_ns / 2, "busy time only");
+    let events = violations_of("async.job");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].field("kind"), Some("poll"));
+    assert_eq!(events[0].parent.as_deref(), Some("async.job"));
+}
