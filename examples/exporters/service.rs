@@ -6,6 +6,7 @@
 //! cargo run --example service -- --listen 127.0.0.1:3000
 //! curl localhost:3000/users/1
 //! curl 'localhost:3000/slow?ms=40'    # over its 20ms budget
+//! curl 'localhost:3000/search?ms=30'  # a tracing span, over its 10ms budget
 //! curl localhost:3000/metrics
 //! ```
 //!
@@ -107,6 +108,15 @@ async fn slow(Query(q): Query<Slow>) -> &'static str {
     "done\n"
 }
 
+/// Searches for `ms` milliseconds. No `#[overrun::measure]`: the service's
+/// existing `tracing` span, budgeted by its own field (over 10 ms is over
+/// budget), measured by `overrun::tracing::layer()`.
+#[tracing::instrument(skip_all, fields(overrun.budget = "10ms"))]
+async fn search(Query(q): Query<Slow>) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(q.ms)).await;
+    "found\n"
+}
+
 /// One endpoint for both: overrun's figures and the service's own metrics.
 async fn metrics_endpoint(State(app): State<Arc<App>>) -> String {
     app.overrun.render() + &app.metrics.render()
@@ -131,6 +141,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .parse()?,
         None => "127.0.0.1:3000".parse()?,
     };
+    // The service's spans are measured too, with their budgets.
+    {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(overrun::tracing::layer()),
+        )?;
+    }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     metrics::describe_counter!("service_user_lookups_total", "User lookups served.");
     let app = Arc::new(App {
@@ -149,6 +166,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = Router::new()
         .route("/users/{id}", get(get_user))
         .route("/slow", get(slow))
+        .route("/search", get(search))
         .route("/metrics", get(metrics_endpoint))
         .with_state(app);
     // A background task, tracked: live for the life of the service.

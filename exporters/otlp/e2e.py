@@ -675,7 +675,8 @@ def service_run(collector):
             sys.exit("the service example did not start:\n"
                      + open(os.path.join(WORK, "service.log")).read()[-3000:])
         time.sleep(0.05)
-    for path in ["/users/1", "/users/2", "/users/3", "/slow?ms=40", "/slow?ms=40"]:
+    for path in ["/users/1", "/users/2", "/users/3", "/slow?ms=40", "/slow?ms=40",
+                 "/search?ms=30", "/search?ms=1"]:
         urllib.request.urlopen(f"http://127.0.0.1:{port}{path}").read()
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(30)
@@ -687,6 +688,18 @@ def service_run(collector):
               f"service: {function} calls = {calls} in the last export (got {p and p['value']})")
     slow = [lg for lg in logs if site_name(lg["attrs"]) == "slow"]
     check(len(slow) == 2, f"service: the 2 slow-call events arrived (got {len(slow)})")
+    # The `search` handler's tracing span, budgeted by its own field.
+    p = last_value(points, "overrun.calls", function="search")
+    check(p is not None and p["value"] == 2
+          and p["attrs"].get("code.function.name") == "service::search",
+          f"service: the tracing span search has its calls, as service::search "
+          f"({p and (p['value'], p['attrs'])})")
+    p = last_value(points, "overrun.budget.violations", function="search", kind="time")
+    check(p is not None and p["value"] == 1,
+          f"service: the span's time violation is counted (got {p and p['value']})")
+    search = [lg for lg in logs if site_name(lg["attrs"]) == "search"]
+    check(len(search) == 1 and search[0]["attrs"].get("overrun.limit") == 10_000_000,
+          f"service: the span's violation event arrived ({len(search)})")
 
 
 def main():

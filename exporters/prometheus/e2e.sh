@@ -107,6 +107,10 @@ for i in $(seq "$users"); do
 done
 for _ in $(seq "$over"); do curl -sf -o /dev/null "http://127.0.0.1:$app_port/slow?ms=40"; done
 for _ in $(seq "$within"); do curl -sf -o /dev/null "http://127.0.0.1:$app_port/slow?ms=1"; done
+# The `search` handler's tracing span (budget field 10 ms): 4 over, 6 within.
+span_over=4; span_within=6
+for _ in $(seq "$span_over"); do curl -sf -o /dev/null "http://127.0.0.1:$app_port/search?ms=30"; done
+for _ in $(seq "$span_within"); do curl -sf -o /dev/null "http://127.0.0.1:$app_port/search?ms=1"; done
 
 query() {
     curl -sf "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode "query=$1" |
@@ -143,6 +147,12 @@ expect "over-budget calls above 20ms" \
     'overrun_duration_seconds_count{function="slow"} - ignoring(le) overrun_duration_seconds_bucket{function="slow",le="0.025"}' "$over"
 expect "the service's own metrics on the same endpoint" 'service_user_lookups_total' "$users"
 expect "budget gauge" 'overrun_budget_seconds{function="slow"}' "0.02"
+expect "a tracing span's calls" 'overrun_calls_total{function="search",module="service"}' "$((span_over + span_within))"
+expect "its time violations (budget from the span's field)" \
+    'overrun_budget_violations_total{function="search",module="service",kind="time"}' "$span_over"
+expect "its budget gauge" 'overrun_budget_seconds{function="search"}' "0.01"
+expect "its spans over 10ms" \
+    'overrun_duration_seconds_count{function="search"} - ignoring(le) overrun_duration_seconds_bucket{function="search",le="0.025"}' "$span_over"
 expect "the background task is live" 'overrun_tasks_live{task="cache-refresh"}' "1"
 expect "HTTPS + basic auth: Prometheus scrapes the secured endpoint" 'up{job="secured"}' "1"
 expect "HTTPS + basic auth: the secured endpoint's counts" 'overrun_calls_total{job="secured",function="served"}' "7"
