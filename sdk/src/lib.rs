@@ -62,7 +62,9 @@
 //! - `tokio`: [`spawn`], [`spawn_named`], [`spawn_blocking_named`] — tokio's
 //!   spawn functions with task tracking ([`tasks`]). [`track`] works on any
 //!   executor without it.
-//! - `cli`: the `overrun` command (`overrun diff base.json head.json`).
+//! - `cli`: the `overrun` command (`overrun diff base.json head.json`,
+//!   `overrun check overrun.toml`).
+//! - `tracing`: `overrun::tracing::layer()`, budgets on `tracing` spans.
 //!
 //! At run time, `OVERRUN=off` (or [`set_enabled`]) turns measuring off: each
 //! call then costs one relaxed atomic load.

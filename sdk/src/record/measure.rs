@@ -172,6 +172,22 @@ impl Scope {
         }
     }
 
+    /// Closes a scope that is not the innermost open on this thread (a span
+    /// exited out of order): (elapsed, elapsed, allocs, bytes), the
+    /// thread's callee-time bookkeeping left as it is.
+    #[cfg(feature = "tracing")]
+    fn close_detached(&self) -> (u64, u64, u64, u64) {
+        let end = crate::record::clock::now();
+        let allocs = thread_allocs();
+        let elapsed = end.saturating_sub(self.start);
+        (
+            elapsed,
+            elapsed,
+            allocs.count.wrapping_sub(self.allocs.count),
+            allocs.bytes.wrapping_sub(self.allocs.bytes),
+        )
+    }
+
     /// Closes the scope: returns (elapsed, self time, allocs, bytes) and
     /// charges `elapsed` to the enclosing call's callees.
     #[inline(always)]
@@ -281,6 +297,30 @@ struct AsyncCall {
 }
 
 impl AsyncCall {
+    fn new(site: &'static Site, index: usize, first_poll: u64) -> Self {
+        Self {
+            site,
+            index,
+            first_poll,
+            self_time: 0,
+            allocs: 0,
+            bytes: 0,
+            polls: 0,
+            max_poll: 0,
+            done: false,
+        }
+    }
+
+    /// Adds one poll (one entered interval, for a span).
+    #[inline]
+    fn add_poll(&mut self, elapsed: u64, self_time: u64, allocs: u64, bytes: u64) {
+        self.self_time += self_time;
+        self.allocs += allocs;
+        self.bytes += bytes;
+        self.polls += 1;
+        self.max_poll = self.max_poll.max(elapsed);
+    }
+
     /// Records the call: `error` for an `Err` result or a panic, `cancelled`
     /// when dropped before completion.
     fn end(&mut self, end: u64, error: bool, cancelled: bool) {
@@ -319,13 +359,9 @@ impl PollScope<'_> {
     fn close(&mut self) -> u64 {
         let (elapsed, self_time, allocs, bytes) = self.scope.close();
         let call = &mut *self.call;
-        call.self_time += self_time;
-        call.allocs += allocs;
-        call.bytes += bytes;
-        call.polls += 1;
-        call.max_poll = call.max_poll.max(elapsed);
+        call.add_poll(elapsed, self_time, allocs, bytes);
         if elapsed > call.site.poll_ticks.load(Ordering::Relaxed) {
-            poll_violation(call, elapsed);
+            poll_violation_of(call.site, call.index, elapsed);
         }
         self.scope.start + elapsed
     }
@@ -333,14 +369,14 @@ impl PollScope<'_> {
 
 #[cold]
 #[inline(never)]
-fn poll_violation(call: &AsyncCall, elapsed: u64) {
-    if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(call.index)) {
+fn poll_violation_of(site: &'static Site, index: usize, elapsed: u64) {
+    if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(index)) {
         violate(
-            call.site,
+            site,
             cell,
             ViolationKind::Poll,
             crate::record::clock::ticks_to_ns(elapsed),
-            call.site.budget().poll_ns,
+            site.budget().poll_ns,
         );
     }
 }
@@ -399,19 +435,7 @@ impl<F: Future> Future for Instrumented<F> {
                 return this.inner.poll(cx);
             }
             match this.site.index() {
-                Some(index) => {
-                    *this.call = Some(AsyncCall {
-                        site: this.site,
-                        index,
-                        first_poll: 0,
-                        self_time: 0,
-                        allocs: 0,
-                        bytes: 0,
-                        polls: 0,
-                        max_poll: 0,
-                        done: false,
-                    });
-                }
+                Some(index) => *this.call = Some(AsyncCall::new(this.site, index, 0)),
                 None => return this.inner.poll(cx),
             }
         }
@@ -440,22 +464,84 @@ impl<F: Future> Future for Instrumented<F> {
 }
 
 #[cfg(feature = "tracing")]
-pub(crate) use span::SpanCall;
+pub(crate) use span::{SpanCall, span_enter, span_exit};
 
 #[cfg(feature = "tracing")]
 mod span {
     use super::*;
+    use std::cell::RefCell;
+
+    /// Entered intervals open on this thread, innermost last: `(span id,
+    /// its scope)`, `None` for a span entered again while already entered
+    /// here. Bounded: deeper nesting is not measured.
+    const OPEN_MAX: usize = 64;
+
+    thread_local! {
+        static OPEN: RefCell<Vec<(u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// The span `id` is entered on this thread: an interval opens (no
+    /// lookup of the span: its figures are added when it is exited).
+    #[inline]
+    pub(crate) fn span_enter(id: u64) {
+        let _ = OPEN.try_with(|open| {
+            let mut open = open.borrow_mut();
+            if open.len() >= OPEN_MAX {
+                return;
+            }
+            let again = open.iter().any(|(i, _)| *i == id);
+            let scope = (!again).then(Scope::open);
+            if open.capacity() == open.len() {
+                // Growing the thread's list is not the code's allocation.
+                crate::record::alloc::uncounted(|| open.reserve(OPEN_MAX));
+            }
+            open.push((id, scope));
+        });
+    }
+
+    /// One entered interval, closed.
+    pub(crate) struct Interval {
+        elapsed: u64,
+        self_time: u64,
+        allocs: u64,
+        bytes: u64,
+    }
+
+    /// The span `id` is exited on this thread: its interval, if one was open
+    /// here. Exited out of order (not the innermost), its callee time is not
+    /// handed back to the frames around it, which stay as they were.
+    #[inline]
+    pub(crate) fn span_exit(id: u64) -> Option<Interval> {
+        OPEN.try_with(|open| {
+            let mut open = open.borrow_mut();
+            let at = open.iter().rposition(|(i, _)| *i == id)?;
+            let innermost = at + 1 == open.len();
+            let (_, scope) = open.remove(at);
+            let scope = scope?;
+            let (elapsed, self_time, allocs, bytes) = if innermost {
+                scope.close()
+            } else {
+                scope.close_detached()
+            };
+            Some(Interval {
+                elapsed,
+                self_time,
+                allocs,
+                bytes,
+            })
+        })
+        .ok()
+        .flatten()
+    }
 
     /// One span's measurement, driven by the `tracing` layer: its time runs
-    /// from creation to close; each entered interval is measured like one poll
-    /// of an `async fn` (busy and self time, allocations on whichever thread,
-    /// the `poll` budget), and the span is recorded as one call when it closes.
+    /// from creation to close; each entered interval (on whichever thread,
+    /// several at once when the span is entered on several threads) is
+    /// added like one poll of an `async fn` — busy and self time,
+    /// allocations, the `poll` budget — and the span is recorded as one call
+    /// when it closes.
     pub(crate) struct SpanCall {
         call: AsyncCall,
-        /// The entered interval under way (a span is entered on one thread at a
-        /// time; entering the span already entered counts once).
-        scope: Option<Scope>,
-        depth: u32,
     }
 
     /// An entered interval over the `poll` budget, to publish once the caller
@@ -468,71 +554,40 @@ mod span {
     }
 
     impl PollOver {
-        /// Counts and publishes the violation (on the thread that measured it).
+        /// Counts and publishes the violation (on the thread that measured
+        /// it).
         #[cold]
         pub(crate) fn publish(self) {
-            if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(self.index)) {
-                violate(
-                    self.site,
-                    cell,
-                    ViolationKind::Poll,
-                    crate::record::clock::ticks_to_ns(self.elapsed),
-                    self.site.budget().poll_ns,
-                );
-            }
+            poll_violation_of(self.site, self.index, self.elapsed);
         }
     }
 
     impl SpanCall {
         /// A span of `site` created now; `None` when measuring is off or the
         /// site could not register.
+        #[inline]
         pub(crate) fn start(site: &'static Site) -> Option<Self> {
             if !enabled() {
                 return None;
             }
             let index = site.index()?;
             Some(Self {
-                call: AsyncCall {
-                    site,
-                    index,
-                    first_poll: crate::record::clock::now(),
-                    self_time: 0,
-                    allocs: 0,
-                    bytes: 0,
-                    polls: 0,
-                    max_poll: 0,
-                    done: false,
-                },
-                scope: None,
-                depth: 0,
+                call: AsyncCall::new(site, index, crate::record::clock::now()),
             })
         }
 
-        /// The span is entered on this thread.
+        /// Adds an interval of the span; returned if it broke the `poll`
+        /// budget.
         #[inline]
-        pub(crate) fn enter(&mut self) {
-            self.depth += 1;
-            if self.depth == 1 {
-                self.scope = Some(Scope::open());
-            }
-        }
-
-        /// The span is exited on this thread: the interval is added to the
-        /// span, and returned if it broke the `poll` budget.
-        #[inline]
-        pub(crate) fn exit(&mut self) -> Option<PollOver> {
-            self.depth = self.depth.saturating_sub(1);
-            if self.depth > 0 {
-                return None;
-            }
-            let scope = self.scope.take()?;
-            let (elapsed, self_time, allocs, bytes) = scope.close();
+        pub(crate) fn add(&mut self, interval: Interval) -> Option<PollOver> {
+            let Interval {
+                elapsed,
+                self_time,
+                allocs,
+                bytes,
+            } = interval;
             let call = &mut self.call;
-            call.self_time += self_time;
-            call.allocs += allocs;
-            call.bytes += bytes;
-            call.polls += 1;
-            call.max_poll = call.max_poll.max(elapsed);
+            call.add_poll(elapsed, self_time, allocs, bytes);
             (elapsed > call.site.poll_ticks.load(Ordering::Relaxed)).then_some(PollOver {
                 site: call.site,
                 index: call.index,
@@ -543,14 +598,6 @@ mod span {
         /// The span closed: recorded as one call (an error if `error`; a
         /// violation is published from here).
         pub(crate) fn close(mut self, error: bool) {
-            if self.depth > 0 {
-                // Closed while entered (its guard outlived it): the interval
-                // ends now.
-                self.depth = 1;
-                if let Some(over) = self.exit() {
-                    over.publish();
-                }
-            }
             self.call.end(crate::record::clock::now(), error, false);
         }
     }

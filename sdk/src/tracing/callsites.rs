@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::record::site::Site;
+use super::layer::Callsite;
 
 /// Slots of the lock-free table; callsites past it (or past `PROBES`
 /// collisions) are found under the lock.
@@ -17,7 +17,7 @@ struct Slot {
     /// The callsite's metadata address; 0 when free. Set under `CREATE`.
     key: AtomicUsize,
     /// Its site, set (under `CREATE`) right after the key.
-    site: OnceLock<&'static Site>,
+    site: OnceLock<&'static Callsite>,
 }
 
 static TABLE: [Slot; SLOTS] = [const {
@@ -28,7 +28,7 @@ static TABLE: [Slot; SLOTS] = [const {
 }; SLOTS];
 
 /// Serialises creating sites, and holds those the table has no room for.
-static CREATE: Mutex<Vec<(usize, &'static Site)>> = Mutex::new(Vec::new());
+static CREATE: Mutex<Vec<(usize, &'static Callsite)>> = Mutex::new(Vec::new());
 
 fn start(key: usize) -> usize {
     // Metadata are statics, 8-byte aligned at least: mix the bits above.
@@ -39,7 +39,7 @@ fn start(key: usize) -> usize {
 /// The site of the callsite at `key`, if it has one (no lock: a key seen
 /// without its site yet is "not found", and the caller takes the lock).
 #[inline]
-pub(super) fn get(key: usize) -> Option<&'static Site> {
+pub(super) fn get(key: usize) -> Option<&'static Callsite> {
     let at = start(key);
     for i in 0..PROBES {
         let slot = &TABLE[(at + i) % SLOTS];
@@ -59,7 +59,10 @@ pub(super) fn get(key: usize) -> Option<&'static Site> {
 /// The site of the callsite at `key`, made by `make` if it has none yet
 /// (once per callsite, whatever the threads racing).
 #[cold]
-pub(super) fn get_or_create(key: usize, make: impl FnOnce() -> &'static Site) -> &'static Site {
+pub(super) fn get_or_create(
+    key: usize,
+    make: impl FnOnce() -> &'static Callsite,
+) -> &'static Callsite {
     let mut overflow = CREATE.lock();
     if let Some(site) = get_locked(key, &overflow) {
         return site;
@@ -79,7 +82,7 @@ pub(super) fn get_or_create(key: usize, make: impl FnOnce() -> &'static Site) ->
     site
 }
 
-fn get_locked(key: usize, overflow: &[(usize, &'static Site)]) -> Option<&'static Site> {
+fn get_locked(key: usize, overflow: &[(usize, &'static Callsite)]) -> Option<&'static Callsite> {
     let at = start(key);
     for i in 0..PROBES {
         let slot = &TABLE[(at + i) % SLOTS];
@@ -100,21 +103,22 @@ mod tests {
     fn one_site_per_callsite_past_the_table_too() {
         use crate::record::site::SiteKind;
         use crate::vocab::budget::Budget;
-        let leak = |i: usize| -> &'static Site {
-            Box::leak(Box::new(Site::new(
+        let leak = |i: usize| -> &'static Callsite {
+            let site = Box::leak(Box::new(crate::record::site::Site::new(
                 "s",
                 "t",
                 "f",
                 i as u32,
                 SiteKind::Span,
                 Budget::none(),
-            )))
+            )));
+            Box::leak(Box::new(Callsite { site, error: false }))
         };
         // More callsites than the table holds: the rest are found beside it.
         let keys: Vec<usize> = (1..=SLOTS + 100)
             .map(|i| (i << 4) | 0x7000_0000_0000)
             .collect();
-        let sites: Vec<&'static Site> = keys
+        let sites: Vec<&'static Callsite> = keys
             .iter()
             .enumerate()
             .map(|(i, &k)| get_or_create(k, || leak(i)))

@@ -2,7 +2,9 @@
 
 use std::cell::Cell;
 use std::num::NonZeroU64;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::Mutex;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{self, Attributes, Record};
@@ -12,7 +14,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::callsites;
 use crate::config::Pattern;
-use crate::record::measure::SpanCall;
+use crate::record::measure::{SpanCall, span_enter, span_exit};
 use crate::record::site::{Site, SiteKind};
 use crate::record::violation::{HookId, Violation, on_violation, remove_hook};
 use crate::vocab::budget::{Budget, parse_duration, parse_size};
@@ -34,10 +36,14 @@ use crate::vocab::units::{SizeLimit, TimeLimit};
 pub struct BudgetLayer {
     rules: Vec<Rule>,
     events: bool,
-    /// The hook that turns `#[measure]` functions' violations into events,
-    /// registered when the layer joins a subscriber.
-    hook: OnceLock<HookId>,
+    /// Whether this layer counts among the users of the events hook
+    /// (from when it joins a subscriber until it is dropped).
+    hooked: AtomicBool,
 }
+
+/// The hook that turns violations into events, shared by every layer with
+/// events on: (layers using it, the hook while there are any).
+static EVENTS_HOOK: Mutex<(usize, Option<HookId>)> = Mutex::new((0, None));
 
 impl std::fmt::Debug for BudgetLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +80,7 @@ pub fn layer() -> BudgetLayer {
     BudgetLayer {
         rules: Vec::new(),
         events: true,
-        hook: OnceLock::new(),
+        hooked: AtomicBool::new(false),
     }
 }
 
@@ -128,14 +134,21 @@ impl BudgetLayer {
         self
     }
 
-    /// The site of the span's callsite, made from its first span.
+    /// The span's callsite, made from its first span.
     #[inline]
-    fn site(&self, attrs: &Attributes<'_>) -> &'static Site {
+    fn callsite(&self, attrs: &Attributes<'_>) -> &'static Callsite {
         let meta: &'static Metadata<'static> = attrs.metadata();
         let key = meta as *const Metadata<'static> as usize;
         match callsites::get(key) {
-            Some(site) => site,
-            None => callsites::get_or_create(key, || self.make_site(meta, attrs)),
+            Some(callsite) => callsite,
+            None => callsites::get_or_create(key, || {
+                crate::record::alloc::uncounted(|| {
+                    &*Box::leak(Box::new(Callsite {
+                        site: self.make_site(meta, attrs),
+                        error: meta.fields().field("error").is_some(),
+                    }))
+                })
+            }),
         }
     }
 
@@ -176,10 +189,32 @@ impl BudgetLayer {
     }
 }
 
+impl BudgetLayer {
+    /// Joins the users of the events hook (once), registering it for the
+    /// first.
+    fn hook_events(&self) {
+        if !self.events || self.hooked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut hook = EVENTS_HOOK.lock();
+        hook.0 += 1;
+        if hook.1.is_none() {
+            hook.1 = Some(on_violation(emit));
+        }
+    }
+}
+
 impl Drop for BudgetLayer {
     fn drop(&mut self) {
-        if let Some(id) = self.hook.get() {
-            remove_hook(*id);
+        if !self.hooked.load(Ordering::Acquire) {
+            return;
+        }
+        let mut hook = EVENTS_HOOK.lock();
+        hook.0 -= 1;
+        if hook.0 == 0
+            && let Some(id) = hook.1.take()
+        {
+            remove_hook(id);
         }
     }
 }
@@ -193,6 +228,13 @@ fn set_field(budget: &mut Budget, field: usize, value: u64) {
     }
 }
 
+/// What a span callsite needs on every span: its site, and whether it has
+/// an `error` field (only then are its fields visited).
+pub(super) struct Callsite {
+    pub(super) site: &'static Site,
+    pub(super) error: bool,
+}
+
 /// A span's measurement, in the registry's extensions.
 struct SpanState {
     call: SpanCall,
@@ -203,28 +245,34 @@ impl<S> Layer<S> for BudgetLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    // Either call joins the events hook: `on_layer` when the layer is added
+    // with `with`, `on_register_dispatch` when the subscriber becomes a
+    // dispatcher (wrappers pass on one or the other).
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.hook_events();
+    }
+
     fn on_register_dispatch(&self, _subscriber: &Dispatch) {
-        if self.events {
-            self.hook.get_or_init(|| on_violation(emit));
-        }
+        self.hook_events();
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        // The layer's own bookkeeping is not the code's allocations.
-        crate::record::alloc::uncounted(|| {
-            let site = self.site(attrs);
-            let Some(call) = SpanCall::start(site) else {
-                return;
-            };
+        let callsite = self.callsite(attrs);
+        let Some(call) = SpanCall::start(callsite.site) else {
+            return;
+        };
+        // Visited only for a callsite that has an `error` field.
+        let error = callsite.error && {
             let mut error = ErrorField(false);
             attrs.record(&mut error);
-            if let Some(span) = ctx.span(id) {
-                span.extensions_mut().insert(SpanState {
-                    call,
-                    error: error.0,
-                });
-            }
-        });
+            error.0
+        };
+        if let Some(span) = ctx.span(id) {
+            // The layer's own bookkeeping is not the code's allocations.
+            crate::record::alloc::uncounted(|| {
+                span.extensions_mut().insert(SpanState { call, error });
+            });
+        }
     }
 
     fn on_record(&self, id: &span::Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -241,22 +289,23 @@ where
         }
     }
 
-    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id)
-            && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
-        {
-            state.call.enter();
-        }
+    fn on_enter(&self, id: &span::Id, _ctx: Context<'_, S>) {
+        // Only this thread's list of open intervals: the span is looked up
+        // when it is exited, once.
+        span_enter(id.into_u64());
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(interval) = span_exit(id.into_u64()) else {
+            return;
+        };
         let Some(span) = ctx.span(id) else { return };
         // The extensions are released before a violation is published: the
         // event it becomes reads this span's extensions too.
         let over = span
             .extensions_mut()
             .get_mut::<SpanState>()
-            .and_then(|state| state.call.exit());
+            .and_then(|state| state.call.add(interval));
         if let Some(over) = over {
             within_span(id, || over.publish());
         }
@@ -322,10 +371,16 @@ fn emit(v: &Violation) {
     }
 }
 
-/// Whether the fields record an `error`.
+/// Whether the fields record an `error` (any value but `false`).
 struct ErrorField(bool);
 
 impl Visit for ErrorField {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "error" {
+            self.0 |= value;
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, _: &dyn std::fmt::Debug) {
         if field.name() == "error" {
             self.0 = true;

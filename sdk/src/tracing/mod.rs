@@ -45,18 +45,25 @@
 //! WARN event, target `overrun`, message `budget violation`, with the fields
 //! `function`, `module`, `kind`, `observed`, `limit`, `unit`, `file`,
 //! `line`: a span's inside that span (so `fmt` prints its context and
-//! `tracing-opentelemetry` puts it on its trace), and while the layer is
-//! installed a `#[measure]` function's inside the span current where it
-//! broke its budget.
+//! `tracing-opentelemetry` puts it on its trace — add overrun's layer
+//! before `tracing-opentelemetry`'s, which forgets a span when its own
+//! `on_close` runs), and while the layer is installed a `#[measure]`
+//! function's inside the span current where it broke its budget. A
+//! per-layer filter on overrun's layer filters the events it sees too: an
+//! ERROR event it rejects does not mark its span as an error.
 //!
 //! # Cost
 //!
-//! Per span: one table lookup of its callsite (no lock), the clock at
-//! creation, at each enter and exit and at close, the span's state in the
-//! registry's extensions (one small allocation, not counted against the
-//! code). Nothing at all for a span a per-layer filter rejects. Measured in
-//! `benches/benches/spans.rs` beside the bare registry, `tracing-timing` and
-//! `tracing-opentelemetry`.
+//! Per span: one lookup of its callsite in a fixed table (no lock), the
+//! clock at creation, at each enter and exit and at close; entering touches
+//! only the thread's list of open intervals, exiting and closing look the
+//! span up in the registry; its state lives in the registry's extensions
+//! (one small allocation, not counted against the code). A span's whole
+//! life costs some 97 ns more than with a layer that does nothing (about
+//! 160 ns against 63 ns; `tracing-timing`'s layer 183 ns,
+//! `tracing-opentelemetry`'s 668 ns, same run of
+//! `benches/benches/spans.rs`); a span a per-layer filter rejects costs
+//! what the filter alone costs.
 
 mod callsites;
 mod layer;
