@@ -635,7 +635,10 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
             },
             _ => measured_future(
                 &site,
-                &quote!(async move { #typed #block }),
+                &{
+                    let body = inline(&block);
+                    quote!(async move { #typed #body })
+                },
                 annotated.as_ref(),
             ),
         };
@@ -647,6 +650,7 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
         // The body runs now and makes the future; the future is what is
         // measured, from its first poll to its completion, like an `async fn`.
         let site_def = site_static(&func, args, "Async", &site);
+        let body = inline(&block);
         let once = Ident::new("__overrun_once", hyg);
         let body_fn = Ident::new("__overrun_body", hyg);
         let fut = Ident::new("__overrun_future", hyg);
@@ -694,7 +698,7 @@ fn measure_fn(func: ItemFn, args: &Args) -> TokenStream2 {
             let #once = ::overrun::__private::Once;
             let #body_fn = move || #typed {
                 #once.consume();
-                #block
+                #body
             };
             let #fut = #body_fn();
             #returned
@@ -860,6 +864,15 @@ fn mentions(tokens: TokenStream2, name: &str) -> bool {
     })
 }
 
+/// The statements of the function's body, to go in a block of the
+/// expansion: its braces are not kept, so a body written on one line
+/// (`{ x + 1 }`) does not become a block inside a block, which rustc warns
+/// about as unnecessary braces.
+fn inline(block: &syn::Block) -> TokenStream2 {
+    let stmts = &block.stmts;
+    quote!(#(#stmts)*)
+}
+
 /// Whether the function's value, in `__overrun_ret`, is an `Err` (false for
 /// anything not a `Result`).
 fn is_err_check() -> TokenStream2 {
@@ -912,11 +925,12 @@ fn sync_body(
     // The closure's return type is the declared one, so the body's value
     // and its `return`s coerce to it as they would in the function.
     let body_fn = Ident::new("__overrun_body", hyg);
+    let body = inline(block);
     let call = |typed: TokenStream2| {
         quote! {
             let #body_fn = move || #typed {
                 #once.consume();
-                #block
+                #body
             };
         }
     };
@@ -971,6 +985,7 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
     let run = Ident::new("__overrun_run", Span::mixed_site());
     let site_def = site_static(&func, args, "Main", &site);
     let memory = args.memory.unwrap_or(u64::MAX);
+    let body = inline(&block);
     let config = args.config.as_ref().map(|path| {
         let watch = Ident::new("__overrun_config", Span::mixed_site());
         quote! {
@@ -990,7 +1005,7 @@ fn main_fn(func: ItemFn, args: &Args) -> TokenStream2 {
                 ::core::cfg!(debug_assertions),
             );
             #config
-            #block
+            #body
         }
     }
 }
