@@ -214,9 +214,14 @@ pub struct Guard {
     active: Option<(&'static Site, usize, Scope)>,
 }
 
+// In a build without optimisations the measured function's frame would
+// hold every temporary of the inlined entry and exit paths (some 1.8 KB a
+// frame, a recursive function's stack overflowing early): there they are
+// calls of their own, and only the guard stays in the caller's frame.
 impl Guard {
     /// Opens a call of `site`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub fn enter(site: &'static Site) -> Self {
         if !enabled() {
             return Self { active: None };
@@ -226,7 +231,8 @@ impl Guard {
     }
 
     /// Records the call as finished, an error if `error`.
-    #[inline(always)]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     pub fn finish(self, error: bool) {
         let mut this = ManuallyDrop::new(self);
         this.record(error);
@@ -442,24 +448,46 @@ impl<F: Future> Future for Instrumented<F> {
         let Some(call) = this.call.as_mut().filter(|c| !c.done) else {
             return this.inner.poll(cx);
         };
-        LOCAL.with(|l| l.async_err.set(false));
-        let scope = Scope::open();
-        if call.polls == 0 {
-            call.first_poll = scope.start;
-        }
-        let mut poll_scope = PollScope {
-            call,
-            scope,
-            armed: true,
-        };
+        let mut poll_scope = begin_poll(call);
         let result = this.inner.poll(cx);
-        poll_scope.armed = false;
-        let end = poll_scope.close();
-        if result.is_ready() {
-            let error = LOCAL.with(|l| l.async_err.replace(false));
-            poll_scope.call.end(end, error, false);
-        }
+        end_poll(poll_scope_disarmed(&mut poll_scope), result.is_ready());
         result
+    }
+}
+
+/// Opens a poll. (A call of its own without optimisations, so the poll's
+/// frame, on the stack under the inner future's, holds only the scope.)
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
+fn begin_poll(call: &mut AsyncCall) -> PollScope<'_> {
+    LOCAL.with(|l| l.async_err.set(false));
+    let scope = Scope::open();
+    if call.polls == 0 {
+        call.first_poll = scope.start;
+    }
+    PollScope {
+        call,
+        scope,
+        armed: true,
+    }
+}
+
+/// The inner poll returned (it did not unwind): the scope is closed here,
+/// not by its drop.
+#[inline(always)]
+fn poll_scope_disarmed<'a, 'b>(scope: &'a mut PollScope<'b>) -> &'a mut PollScope<'b> {
+    scope.armed = false;
+    scope
+}
+
+/// Closes a poll, and the call if the future is ready.
+#[cfg_attr(not(debug_assertions), inline(always))]
+#[cfg_attr(debug_assertions, inline(never))]
+fn end_poll(poll_scope: &mut PollScope<'_>, ready: bool) {
+    let end = poll_scope.close();
+    if ready {
+        let error = LOCAL.with(|l| l.async_err.replace(false));
+        poll_scope.call.end(end, error, false);
     }
 }
 
