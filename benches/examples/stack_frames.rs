@@ -54,7 +54,10 @@ fn instrumented(n: u32, top: usize) -> usize {
     black_box(instrumented(black_box(n - 1), top))
 }
 
-fn plain_async(n: u32, top: usize) -> Pin<Box<dyn Future<Output = usize>>> {
+/// A boxed future of the depth reached.
+type Boxed = Pin<Box<dyn Future<Output = usize>>>;
+
+fn plain_async(n: u32, top: usize) -> Boxed {
     Box::pin(async move {
         if n == 0 {
             return top - here();
@@ -82,7 +85,7 @@ fn per_frame(f: fn(u32, usize) -> usize) -> usize {
     (deep - one) / DEPTH as usize
 }
 
-fn per_poll(f: fn(u32, usize) -> Pin<Box<dyn Future<Output = usize>>>) -> usize {
+fn per_poll(f: fn(u32, usize) -> Boxed) -> usize {
     let top = here();
     let one = overrun::tasks::block_on(f(0, top));
     let deep = overrun::tasks::block_on(f(DEPTH, top));
