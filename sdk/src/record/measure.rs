@@ -211,7 +211,7 @@ impl Scope {
 #[doc(hidden)]
 #[must_use]
 pub struct Guard {
-    active: Option<(&'static Site, Scope)>,
+    active: Option<(&'static Site, usize, Scope)>,
 }
 
 // In a build without optimisations the measured function's frame would
@@ -226,7 +226,7 @@ impl Guard {
         if !enabled() {
             return Self { active: None };
         }
-        let active = site.index().map(|_| (site, Scope::open()));
+        let active = site.index().map(|index| (site, index, Scope::open()));
         Self { active }
     }
 
@@ -240,9 +240,7 @@ impl Guard {
 
     #[inline(always)]
     fn record(&mut self, error: bool) {
-        if let Some((site, scope)) = self.active.take() {
-            // Registered (it had an index at entry): the id is there.
-            let index = site.id.load(Ordering::Relaxed) as usize - 1;
+        if let Some((site, index, scope)) = self.active.take() {
             let (elapsed, self_time, allocs, bytes) = scope.close();
             record(
                 site,
