@@ -6,29 +6,10 @@
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn overrun() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_overrun"))
-}
-
-fn cli_example() -> Command {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_overrun")).parent().unwrap();
-    let path = bin_dir
-        .join("examples")
-        .join(format!("cli{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` builds the examples first",
-        path.display()
-    );
-    let mut cmd = Command::new(path);
-    cmd.env_remove("OVERRUN")
-        .env_remove("OVERRUN_CONFIG")
-        .env_remove("OVERRUN_ENV")
-        .env("OVERRUN_REPORT", "off");
-    cmd
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{cli_example, overrun};
 
 fn dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("overrun-check-{}", std::process::id()));

@@ -5,26 +5,11 @@
 #![cfg(feature = "cli")]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn overrun() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_overrun"))
-}
-
-fn cli_example() -> Command {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_overrun")).parent().unwrap();
-    let path = bin_dir
-        .join("examples")
-        .join(format!("cli{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` builds the examples first",
-        path.display()
-    );
-    let mut cmd = Command::new(path);
-    cmd.env_remove("OVERRUN").env("OVERRUN_REPORT", "off");
-    cmd
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{cli_example, overrun};
 
 /// The tests here time the cli example: one at a time, so they do not slow
 /// each other down.

@@ -217,7 +217,6 @@ fn eventful() {
 /// within the events delay, and a full batch goes at once.
 #[test]
 fn events_leave_on_their_own_schedule() {
-    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     let (port, rx) = receiver(Vec::new());
     let otlp = OtlpExporter::builder()
         .endpoint(format!("http://127.0.0.1:{port}"))
@@ -242,13 +241,7 @@ fn events_leave_on_their_own_schedule() {
                 // (its stats show none before).
                 continue;
             }
-            let logs = ExportLogsServiceRequest::decode(&req.body[..]).unwrap();
-            n += logs
-                .resource_logs
-                .iter()
-                .flat_map(|r| &r.scope_logs)
-                .map(|s| s.log_records.len())
-                .sum::<usize>();
+            n += common::log_records(&req);
         }
         n
     };

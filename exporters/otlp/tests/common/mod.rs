@@ -88,3 +88,17 @@ pub(crate) fn receiver_with(
     });
     (port, rx)
 }
+
+/// The log records of a logs request.
+#[allow(dead_code, reason = "not every test binary uses it")]
+pub(crate) fn log_records(req: &Request) -> usize {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use prost::Message as _;
+    ExportLogsServiceRequest::decode(&req.body[..])
+        .unwrap()
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum()
+}
