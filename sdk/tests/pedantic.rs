@@ -22,10 +22,10 @@ mod shapes {
     fn fallible(x: u32) -> Result<u32, String> { if x > 5 { Err("big".into()) } else { Ok(x) } }
 
     #[overrun::measure(poll = "1ms")]
-    async fn add_async(x: u32) -> u32 { x + 1 }
+    async fn add_async(x: u32) -> u32 { std::future::ready(x).await + 1 }
 
     #[overrun::measure]
-    fn returns_future(x: u32) -> impl std::future::Future<Output = u32> { async move { x } }
+    fn returns_future(x: u32) -> impl std::future::Future<Output = u32> { let y = x * 2; async move { y / 2 } }
 
     trait Shape {
         #[overrun::measure]
