@@ -26,36 +26,51 @@ fn dir() -> PathBuf {
 }
 
 /// Runs the cli example on `data` and returns the path of its JSON report.
-/// Runs the cli example on `data` and returns the path of its JSON report:
-/// the report of the fastest of three runs. On a shared machine a whole run
-/// can be slowed by a third or more (another tenant on the same core: every
-/// function and the run's wall time alike); the fastest run is the
-/// program's own speed, as a benchmark takes the best of several.
-fn report(data: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let path = dir().join(name);
-    let mut fastest: Option<(u64, String)> = None;
-    for attempt in 0..3 {
-        let one = dir().join(format!("{name}.{attempt}"));
-        let out = cli_example()
-            .args(extra)
-            .arg(data)
-            .env("OVERRUN_REPORT_FILE", &one)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(&one).unwrap();
-        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let wall = json["run"]["wall_ns"].as_u64().unwrap();
-        if fastest.as_ref().is_none_or(|(w, _)| wall < *w) {
-            fastest = Some((wall, text));
+/// Runs the cli example on `data` once per `(name, arguments)` and returns
+/// the paths of their JSON reports, each the report of its fastest of three
+/// runs, the runs interleaved (a round runs every report once). On a
+/// shared machine a whole run can be slowed by a third or more, for a
+/// while, every function and the run's wall time alike (another tenant on
+/// the same core); interleaved, such a while slows a round of every report,
+/// and each report's fastest run is the program's own speed, as a benchmark
+/// takes the best of several.
+fn reports(data: &Path, runs: &[(&str, &[&str])]) -> Vec<PathBuf> {
+    let mut fastest: Vec<Option<(u64, String)>> = vec![None; runs.len()];
+    for round in 0..3 {
+        for (i, (name, extra)) in runs.iter().enumerate() {
+            let one = dir().join(format!("{name}.{round}"));
+            let out = cli_example()
+                .args(*extra)
+                .arg(data)
+                .env("OVERRUN_REPORT_FILE", &one)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = std::fs::read_to_string(&one).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let wall = json["run"]["wall_ns"].as_u64().unwrap();
+            if fastest[i].as_ref().is_none_or(|(w, _)| wall < *w) {
+                fastest[i] = Some((wall, text));
+            }
         }
     }
-    std::fs::write(&path, fastest.unwrap().1).unwrap();
-    path
+    runs.iter()
+        .zip(fastest)
+        .map(|((name, _), best)| {
+            let path = dir().join(name);
+            std::fs::write(&path, best.unwrap().1).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// One report (see [`reports`]).
+fn report(data: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    reports(data, &[(name, extra)]).remove(0)
 }
 
 fn data(name: &str) -> PathBuf {
@@ -114,8 +129,11 @@ fn edited(path: &Path, name: &str, out: &str, f: impl Fn(&mut serde_json::Value)
 fn a_doubled_parse_is_a_regression() {
     let _serial = serial();
     let data = data("sales-a.csv");
-    let base = report(&data, "base.json", &[]);
-    let head = report(&data, "head.json", &["--slow-parse"]);
+    let both = reports(
+        &data,
+        &[("base.json", &[]), ("head.json", &["--slow-parse"])],
+    );
+    let (base, head) = (both[0].clone(), both[1].clone());
     let (code, table, _) = diff(&base, &head, &["--tolerance", "10%"]);
     assert_eq!(code, 1, "a regression exits 1:\n{table}");
     let parse = row(&table, "parse_line");
@@ -241,9 +259,19 @@ fn bad_input_is_a_one_line_error_and_exit_2() {
 fn runs_of_the_same_program_are_the_same_and_a_real_slowdown_is_not() {
     let _serial = serial();
     let data = data("sales-noise.csv");
-    let runs: Vec<PathBuf> = (0..4)
-        .map(|i| report(&data, &format!("noise-{i}.json"), &[]))
-        .collect();
+    // Four reports of the same program and one of it with a slower parse,
+    // their runs interleaved.
+    let mut runs = reports(
+        &data,
+        &[
+            ("noise-0.json", &[]),
+            ("noise-1.json", &[]),
+            ("noise-2.json", &[]),
+            ("noise-3.json", &[]),
+            ("noise-slow.json", &["--slow-parse"]),
+        ],
+    );
+    let slow = runs.pop().unwrap();
     for base in &runs {
         for head in &runs {
             if base == head {
@@ -258,7 +286,6 @@ fn runs_of_the_same_program_are_the_same_and_a_real_slowdown_is_not() {
             );
         }
     }
-    let slow = report(&data, "noise-slow.json", &["--slow-parse"]);
     // The tolerance of the issue's own trial (20%): `add_sale` runs between
     // the parse calls, so a slower parse also cools its caches a little.
     let (code, table, _) = diff(&runs[0], &slow, &["--tolerance", "20%"]);
