@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::record::hooks::HookList;
 use serde::Serialize;
 
 use crate::record::measure::site_violation;
@@ -325,10 +326,7 @@ pub(crate) fn check(site: &'static Site) {
     }
 }
 
-type ExitHook = Arc<dyn Fn() + Send + Sync>;
-
-static EXIT_HOOKS: Mutex<Vec<(u64, ExitHook)>> = Mutex::new(Vec::new());
-static NEXT_EXIT_HOOK: AtomicU64 = AtomicU64::new(0);
+static EXIT_HOOKS: HookList<dyn Fn() + Send + Sync> = HookList::new();
 
 /// Identifies a hook registered with [`on_exit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -348,26 +346,17 @@ pub struct ExitHookId(u64);
 /// assert!(!overrun::run::remove_exit_hook(id));
 /// ```
 pub fn on_exit(hook: impl Fn() + Send + Sync + 'static) -> ExitHookId {
-    let id = NEXT_EXIT_HOOK.fetch_add(1, Ordering::Relaxed);
-    EXIT_HOOKS.lock().push((id, Arc::new(hook)));
-    ExitHookId(id)
+    ExitHookId(EXIT_HOOKS.add(Arc::new(hook)))
 }
 
 /// Removes a hook registered with [`on_exit`]; `false` if it was gone.
 pub fn remove_exit_hook(id: ExitHookId) -> bool {
-    let mut hooks = EXIT_HOOKS.lock();
-    let before = hooks.len();
-    hooks.retain(|(i, _)| *i != id.0);
-    hooks.len() != before
+    EXIT_HOOKS.remove(id.0)
 }
 
 /// Runs the exit hooks, once each, outside the lock.
 pub(crate) fn run_exit_hooks() {
-    let hooks: Vec<ExitHook> = std::mem::take(&mut *EXIT_HOOKS.lock())
-        .into_iter()
-        .map(|(_, hook)| hook)
-        .collect();
-    for hook in hooks {
+    for hook in EXIT_HOOKS.take() {
         let _ = catch_unwind(AssertUnwindSafe(|| hook()));
     }
 }

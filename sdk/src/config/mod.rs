@@ -76,7 +76,7 @@ mod watch;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use crate::record::hooks::HookList;
 
 #[cfg(feature = "tracing")]
 pub(crate) use policy::Pattern;
@@ -151,8 +151,7 @@ fn report(err: &ConfigError) {
     ERRORS.fetch_add(1, Ordering::Relaxed);
     RELOADS_FAILED.fetch_add(1, Ordering::Relaxed);
     eprintln!("overrun: policy file rejected, the budgets in force stay: {err}");
-    let hooks: Vec<ErrorHook> = ERROR_HOOKS.lock().iter().map(|(_, h)| h.clone()).collect();
-    for hook in hooks {
+    for hook in ERROR_HOOKS.copy() {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(err)));
     }
 }
@@ -188,10 +187,7 @@ pub fn stats() -> ConfigStats {
     }
 }
 
-type ErrorHook = Arc<dyn Fn(&ConfigError) + Send + Sync>;
-
-static ERROR_HOOKS: Mutex<Vec<(u64, ErrorHook)>> = Mutex::new(Vec::new());
-static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
+static ERROR_HOOKS: HookList<dyn Fn(&ConfigError) + Send + Sync> = HookList::new();
 
 /// Identifies a hook added by [`on_error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -212,17 +208,12 @@ pub struct ErrorHookId(u64);
 /// overrun::config::remove_error_hook(id);
 /// ```
 pub fn on_error(hook: impl Fn(&ConfigError) + Send + Sync + 'static) -> ErrorHookId {
-    let id = NEXT_HOOK.fetch_add(1, Ordering::Relaxed);
-    ERROR_HOOKS.lock().push((id, Arc::new(hook)));
-    ErrorHookId(id)
+    ErrorHookId(ERROR_HOOKS.add(Arc::new(hook)))
 }
 
 /// Removes a hook; `false` if it was already gone.
 pub fn remove_error_hook(id: ErrorHookId) -> bool {
-    let mut hooks = ERROR_HOOKS.lock();
-    let before = hooks.len();
-    hooks.retain(|(i, _)| *i != id.0);
-    hooks.len() != before
+    ERROR_HOOKS.remove(id.0)
 }
 
 /// The environment `OVERRUN_ENV` names, if any.

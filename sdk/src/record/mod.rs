@@ -8,6 +8,7 @@
 
 pub mod alloc;
 pub mod clock;
+pub(crate) mod hooks;
 pub(crate) mod measure;
 pub(crate) mod once;
 pub(crate) mod site;
