@@ -228,19 +228,24 @@ struct RunState {
     /// A policy's `[run]` time and memory, where it sets them (`NONE`
     /// removes one).
     file: (Option<u64>, Option<u64>),
+    violations: Vec<RunViolation>,
+}
+
+impl RunState {
     /// The budget in force: the code's, field by field replaced by a
     /// policy file's `[run]`.
-    budget: RunBudget,
-    violations: Vec<RunViolation>,
+    fn budget(&self) -> RunBudget {
+        let (time, memory) = self.file;
+        RunBudget {
+            time_ns: time.map_or(self.code.time_ns, limit),
+            memory_bytes: memory.map_or(self.code.memory_bytes, limit),
+        }
+    }
 }
 
 static STATE: Mutex<RunState> = Mutex::new(RunState {
     file: (None, None),
     code: RunBudget {
-        time_ns: None,
-        memory_bytes: None,
-    },
-    budget: RunBudget {
         time_ns: None,
         memory_bytes: None,
     },
@@ -251,22 +256,11 @@ static STATE: Mutex<RunState> = Mutex::new(RunState {
 /// `NONE` removes one).
 pub(crate) fn set_policy(time: Option<u64>, memory: Option<u64>) {
     STATE.lock().file = (time, memory);
-    apply_policy();
-}
-
-fn apply_policy() {
-    let mut state = STATE.lock();
-    let code = state.code;
-    let (time, memory) = state.file;
-    state.budget = RunBudget {
-        time_ns: time.map_or(code.time_ns, limit),
-        memory_bytes: memory.map_or(code.memory_bytes, limit),
-    };
 }
 
 pub(crate) fn budget_and_violations() -> (RunBudget, Vec<RunViolation>) {
     let state = STATE.lock();
-    (state.budget, state.violations.clone())
+    (state.budget(), state.violations.clone())
 }
 
 /// The budget of the whole run.
@@ -298,7 +292,6 @@ pub(crate) fn start(site: &'static Site, memory_bytes: u64) {
         time_ns: limit(site.budget().time_ns),
         memory_bytes: limit(memory_bytes),
     };
-    apply_policy();
 }
 
 /// Checks the run's time and memory budgets (the end of `#[overrun::main]`),
@@ -306,7 +299,7 @@ pub(crate) fn start(site: &'static Site, memory_bytes: u64) {
 pub(crate) fn check(site: &'static Site) {
     let wall = run_start().0.elapsed().as_nanos() as u64;
     let rss = usage().peak_rss_bytes;
-    let budget = STATE.lock().budget;
+    let budget = STATE.lock().budget();
     let time_limit = budget.time_ns.unwrap_or(NONE);
     let memory_bytes = budget.memory_bytes.unwrap_or(NONE);
     let mut found = Vec::new();

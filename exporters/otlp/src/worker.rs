@@ -261,13 +261,17 @@ impl Worker {
         if let Some(transport) = self.metrics_transport.as_mut() {
             let timeout = self.cfg.metrics.timeout;
             let health = {
-                let stats = self.shared.stats.lock();
+                // The limiter's table is read before the stats lock is
+                // taken, not under it.
                 let q = &self.shared.queue;
+                let rate_dropped = q.rate_dropped();
+                let queue_dropped = q.queue_dropped.load(Ordering::Relaxed);
+                let stats = self.shared.stats.lock();
                 encode::Health {
                     metric_failures: stats.metric_failures,
                     log_failures: stats.log_failures,
-                    rate_dropped: q.rate_dropped(),
-                    queue_dropped: q.queue_dropped.load(Ordering::Relaxed),
+                    rate_dropped,
+                    queue_dropped,
                 }
             };
             let snap = overrun::snapshot();

@@ -346,13 +346,7 @@ impl Policy {
         let mut source = BudgetSource::Code;
         for (field, rule) in won.iter().enumerate() {
             let Some(rule) = rule else { continue };
-            let value = rule.fields[field].map_or(NONE, |s| s.value);
-            match field {
-                0 => budget.time_ns = value,
-                1 => budget.allocs = value,
-                2 => budget.bytes = value,
-                _ => budget.poll_ns = value,
-            }
+            budget.set_field(field, rule.fields[field].map_or(NONE, |s| s.value));
             if source == BudgetSource::Code {
                 source = self.source(rule.line);
             }

@@ -36,8 +36,9 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::record::site::Site;
 
-/// `main`'s site and memory budget, for the endings that have no guard.
-static RUN: OnceLock<(&'static Site, u64)> = OnceLock::new();
+/// `main`'s site, for the endings that have no guard (its budget is in
+/// `run`'s state).
+static RUN: OnceLock<&'static Site> = OnceLock::new();
 
 /// Where the report stands.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -52,8 +53,8 @@ static STATE: Mutex<State> = Mutex::new(State::Pending);
 static DONE: Condvar = Condvar::new();
 
 /// Arms every ending: called by `#[overrun::main]` at the start of `main`.
-pub(crate) fn arm(site: &'static Site, memory_bytes: u64, panic_aborts: bool) {
-    if RUN.set((site, memory_bytes)).is_err() {
+pub(crate) fn arm(site: &'static Site, panic_aborts: bool) {
+    if RUN.set(site).is_err() {
         return; // armed already: once per process
     }
     #[cfg(all(unix, not(miri)))]
@@ -101,7 +102,7 @@ pub(crate) fn finish(wait: Wait) -> bool {
         *state = State::Running(me);
     }
     let mut written = true;
-    if let Some(&(site, _)) = RUN.get()
+    if let Some(&site) = RUN.get()
         && crate::record::measure::enabled()
     {
         crate::run::check(site);

@@ -420,7 +420,7 @@ impl Run {
         // Where the linker gathers no hook, `OVERRUN_CONFIG` is read here.
         crate::config::from_env_once();
         crate::run::start(site, memory_bytes);
-        super::ending::arm(site, memory_bytes, panic_aborts);
+        super::ending::arm(site, panic_aborts);
         Self
     }
 }

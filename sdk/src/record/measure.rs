@@ -179,25 +179,28 @@ impl Scope {
     /// thread's callee-time bookkeeping left as it is.
     #[cfg(feature = "tracing")]
     fn close_detached(&self) -> (u64, u64, u64, u64) {
-        let end = crate::record::clock::now();
-        let allocs = thread_allocs();
-        let elapsed = end.saturating_sub(self.start);
-        (
-            elapsed,
-            elapsed,
-            allocs.count.wrapping_sub(self.allocs.count),
-            allocs.bytes.wrapping_sub(self.allocs.bytes),
-        )
+        self.close_with(false)
     }
 
     /// Closes the scope: returns (elapsed, self time, allocs, bytes) and
     /// charges `elapsed` to the enclosing call's callees.
     #[inline(always)]
     fn close(&self) -> (u64, u64, u64, u64) {
+        self.close_with(true)
+    }
+
+    /// `close` (`nested`: the innermost scope, its callee time handed back)
+    /// or `close_detached`.
+    #[inline(always)]
+    fn close_with(&self, nested: bool) -> (u64, u64, u64, u64) {
         let end = crate::record::clock::now();
         let allocs = thread_allocs();
         let elapsed = end.saturating_sub(self.start);
-        let child = LOCAL.with(|l| l.child.replace(self.saved_child.wrapping_add(elapsed)));
+        let child = if nested {
+            LOCAL.with(|l| l.child.replace(self.saved_child.wrapping_add(elapsed)))
+        } else {
+            0
+        };
         (
             elapsed,
             elapsed.saturating_sub(child),

@@ -70,24 +70,30 @@ mod tests {
         static ONCE: ReentrantOnce = ReentrantOnce::new();
         static RUNS: AtomicUsize = AtomicUsize::new(0);
         static DONE_SEEN: AtomicUsize = AtomicUsize::new(0);
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                std::thread::spawn(|| {
+        let (done, returned) = std::sync::mpsc::channel();
+        for _ in 0..4 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                ONCE.call(|| {
+                    RUNS.fetch_add(1, Ordering::SeqCst);
+                    // Re-entered from inside: returns at once, without
+                    // running (with `std::sync::Once` this would hang).
                     ONCE.call(|| {
-                        RUNS.fetch_add(1, Ordering::SeqCst);
-                        // Re-entered from inside: returns at once.
-                        ONCE.call(|| unreachable!());
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        DONE_SEEN.store(1, Ordering::SeqCst);
+                        RUNS.fetch_add(100, Ordering::SeqCst);
                     });
-                    // Every caller returns only once it is done.
-                    assert_eq!(DONE_SEEN.load(Ordering::SeqCst), 1);
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    DONE_SEEN.store(1, Ordering::SeqCst);
+                });
+                // Every caller returns only once it is done.
+                done.send(DONE_SEEN.load(Ordering::SeqCst)).unwrap();
+            });
         }
-        assert_eq!(RUNS.load(Ordering::SeqCst), 1);
+        for _ in 0..4 {
+            let seen = returned
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("every caller returns (a hang is a failure)");
+            assert_eq!(seen, 1);
+        }
+        assert_eq!(RUNS.load(Ordering::SeqCst), 1, "once, and not re-entered");
     }
 }

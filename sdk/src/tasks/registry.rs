@@ -167,15 +167,31 @@ pub(super) struct Entry {
     pub(super) busy: AtomicU64,
     pub(super) max_poll: AtomicU64,
     pub(super) state: AtomicU8,
-    pub(super) poll_budget: AtomicU64,
-    pub(super) lifetime: AtomicU64,
     /// The budgets the code set (`Tracked::poll_budget`, `lifetime`), in
-    /// force unless a policy file sets the name's.
+    /// force unless a policy file sets the name's (read through
+    /// [`Entry::poll_budget`] and [`Entry::lifetime`], so a reload reaches
+    /// every live task with nothing to update).
     pub(super) code_poll: AtomicU64,
     pub(super) code_lifetime: AtomicU64,
     pub(super) leaked: AtomicBool,
     /// Where it was spawned, for its violations.
     pub(super) context: Option<Arc<dyn super::SpawnContext>>,
+}
+
+impl Entry {
+    /// The poll budget in force, in ticks.
+    #[inline]
+    pub(super) fn poll_budget(&self) -> u64 {
+        in_force(&self.site.file_poll, self.code_poll.load(Ordering::Relaxed))
+    }
+
+    /// The lifetime budget in force, in ticks.
+    pub(super) fn lifetime(&self) -> u64 {
+        in_force(
+            &self.site.file_lifetime,
+            self.code_lifetime.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// One registry shard: a slab of live entries and a free list of slots.
@@ -256,26 +272,20 @@ pub fn registry_bytes() -> usize {
         .sum()
 }
 
-/// Applies the policy in force to every task name and its live tasks.
+/// Applies the policy in force to every task name (its live tasks read
+/// their name's budgets).
 pub(crate) fn apply_policy() {
     let sites: Vec<&'static TaskSite> = TASK_SITES
         .read()
         .as_ref()
         .map(|m| m.values().copied().collect())
         .unwrap_or_default();
+    let mut lifetimes = false;
     for site in sites {
         site.apply_policy();
+        lifetimes |=
+            in_force(&site.file_lifetime, crate::vocab::budget::NONE) != crate::vocab::budget::NONE;
     }
-    let mut lifetimes = false;
-    for_each_live(|e| {
-        let code = e.code_poll.load(Ordering::Relaxed);
-        e.poll_budget
-            .store(in_force(&e.site.file_poll, code), Ordering::Relaxed);
-        let code = e.code_lifetime.load(Ordering::Relaxed);
-        let lifetime = in_force(&e.site.file_lifetime, code);
-        e.lifetime.store(lifetime, Ordering::Relaxed);
-        lifetimes |= lifetime != crate::vocab::budget::NONE;
-    });
     if lifetimes {
         super::watchdog::start_watchdog();
     }

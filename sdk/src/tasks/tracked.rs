@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::registry::{Entry, IDLE, RUNNING, SCHEDULED, in_force, register, task_site, unregister};
+use super::registry::{Entry, IDLE, RUNNING, SCHEDULED, register, task_site, unregister};
 use super::watchdog::start_watchdog;
 use crate::record::clock;
 use crate::record::violation::{Violation, publish};
@@ -64,8 +64,6 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
             busy: AtomicU64::new(0),
             max_poll: AtomicU64::new(0),
             state: AtomicU8::new(SCHEDULED),
-            poll_budget: AtomicU64::new(NONE),
-            lifetime: AtomicU64::new(NONE),
             code_poll: AtomicU64::new(NONE),
             code_lifetime: AtomicU64::new(NONE),
             leaked: AtomicBool::new(false),
@@ -73,10 +71,8 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
         })
     });
     let slot = crate::record::alloc::uncounted(|| register(entry.clone()));
-    // A policy's budgets, read once the task is registered: a reload from
-    // now on reaches it among the live tasks.
-    follow(&entry.poll_budget, &site.file_poll, NONE);
-    if follow(&entry.lifetime, &site.file_lifetime, NONE) != NONE {
+    if entry.lifetime() != NONE {
+        // A policy file gives this name a lifetime.
         start_watchdog();
     }
     Tracked {
@@ -86,20 +82,6 @@ pub fn track<F: Future>(name: &'static str, fut: F) -> Tracked<F> {
             slot,
             ended: false,
         },
-    }
-}
-
-/// Stores in `budget` the policy's value in `file` (else `code`), again if
-/// a reload changed `file` meanwhile (a reload updates the name's value
-/// before its live tasks', so the last store is the newest). Returns it.
-fn follow(budget: &AtomicU64, file: &AtomicU64, code: u64) -> u64 {
-    loop {
-        let seen = file.load(Ordering::Relaxed);
-        let value = in_force(file, code);
-        budget.store(value, Ordering::Relaxed);
-        if file.load(Ordering::Relaxed) == seen {
-            return value;
-        }
     }
 }
 
@@ -113,7 +95,6 @@ impl<F> Tracked<F> {
         let e = &self.task.entry;
         let code = clock::ns_to_ticks(limit.nanos());
         e.code_poll.store(code, Ordering::Relaxed);
-        follow(&e.poll_budget, &e.site.file_poll, code);
         self
     }
 
@@ -126,7 +107,6 @@ impl<F> Tracked<F> {
         let e = &self.task.entry;
         let code = clock::ns_to_ticks(limit.nanos());
         e.code_lifetime.store(code, Ordering::Relaxed);
-        follow(&e.lifetime, &e.site.file_lifetime, code);
         start_watchdog();
         self
     }
@@ -207,7 +187,7 @@ fn record_poll(e: &Entry, start: u64, end: u64) {
     }
     e.state.store(IDLE, Ordering::Relaxed);
     crate::record::measure::record_task_poll(e.site.polls_site, took);
-    if took > e.poll_budget.load(Ordering::Relaxed) {
+    if took > e.poll_budget() {
         poll_violation(e, took);
     }
 }
@@ -220,7 +200,7 @@ fn poll_violation(e: &Entry, took: u64) {
         e,
         ViolationKind::Poll,
         clock::ticks_to_ns(took),
-        clock::ticks_to_ns(e.poll_budget.load(Ordering::Relaxed)),
+        clock::ticks_to_ns(e.poll_budget()),
     );
 }
 

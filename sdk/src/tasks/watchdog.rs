@@ -39,7 +39,7 @@ pub(super) fn start_watchdog() {
 pub(crate) fn check_lifetimes() {
     let now = clock::now();
     for_each_live(|e| {
-        let limit = e.lifetime.load(Ordering::Relaxed);
+        let limit = e.lifetime();
         let age = now.saturating_sub(e.spawned_at);
         if limit != NONE && age > limit && !e.leaked.swap(true, Ordering::Relaxed) {
             e.site.leaked.fetch_add(1, Ordering::Relaxed);

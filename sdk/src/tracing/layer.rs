@@ -62,7 +62,7 @@ struct Rule {
 }
 
 /// The span fields that carry budgets, in the order of [`Budget`]'s fields
-/// as [`set_field`] numbers them.
+/// as `Budget::set_field` numbers them.
 const FIELDS: [&str; 4] = [
     "overrun.budget",
     "overrun.allocs",
@@ -175,7 +175,7 @@ impl BudgetLayer {
                 .filter(|(_, r)| r.field == field && r.pattern.matches(meta.target(), meta.name()))
                 .max_by_key(|(order, r)| (r.pattern.specificity(), *order));
             if let Some((_, rule)) = best {
-                set_field(&mut budget, field, rule.value);
+                budget.set_field(field, rule.value);
             }
         }
         Box::leak(Box::new(Site::new(
@@ -216,15 +216,6 @@ impl Drop for BudgetLayer {
         {
             remove_hook(id);
         }
-    }
-}
-
-fn set_field(budget: &mut Budget, field: usize, value: u64) {
-    match field {
-        0 => budget.time_ns = value,
-        1 => budget.allocs = value,
-        2 => budget.bytes = value,
-        _ => budget.poll_ns = value,
     }
 }
 
@@ -401,7 +392,7 @@ impl Fields {
             return;
         };
         match value {
-            Ok(v) => set_field(&mut self.budget, at, v),
+            Ok(v) => self.budget.set_field(at, v),
             Err((shown, err)) => self.bad.push((FIELDS[at], shown, err)),
         }
     }

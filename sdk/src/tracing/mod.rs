@@ -54,7 +54,8 @@
 //!
 //! # Cost
 //!
-//! Per span: one lookup of its callsite in a fixed table (no lock), the
+//! Per span: one lookup of its callsite in a fixed table of 4 096 (no lock;
+//! a callsite beyond it, rare, is found under a lock), the
 //! clock at creation, at each enter and exit and at close; entering touches
 //! only the thread's list of open intervals, exiting and closing look the
 //! span up in the registry; its state lives in the registry's extensions

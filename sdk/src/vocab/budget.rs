@@ -73,6 +73,17 @@ impl Budget {
         self
     }
 
+    /// Sets field `field` — 0 time, 1 allocs, 2 bytes, 3 poll, the order of
+    /// the attribute's and the policy file's keys — to `value`.
+    pub(crate) fn set_field(&mut self, field: usize, value: u64) {
+        match field {
+            0 => self.time_ns = value,
+            1 => self.allocs = value,
+            2 => self.bytes = value,
+            _ => self.poll_ns = value,
+        }
+    }
+
     /// Whether any limit is set.
     pub const fn is_set(&self) -> bool {
         self.time_ns != NONE || self.allocs != NONE || self.bytes != NONE || self.poll_ns != NONE
