@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# Disk: a run builds the workspace several ways (features on and off, Miri,
+# the fuzz targets, the examples' end-to-end runs). Incremental caches and
+# full debug info in every test binary are what fill a small disk (a CI run
+# once failed with "No space left on device"); a CI run rebuilds from
+# scratch anyway, and line tables keep the backtraces readable.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
