@@ -24,8 +24,17 @@ fn handler(slowdown: u32) {
 
 #[test]
 fn a_function_made_twice_as_slow_fails_its_p99() {
-    // At its real speed it passes...
-    check(|| handler(1)).iterations(5_000).p99("30us").assert();
+    // At its real speed it passes: in one of three runs, since a busy
+    // machine can only make a run slower (one such run failed here while
+    // the other core was compiling)...
+    let real_speed: Vec<_> = (0..3)
+        .map(|_| check(|| handler(1)).iterations(5_000).p99("30us").run())
+        .collect();
+    assert!(
+        real_speed.iter().any(|r| r.passed()),
+        "the function at its real speed failed three runs:\n{}",
+        real_speed[2]
+    );
     // ...and 2× slower it fails, naming the percentile, value and budget.
     let failure = std::panic::catch_unwind(|| {
         check(|| handler(2)).iterations(2_000).p99("30us").assert();

@@ -263,10 +263,42 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[inline(always)]
     fn drop(&mut self) {
         // Only reached when `finish` was not: the body panicked.
-        self.record(true);
+        if let Some((site, index, scope)) = self.active.take() {
+            let Scope {
+                start,
+                allocs: ThreadAllocs { count, bytes },
+                saved_child,
+            } = scope;
+            unwound(site, index, start, count, bytes, saved_child);
+        }
     }
+}
+
+/// Records a call its body's panic unwound, an error. Out of line, its
+/// figures in registers: the caller's frame keeps no copy of the guard for
+/// the unwinding path.
+#[cold]
+#[inline(never)]
+fn unwound(
+    site: &'static Site,
+    index: usize,
+    start: u64,
+    count: u64,
+    bytes: u64,
+    saved_child: u64,
+) {
+    let scope = Scope {
+        start,
+        allocs: ThreadAllocs { count, bytes },
+        saved_child,
+    };
+    Guard {
+        active: Some((site, index, scope)),
+    }
+    .record(true);
 }
 
 /// Counts one poll of a tracked task in its name's per-thread cell: the same
