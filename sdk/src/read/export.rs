@@ -380,7 +380,13 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                 labels: site_labels(s),
                 value: Value::Histogram {
                     histogram: &s.histogram,
-                    count: s.calls,
+                    // The histogram's own count, not `calls`: a call being
+                    // recorded while the snapshot is taken may be in one and
+                    // not yet in the other, and a count above the buckets'
+                    // sum would put it in the last bucket for one export
+                    // and move it out in the next (an OTLP bucket count
+                    // that falls).
+                    count: s.histogram.count(),
                     sum_seconds: seconds(s.total_ns),
                 },
             })
