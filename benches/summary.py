@@ -127,6 +127,25 @@ def main():
         print(f"  otlp: call with no exporter / collector up / collector down {none:.1f} / {up:.1f} / {down:.1f} ns "
               f"(×{up / none:.2f}, ×{down / none:.2f}); OpenTelemetry SDK histogram record {sdk:.1f} ns "
               f"(×{sdk / none:.2f} overrun); export round of 1 000 sites {export / 1e6:.2f} ms")
+    pl, stdm, plain, wait, hold = (get("locks", n) for n in (
+        "parking_lot_mutex", "std_mutex", "overrun_mutex_no_budget",
+        "overrun_mutex_wait_budget", "overrun_mutex_hold_budget"))
+    lfloor, lbare = get("locks", "quanta_raw_pair"), get("locks", "bare")
+    if pl and stdm and plain and wait and hold and lfloor and lbare:
+        print(f"  locks, lock + unlock (+ one multiply): parking_lot {pl:.2f} ns, std {stdm:.2f} ns, "
+              f"overrun no budget {plain:.2f} ns, wait budget {wait:.2f} ns, hold budget {hold:.2f} ns")
+        goal("9. locks: wait budget only, minus parking_lot", wait - pl, 3.0, lambda v: f"{v:+.2f} ns")
+        pair = lfloor - lbare
+        goal("10. locks: hold budget, minus wait budget only, in clock pairs", (hold - wait) / pair, 1.0,
+             lambda v: f"{v:.2f}")
+        rpl, rov = get("locks", "parking_lot_rwlock_read"), get("locks", "overrun_rwlock_read")
+        if rpl and rov:
+            print(f"     read lock: parking_lot {rpl:.2f} ns, overrun {rov:.2f} ns ({rov - rpl:+.2f})")
+        cpl, cov = get("locks", "contended_parking_lot"), get("locks", "contended_overrun")
+        m = re.search(r"LOCKS\|contended\|(\d+)\|(\d+)\|(.*)\|(.*)", text)
+        if cpl and cov and m:
+            print(f"     two threads on one lock: parking_lot {cpl:.2f} ns, overrun {cov:.2f} ns per acquisition; "
+                  f"overrun counted {m[2]} of {m[1]} acquisitions contended (wait p99 {m[3]} ns, max {m[4]} ns)")
     s1, s10 = get("snapshot", "snapshot/1000"), get("snapshot", "snapshot/10000")
     if s1 and s10:
         print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "

@@ -1,6 +1,7 @@
 //! A small HTTP service whose handlers and database call are measured, and
 //! whose `/metrics` serves overrun's figures together with the service's own
-//! `metrics`-facade metrics.
+//! `metrics`-facade metrics. Its database connection is behind an
+//! `overrun::sync::Mutex` with wait and hold budgets.
 //!
 //! ```text
 //! cargo run --example service -- --listen 127.0.0.1:3000
@@ -15,7 +16,7 @@
 //! OpenTelemetry collector.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -28,7 +29,8 @@ use rusqlite::{Connection, OptionalExtension};
 static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
 
 struct App {
-    db: Mutex<Connection>,
+    /// The connection, behind a lock whose waits and holds are measured.
+    db: overrun::sync::Mutex<Connection>,
     overrun: overrun_prometheus::Renderer,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
@@ -85,10 +87,7 @@ impl Miss {
 #[overrun::measure(budget = "50ms")]
 async fn get_user(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Result<String, StatusCode> {
     metrics::counter!("service_user_lookups_total").increment(1);
-    let db = app
-        .db
-        .lock()
-        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    let db = app.db.lock();
     match load_user(&db, id) {
         Ok(Some(name)) => Ok(User::new(id, name).to_string()),
         Ok(None) => Err(Miss::new(id).status()),
@@ -151,7 +150,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     metrics::describe_counter!("service_user_lookups_total", "User lookups served.");
     let app = Arc::new(App {
-        db: Mutex::new(open_db()?),
+        db: overrun::sync::Mutex::new("db", open_db()?)
+            .wait_budget("5ms")
+            .hold_budget("10ms"),
         overrun: overrun_prometheus::PrometheusExporter::builder().build()?,
         metrics,
     });

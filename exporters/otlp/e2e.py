@@ -212,7 +212,9 @@ def ours(items, pid):
 
 
 # The schema's label names, as OTLP's attribute keys (docs/metrics.md).
-OTLP_KEYS = {"kind": "overrun.kind", "signal": "overrun.signal", "task": "overrun.task"}
+OTLP_KEYS = {"kind": "overrun.kind", "signal": "overrun.signal", "task": "overrun.task",
+             "lock": "overrun.lock", "mode": "overrun.lock.mode",
+             "contended": "overrun.lock.contended"}
 
 
 def site_name(attrs):
@@ -700,6 +702,16 @@ def service_run(collector):
     search = [lg for lg in logs if site_name(lg["attrs"]) == "search"]
     check(len(search) == 1 and search[0]["attrs"].get("overrun.limit") == 10_000_000,
           f"service: the span's violation event arrived ({len(search)})")
+    # The database connection's lock: one acquisition, wait and hold per
+    # user lookup (requests one at a time: none contended).
+    p = last_value(points, "overrun.lock.acquisitions", lock="db", mode="exclusive",
+                   contended="false")
+    check(p is not None and p["value"] == 3,
+          f"service: the db lock's 3 acquisitions arrived (got {p and p['value']})")
+    for metric in ("overrun.lock.wait", "overrun.lock.hold"):
+        p = last_value(points, metric, lock="db")
+        check(p is not None and p.get("count") == 3,
+              f"service: {metric} has the db lock's 3 (got {p and p.get('count')})")
 
 
 def main():

@@ -153,6 +153,9 @@ expect "its time violations (budget from the span's field)" \
 expect "its budget gauge" 'overrun_budget_seconds{function="search"}' "0.01"
 expect "its spans over 10ms" \
     'overrun_duration_seconds_count{function="search"} - ignoring(le) overrun_duration_seconds_bucket{function="search",le="0.025"}' "$span_over"
+expect "the db lock's acquisitions (one per lookup)" 'sum(overrun_lock_acquisitions_total{lock="db"})' "$users"
+expect "the db lock's waits, one per acquisition" 'overrun_lock_wait_seconds_count{lock="db",mode="exclusive"}' "$users"
+expect "the db lock's holds (it has a hold budget)" 'overrun_lock_hold_seconds_count{lock="db"}' "$users"
 expect "the background task is live" 'overrun_tasks_live{task="cache-refresh"}' "1"
 expect "HTTPS + basic auth: Prometheus scrapes the secured endpoint" 'up{job="secured"}' "1"
 expect "HTTPS + basic auth: the secured endpoint's counts" 'overrun_calls_total{job="secured",function="served"}' "7"
@@ -167,8 +170,8 @@ check() { # check NAME COMMAND...
         echo "FAIL $1:"; echo "$out"; failed=$((failed + 1))
     fi
 }
-check "Prometheus loaded the 3 alerting rules" sh -c \
-    "curl -sf 'http://127.0.0.1:$prom_port/api/v1/rules' | python3 -c 'import json, sys; g = json.load(sys.stdin)[\"data\"][\"groups\"]; sys.exit(0 if [len(x[\"rules\"]) for x in g if x[\"name\"] == \"overrun-budgets\"] == [3] else 1)'"
+check "Prometheus loaded the 4 alerting rules" sh -c \
+    "curl -sf 'http://127.0.0.1:$prom_port/api/v1/rules' | python3 -c 'import json, sys; g = json.load(sys.stdin)[\"data\"][\"groups\"]; sys.exit(0 if [len(x[\"rules\"]) for x in g if x[\"name\"] == \"overrun-budgets\"] == [4] else 1)'"
 curl -sf "http://127.0.0.1:$app_port/metrics" >"$work/scrape.txt"
 check "promtool check metrics (a scrape)" sh -c "promtool check metrics < '$work/scrape.txt'"
 check "promtool check rules" promtool check rules "$here/alerts.yml"

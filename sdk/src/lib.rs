@@ -92,6 +92,7 @@
 //
 // vocab   units, `Budget`, `ViolationKind`: the words every layer speaks
 // record  the hot path: clock, alloc counters, shards, sites, `#[measure]`
+// sync    locks whose waits and holds are measured, into the same shards
 // tasks   async task lifetimes, recorded into the same sites and shards
 // run     the whole run: start, resource usage, the run's budget
 // config  policy files: budgets set per environment, reloaded live (the
@@ -103,6 +104,7 @@ pub mod config;
 mod read;
 mod record;
 pub mod run;
+pub mod sync;
 pub mod tasks;
 mod tools;
 #[cfg(feature = "tracing")]

@@ -43,7 +43,17 @@ fn full_snapshot() -> overrun::Snapshot {
     over_every_budget();
     overrun::tasks::block_on(overrun::track("doc-ended", polled()).poll_budget("1ns"));
     let _live = overrun::track("doc-live", std::future::pending::<()>()).lifetime("1ms");
+    // Locks: a mutex held past its hold budget, a read-write lock read and
+    // written.
+    let mutex = overrun::sync::Mutex::new("doc-mutex", ())
+        .wait_budget("1s")
+        .hold_budget("1ns");
+    let held = mutex.lock();
+    let rw = overrun::sync::RwLock::new("doc-rw", 0);
+    drop(rw.read());
+    *rw.write() += 1;
     std::thread::sleep(Duration::from_millis(5));
+    drop(held);
     drop(run); // checks the run's budgets: a time and a memory violation
     let snap = overrun::snapshot();
     assert!(!snap.run.violations.is_empty() && !snap.live_tasks.is_empty());

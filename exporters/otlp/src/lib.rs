@@ -28,11 +28,13 @@
 //! `overrun.budget` (the declared time budget), `overrun.budget.violations`
 //! (by `kind`), `overrun.tasks.*` and `overrun.task.*` (spawned, completed,
 //! cancelled, panicked, leaked, live, polls, busy time, poll duration
-//! histogram, longest poll), `overrun.process.peak_resident_memory`,
+//! histogram, longest poll), `overrun.lock.*` (acquisitions, wait and hold
+//! histograms), `overrun.process.peak_resident_memory`,
 //! `overrun.heap.live`, and the exporter's own health:
 //! `overrun.export.failures` (by `signal`) and `overrun.violations.dropped`
 //! (by `overrun.reason`). Site series carry `code.function.name`, fully
-//! qualified (`app::db::load_user`); task series carry `overrun.task`; a
+//! qualified (`app::db::load_user`); task series carry `overrun.task`, lock
+//! series `overrun.lock` (and `overrun.lock.mode`, `overrun.lock.contended`); a
 //! violation's kind is `overrun.kind`. (OpenTelemetry's semantic conventions
 //! where one exists, `overrun.` otherwise; the Prometheus exporter keeps its
 //! `function`, `module`, `kind` and `task` labels.) Temporality is
@@ -40,7 +42,7 @@
 //!
 //! **Events**: each violation is an OTLP log record with event name
 //! `overrun.budget.violation`, severity WARN, attributes
-//! `code.function.name` (or `overrun.task`), `overrun.kind`,
+//! `code.function.name` (or `overrun.task`, `overrun.lock`), `overrun.kind`,
 //! `overrun.observed`, `overrun.limit`, `overrun.unit`, `thread.name`,
 //! `code.file.path`, `code.line.number`, `overrun.suppressed` when events of
 //! its site and kind were limited, and the trace and span id of the

@@ -29,7 +29,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::read::snapshot::{SiteSnapshot, Snapshot};
 use crate::record::stats::Histogram;
+use crate::sync::LockStats;
 use crate::tasks::TaskStats;
+
+pub use crate::sync::LOCK_MODULE;
 
 /// How a metric's points combine over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +161,12 @@ metrics! {
     TASK_POLL_DURATION = "overrun.task.poll_duration", Histogram, "s", "Duration of single polls of tracked tasks.";
     /// Longest single poll.
     TASK_POLL_MAX = "overrun.task.poll_max", Gauge, "s", "Longest single poll of a task of this name.";
+    /// Acquisitions of locks, by `mode` and `contended`.
+    LOCK_ACQUISITIONS = "overrun.lock.acquisitions", Counter, "{acquisition}", "Acquisitions of a lock, by mode (exclusive, shared) and whether it was contended (taken: the thread waited).";
+    /// Waits to acquire locks (0 for a lock found free).
+    LOCK_WAIT = "overrun.lock.wait", Histogram, "s", "Wait to acquire a lock, every acquisition (0 when the lock was free), by mode.";
+    /// Holds of locks with a hold budget.
+    LOCK_HOLD = "overrun.lock.hold", Histogram, "s", "How long a lock was held (locks with a hold budget).";
     /// Resident memory now.
     RESIDENT_MEMORY = "overrun.process.resident_memory", Gauge, "By", "Resident memory of the process now.";
     /// Peak resident memory since the program started.
@@ -301,7 +310,7 @@ fn task_labels(t: &TaskStats) -> Vec<(&'static str, &str)> {
 }
 
 /// What [`series_of`] covers of a snapshot: its sites, its process-wide
-/// figures (tasks, run, memory), or both.
+/// figures (tasks, locks, run, memory), or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Part {
@@ -316,7 +325,8 @@ pub enum Part {
         /// One past the last site.
         to: usize,
     },
-    /// Only the process-wide series: tasks, the run's violations, memory.
+    /// Only the process-wide series: tasks, locks, the run's violations,
+    /// memory.
     Process,
 }
 
@@ -431,6 +441,18 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                 });
             }
         }
+        for l in &snap.locks {
+            for (kind, n) in [("wait", l.violations.wait), ("hold", l.violations.hold)] {
+                violations.push(Point {
+                    labels: vec![
+                        ("function", l.name),
+                        ("module", LOCK_MODULE),
+                        ("kind", kind),
+                    ],
+                    value: Value::Int(n),
+                });
+            }
+        }
         for v in &snap.run.violations {
             violations.push(Point {
                 labels: vec![
@@ -482,6 +504,45 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
             .collect(),
     );
 
+    let locks: &[LockStats] = if process { &snap.locks } else { &[] };
+    let mut acquisitions = Vec::new();
+    let mut waits = Vec::new();
+    for l in locks {
+        for (mode, acquired, contended, histogram, total_ns) in lock_modes(l) {
+            for (label, n) in [("false", acquired - contended), ("true", contended)] {
+                acquisitions.push(Point {
+                    labels: vec![("lock", l.name), ("mode", mode), ("contended", label)],
+                    value: Value::Int(n),
+                });
+            }
+            waits.push(Point {
+                labels: vec![("lock", l.name), ("mode", mode)],
+                value: Value::Histogram {
+                    histogram,
+                    count: histogram.count(),
+                    sum_seconds: seconds(total_ns),
+                },
+            });
+        }
+    }
+    push!(&LOCK_ACQUISITIONS, acquisitions);
+    push!(&LOCK_WAIT, waits);
+    push!(
+        &LOCK_HOLD,
+        locks
+            .iter()
+            .filter(|l| l.budget.hold_ns.is_some() || l.hold_histogram.count() > 0)
+            .map(|l| Point {
+                labels: vec![("lock", l.name)],
+                value: Value::Histogram {
+                    histogram: &l.hold_histogram,
+                    count: l.hold_histogram.count(),
+                    sum_seconds: seconds(l.total_hold_ns),
+                },
+            })
+            .collect(),
+    );
+
     if process {
         let run = &snap.run;
         let unlabelled = |v: Option<u64>| -> Vec<Point<'_>> {
@@ -515,6 +576,36 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
         );
     }
     out
+}
+
+/// A lock's acquisitions per mode: (mode, acquisitions, contended, waits,
+/// total wait ns); a mutex has only `exclusive`.
+fn lock_modes(l: &LockStats) -> Vec<(&'static str, u64, u64, &Histogram, u64)> {
+    match (&l.exclusive, &l.shared) {
+        (Some(e), Some(s)) => vec![
+            (
+                "exclusive",
+                e.acquisitions,
+                e.contended,
+                &e.wait_histogram,
+                e.total_wait_ns,
+            ),
+            (
+                "shared",
+                s.acquisitions,
+                s.contended,
+                &s.wait_histogram,
+                s.total_wait_ns,
+            ),
+        ],
+        _ => vec![(
+            "exclusive",
+            l.acquisitions,
+            l.contended,
+            &l.wait_histogram,
+            l.total_wait_ns,
+        )],
+    }
 }
 
 static DUPLICATES: AtomicU64 = AtomicU64::new(0);

@@ -356,6 +356,54 @@ pub fn render_table(snap: &Snapshot) -> String {
             );
         }
     }
+    if !snap.locks.is_empty() {
+        let width = snap
+            .locks
+            .iter()
+            .map(|l| l.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 40);
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "lock",
+            "acquisitions",
+            "contended",
+            "wait p50",
+            "wait p99",
+            "wait max",
+            "hold p50",
+            "hold p99",
+            "hold max"
+        );
+        for l in &snap.locks {
+            let mut violations = String::new();
+            for (kind, n) in [("wait", l.violations.wait), ("hold", l.violations.hold)] {
+                if n > 0 {
+                    let _ = write!(violations, " {kind}:{n}");
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  {:<width$} {:>12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}{}",
+                l.name,
+                l.acquisitions,
+                l.contended,
+                or_na(l.wait_p50_ns),
+                or_na(l.wait_p99_ns),
+                or_na(l.max_wait_ns),
+                or_na(l.hold_p50_ns),
+                or_na(l.hold_p99_ns),
+                or_na(l.max_hold_ns),
+                if violations.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {violations}")
+                }
+            );
+        }
+    }
     for t in &snap.live_tasks {
         let _ = writeln!(
             out,

@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub tasks: Vec<crate::tasks::TaskStats>,
     /// Tasks alive at the time of the snapshot, oldest first.
     pub live_tasks: Vec<crate::tasks::LiveTask>,
+    /// Lock figures per lock name ([`crate::sync`]), by name.
+    pub locks: Vec<crate::sync::LockStats>,
     /// Measured functions that have not run yet, in registration order:
     /// their figures are all zero, so exporters publish their series from
     /// the start; the report table leaves them out, and the JSON lists only
@@ -378,6 +380,7 @@ pub fn snapshot() -> Snapshot {
             sites,
             tasks: crate::tasks::stats(),
             live_tasks: crate::tasks::live(),
+            locks: crate::sync::stats(),
             never_ran,
             config: crate::config::stats(),
         }

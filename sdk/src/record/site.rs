@@ -32,6 +32,9 @@ pub enum SiteKind {
     /// A `tracing` span callsite (feature `tracing`, [`crate::tracing`]):
     /// measured from the span's creation to its close.
     Span,
+    /// The acquisitions, waits or holds of the locks of one name
+    /// ([`crate::sync`]); not listed among the functions of a snapshot.
+    Lock,
 }
 
 /// One instrumented place: its static metadata, its budget and its id.

@@ -19,11 +19,16 @@ pub enum ViolationKind {
     /// A service-level objective (such as a p99 over a window) was missed.
     /// Reserved: nothing raises it yet (objectives are planned).
     Objective,
+    /// A thread waited longer than a lock's wait budget to acquire it
+    /// ([`crate::sync`]).
+    Wait,
+    /// A lock was held longer than its hold budget ([`crate::sync`]).
+    Hold,
 }
 
 impl ViolationKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [ViolationKind; 7] = [
+    pub const ALL: [ViolationKind; 9] = [
         Self::Time,
         Self::Allocs,
         Self::Bytes,
@@ -31,6 +36,8 @@ impl ViolationKind {
         Self::Lifetime,
         Self::Memory,
         Self::Objective,
+        Self::Wait,
+        Self::Hold,
     ];
 
     /// The label value used in reports and metrics.
@@ -47,6 +54,8 @@ impl ViolationKind {
             Self::Lifetime => "lifetime",
             Self::Memory => "memory",
             Self::Objective => "objective",
+            Self::Wait => "wait",
+            Self::Hold => "hold",
         }
     }
 
@@ -57,7 +66,12 @@ impl ViolationKind {
     /// ```
     pub const fn unit(self) -> &'static str {
         match self {
-            Self::Time | Self::Poll | Self::Lifetime | Self::Objective => "ns",
+            Self::Time
+            | Self::Poll
+            | Self::Lifetime
+            | Self::Objective
+            | Self::Wait
+            | Self::Hold => "ns",
             Self::Allocs => "allocs",
             Self::Bytes | Self::Memory => "bytes",
         }

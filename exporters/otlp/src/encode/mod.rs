@@ -37,15 +37,17 @@ fn string(v: impl Into<String>) -> Option<AnyValue> {
 /// The schema's labels as OTLP attributes: OpenTelemetry's semantic
 /// conventions where one exists, `overrun.` otherwise. A site's `function`
 /// and `module` become `code.function.name`, fully qualified
-/// (`app::db::load_user`); a task's become `overrun.task`; the run's
-/// (`main` in `run`) `code.function.name = "main"`; `kind`, `task`,
-/// `exporter`, `signal`, `reason` and `result` go under `overrun.`. (Prometheus keeps
-/// its labels as they are.)
+/// (`app::db::load_user`); a task's become `overrun.task`, a lock's
+/// `overrun.lock`; the run's (`main` in `run`) `code.function.name =
+/// "main"`; `kind`, `task`, `lock`, `exporter`, `signal`, `reason` and
+/// `result` go under `overrun.`, a lock's `mode` and `contended` under
+/// `overrun.lock.`. (Prometheus keeps its labels as they are.)
 pub(crate) fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
     let get = |key: &str| labels.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
     let mut out = Vec::with_capacity(labels.len());
     match (get("function"), get("module")) {
         (Some(task), Some(overrun::export::TASK_MODULE)) => out.push(kv("overrun.task", task)),
+        (Some(lock), Some(overrun::export::LOCK_MODULE)) => out.push(kv("overrun.lock", lock)),
         (Some(main), Some(overrun::export::RUN_MODULE)) => out.push(kv(FUNCTION, main)),
         (Some(function), Some(module)) => out.push(kv(FUNCTION, format!("{module}::{function}"))),
         (Some(function), None) => out.push(kv(FUNCTION, function)),
@@ -56,6 +58,9 @@ pub(crate) fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
             "function" | "module" => continue,
             "kind" => "overrun.kind",
             "task" => "overrun.task",
+            "lock" => "overrun.lock",
+            "mode" => "overrun.lock.mode",
+            "contended" => "overrun.lock.contended",
             "exporter" => "overrun.exporter",
             "signal" => "overrun.signal",
             "reason" => "overrun.reason",

@@ -129,6 +129,68 @@ impl Histogram {
         Self::from_dense(&dense, max, 1.0)
     }
 
+    /// Adds `n` values of zero (a lock's acquisitions that did not wait).
+    pub(crate) fn add_zeros(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.buckets.first_mut() {
+            Some((0, count)) => *count += n,
+            _ => self.buckets.insert(0, (0, n)),
+        }
+        self.count += n;
+        if self.ns_per_tick == 0.0 {
+            self.ns_per_tick = crate::record::clock::ns_per_tick();
+        }
+    }
+
+    /// Adds every value of `other` (recorded with the same clock).
+    pub(crate) fn merge(&mut self, other: &Histogram) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = other.clone();
+            return;
+        }
+        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
+        let (mut a, mut b) = (
+            self.buckets.iter().peekable(),
+            other.buckets.iter().peekable(),
+        );
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&(i, x)), Some(&&(j, y))) if i == j => {
+                    a.next();
+                    b.next();
+                    (i, x + y)
+                }
+                (Some(&&x), Some(&&y)) => {
+                    if x.0 < y.0 {
+                        a.next();
+                        x
+                    } else {
+                        b.next();
+                        y
+                    }
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (None, None) => break,
+            };
+            merged.push(next);
+        }
+        self.buckets = merged;
+        self.count += other.count;
+        self.max = self.max.max(other.max);
+    }
+
     /// Number of recorded values.
     pub fn count(&self) -> u64 {
         self.count

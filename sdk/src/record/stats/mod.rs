@@ -116,10 +116,15 @@ pub(crate) fn collect(count: usize) -> Vec<Totals> {
     })
 }
 
+/// The merged figures of one site (every thread).
+pub(crate) fn site_totals(site: usize) -> Totals {
+    let mut dense = vec![0u64; BUCKETS];
+    shard::with_shards(|shards| merge(shards, site, &mut dense))
+}
+
 /// The merged histogram of one site (every thread).
 pub(crate) fn site_histogram(site: usize) -> Histogram {
-    let mut dense = vec![0u64; BUCKETS];
-    shard::with_shards(|shards| merge(shards, site, &mut dense).histogram)
+    site_totals(site).histogram
 }
 
 /// A copy of one site's figures on the calling thread (for `testing::capture`).

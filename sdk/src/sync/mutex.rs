@@ -1,0 +1,226 @@
+//! [`Mutex`]: `parking_lot::Mutex` with its waits and holds measured.
+
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use super::figures::{LockKind, LockSite, Mode};
+use super::hold::{Hold, Limits, release};
+use crate::vocab::units::TimeLimit;
+
+/// A mutual-exclusion lock (`parking_lot::Mutex` underneath) whose
+/// acquisitions, waits and holds are counted under its name.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::LazyLock;
+///
+/// static CACHE: LazyLock<overrun::sync::Mutex<HashMap<u64, String>>> = LazyLock::new(|| {
+///     overrun::sync::Mutex::new("cache", HashMap::new())
+///         .wait_budget("1ms")
+///         .hold_budget("200us")
+/// });
+/// CACHE.lock().insert(1, "one".into());
+/// assert_eq!(CACHE.lock().get(&1).map(String::as_str), Some("one"));
+/// ```
+pub struct Mutex<T: ?Sized> {
+    site: &'static LockSite,
+    limits: Limits,
+    inner: parking_lot::Mutex<T>,
+}
+
+impl<T> Mutex<T> {
+    /// A lock named `name` (locks of one name share their figures) around
+    /// `value`; no budget.
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("new_doc", 5);
+    /// assert_eq!(*m.lock(), 5);
+    /// ```
+    #[track_caller]
+    pub fn new(name: &'static str, value: T) -> Self {
+        Self {
+            site: LockSite::of(name, LockKind::Mutex, Location::caller()),
+            limits: Limits::default(),
+            inner: parking_lot::Mutex::new(value),
+        }
+    }
+
+    /// The longest an acquisition may wait: one that waits longer is a
+    /// `wait` violation. Panics on a malformed literal (give
+    /// `overrun::duration!("1ms")` to have it checked at compile time).
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("wait_doc", ()).wait_budget("1ms");
+    /// drop(m.lock());
+    /// ```
+    #[track_caller]
+    pub fn wait_budget(mut self, limit: impl TimeLimit) -> Self {
+        self.limits.set_wait(self.site, limit.nanos());
+        self
+    }
+
+    /// The longest a guard may be held: a hold past it is a `hold`
+    /// violation, reported while the guard is still held (within twice the
+    /// budget or 100 ms, whichever is longer). Holds are measured (a clock
+    /// read at each end) only on a lock with a hold budget.
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("hold_doc", ()).hold_budget("200us");
+    /// drop(m.lock());
+    /// ```
+    #[track_caller]
+    pub fn hold_budget(mut self, limit: impl TimeLimit) -> Self {
+        self.limits.set_hold(self.site, limit.nanos());
+        self
+    }
+
+    /// The value, the lock consumed.
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("into_inner_doc", 3);
+    /// assert_eq!(m.into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Acquires the lock, waiting for it if it is taken. The wait is
+    /// measured only then: a lock found free costs a count, no clock read.
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("lock_doc", 1);
+    /// *m.lock() += 1;
+    /// assert_eq!(*m.lock(), 2);
+    /// ```
+    #[track_caller]
+    #[inline(always)]
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        let at = Location::caller();
+        let inner = match self.inner.try_lock() {
+            Some(guard) => {
+                self.site.acquired(Mode::Exclusive);
+                guard
+            }
+            None => self.lock_slow(at),
+        };
+        MutexGuard {
+            hold: Hold::start(self.site, &self.limits, at),
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn lock_slow(&self, at: &'static Location<'static>) -> parking_lot::MutexGuard<'_, T> {
+        let (guard, waited) = self.limits.wait(|| self.inner.lock());
+        self.site
+            .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
+        guard
+    }
+
+    /// Acquires the lock if it is free (an acquisition), else `None` (not
+    /// one).
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("try_lock_doc", ());
+    /// let held = m.try_lock().unwrap();
+    /// assert!(m.try_lock().is_none());
+    /// drop(held);
+    /// ```
+    #[track_caller]
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        let inner = self.inner.try_lock()?;
+        self.site.acquired(Mode::Exclusive);
+        Some(MutexGuard {
+            hold: Hold::start(self.site, &self.limits, Location::caller()),
+            inner: ManuallyDrop::new(inner),
+        })
+    }
+
+    /// Whether the lock is taken now.
+    ///
+    /// ```
+    /// let m = overrun::sync::Mutex::new("is_locked_doc", ());
+    /// let g = m.lock();
+    /// assert!(m.is_locked());
+    /// drop(g);
+    /// assert!(!m.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
+    /// The value, through `&mut` (no locking needed).
+    ///
+    /// ```
+    /// let mut m = overrun::sync::Mutex::new("get_mut_doc", 1);
+    /// *m.get_mut() += 1;
+    /// assert_eq!(*m.lock(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex")
+            .field("name", &self.site.name)
+            .field("inner", &&self.inner)
+            .finish()
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    /// A lock named `"mutex"`.
+    #[track_caller]
+    fn default() -> Self {
+        Self::new("mutex", T::default())
+    }
+}
+
+/// The guard of a [`Mutex`]: the value while the lock is held, released
+/// (and the hold measured) when dropped.
+///
+/// ```
+/// let m = overrun::sync::Mutex::new("guard_doc", String::new());
+/// let mut g: overrun::sync::MutexGuard<'_, String> = m.lock();
+/// g.push('x');
+/// assert_eq!(g.len(), 1);
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    hold: Option<Hold>,
+    inner: ManuallyDrop<parking_lot::MutexGuard<'a, T>>,
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
+        unsafe { release(&mut self.hold, &mut self.inner) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

@@ -1,0 +1,286 @@
+//! [`RwLock`]: `parking_lot::RwLock` with its waits and holds measured,
+//! reads and writes counted apart.
+
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use super::figures::{LockKind, LockSite, Mode};
+use super::hold::{Hold, Limits, release};
+use crate::vocab::units::TimeLimit;
+
+/// A reader-writer lock (`parking_lot::RwLock` underneath) whose
+/// acquisitions, waits and holds are counted under its name; acquisitions
+/// for reading (shared) and for writing (exclusive) are counted apart.
+///
+/// ```
+/// let config = overrun::sync::RwLock::new("config", vec![1, 2])
+///     .wait_budget("1ms")
+///     .hold_budget("10ms");
+/// let a = config.read();
+/// let b = config.read(); // readers do not wait for readers
+/// assert_eq!(a.len() + b.len(), 4);
+/// drop((a, b));
+/// config.write().push(3);
+/// ```
+pub struct RwLock<T: ?Sized> {
+    site: &'static LockSite,
+    limits: Limits,
+    inner: parking_lot::RwLock<T>,
+}
+
+impl<T> RwLock<T> {
+    /// A lock named `name` (locks of one name share their figures) around
+    /// `value`; no budget.
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_new_doc", 5);
+    /// assert_eq!(*l.read(), 5);
+    /// ```
+    #[track_caller]
+    pub fn new(name: &'static str, value: T) -> Self {
+        Self {
+            site: LockSite::of(name, LockKind::RwLock, Location::caller()),
+            limits: Limits::default(),
+            inner: parking_lot::RwLock::new(value),
+        }
+    }
+
+    /// The longest an acquisition (read or write) may wait; see
+    /// [`crate::sync::Mutex::wait_budget`].
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_wait_doc", ()).wait_budget("1ms");
+    /// drop(l.write());
+    /// ```
+    #[track_caller]
+    pub fn wait_budget(mut self, limit: impl TimeLimit) -> Self {
+        self.limits.set_wait(self.site, limit.nanos());
+        self
+    }
+
+    /// The longest a guard (read or write) may be held; see
+    /// [`crate::sync::Mutex::hold_budget`].
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_hold_doc", ()).hold_budget("1ms");
+    /// drop(l.read());
+    /// ```
+    #[track_caller]
+    pub fn hold_budget(mut self, limit: impl TimeLimit) -> Self {
+        self.limits.set_hold(self.site, limit.nanos());
+        self
+    }
+
+    /// The value, the lock consumed.
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_into_doc", 3);
+    /// assert_eq!(l.into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> RwLock<T> {
+    /// Acquires the lock for reading, beside other readers; waits only
+    /// while a writer holds it or waits for it.
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_read_doc", 2);
+    /// assert_eq!(*l.read() * *l.read(), 4);
+    /// ```
+    #[track_caller]
+    #[inline(always)]
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        let at = Location::caller();
+        let inner = match self.inner.try_read() {
+            Some(guard) => {
+                self.site.acquired(Mode::Shared);
+                guard
+            }
+            None => self.read_slow(at),
+        };
+        RwLockReadGuard {
+            hold: Hold::start(self.site, &self.limits, at),
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_slow(&self, at: &'static Location<'static>) -> parking_lot::RwLockReadGuard<'_, T> {
+        let (guard, waited) = self.limits.wait(|| self.inner.read());
+        self.site
+            .waited(Mode::Shared, waited, self.limits.wait_ticks(), at);
+        guard
+    }
+
+    /// Acquires the lock for writing, alone.
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_write_doc", 2);
+    /// *l.write() += 1;
+    /// assert_eq!(*l.read(), 3);
+    /// ```
+    #[track_caller]
+    #[inline(always)]
+    pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        let at = Location::caller();
+        let inner = match self.inner.try_write() {
+            Some(guard) => {
+                self.site.acquired(Mode::Exclusive);
+                guard
+            }
+            None => self.write_slow(at),
+        };
+        RwLockWriteGuard {
+            hold: Hold::start(self.site, &self.limits, at),
+            inner: ManuallyDrop::new(inner),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_slow(&self, at: &'static Location<'static>) -> parking_lot::RwLockWriteGuard<'_, T> {
+        let (guard, waited) = self.limits.wait(|| self.inner.write());
+        self.site
+            .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
+        guard
+    }
+
+    /// Acquires the lock for reading if no writer holds it, else `None`.
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_try_read_doc", ());
+    /// let w = l.write();
+    /// assert!(l.try_read().is_none());
+    /// drop(w);
+    /// assert!(l.try_read().is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        let inner = self.inner.try_read()?;
+        self.site.acquired(Mode::Shared);
+        Some(RwLockReadGuard {
+            hold: Hold::start(self.site, &self.limits, Location::caller()),
+            inner: ManuallyDrop::new(inner),
+        })
+    }
+
+    /// Acquires the lock for writing if it is free, else `None`.
+    ///
+    /// ```
+    /// let l = overrun::sync::RwLock::new("rw_try_write_doc", ());
+    /// let r = l.read();
+    /// assert!(l.try_write().is_none());
+    /// drop(r);
+    /// assert!(l.try_write().is_some());
+    /// ```
+    #[track_caller]
+    pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        let inner = self.inner.try_write()?;
+        self.site.acquired(Mode::Exclusive);
+        Some(RwLockWriteGuard {
+            hold: Hold::start(self.site, &self.limits, Location::caller()),
+            inner: ManuallyDrop::new(inner),
+        })
+    }
+
+    /// The value, through `&mut` (no locking needed).
+    ///
+    /// ```
+    /// let mut l = overrun::sync::RwLock::new("rw_get_mut_doc", 1);
+    /// *l.get_mut() += 1;
+    /// assert_eq!(*l.read(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwLock")
+            .field("name", &self.site.name)
+            .field("inner", &&self.inner)
+            .finish()
+    }
+}
+
+/// A [`RwLock`] held for reading.
+///
+/// ```
+/// let l = overrun::sync::RwLock::new("rw_read_guard_doc", vec![1]);
+/// let g: overrun::sync::RwLockReadGuard<'_, Vec<u32>> = l.read();
+/// assert_eq!(g.len(), 1);
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RwLockReadGuard<'a, T: ?Sized> {
+    hold: Option<Hold>,
+    inner: ManuallyDrop<parking_lot::RwLockReadGuard<'a, T>>,
+}
+
+impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
+        unsafe { release(&mut self.hold, &mut self.inner) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A [`RwLock`] held for writing.
+///
+/// ```
+/// let l = overrun::sync::RwLock::new("rw_write_guard_doc", vec![1]);
+/// let mut g: overrun::sync::RwLockWriteGuard<'_, Vec<u32>> = l.write();
+/// g.push(2);
+/// assert_eq!(g.len(), 2);
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RwLockWriteGuard<'a, T: ?Sized> {
+    hold: Option<Hold>,
+    inner: ManuallyDrop<parking_lot::RwLockWriteGuard<'a, T>>,
+}
+
+impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
+        unsafe { release(&mut self.hold, &mut self.inner) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

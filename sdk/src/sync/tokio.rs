@@ -1,0 +1,201 @@
+//! [`TokioMutex`]: `tokio::sync::Mutex` with its waits and holds measured
+//! (feature `tokio`).
+
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+use super::figures::{LockKind, LockSite, Mode};
+use super::hold::{Hold, Limits, release};
+use crate::vocab::units::TimeLimit;
+
+/// An async mutex (`tokio::sync::Mutex` underneath), for a guard held
+/// across `.await`, whose acquisitions, waits and holds are counted under
+/// its name. The guard may be released on another thread than the one
+/// that took it.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let queue = overrun::sync::TokioMutex::new("queue", Vec::<u32>::new())
+///     .wait_budget("5ms")
+///     .hold_budget("50ms");
+/// queue.lock().await.push(1);
+/// assert_eq!(queue.lock().await.len(), 1);
+/// # });
+/// ```
+pub struct TokioMutex<T: ?Sized> {
+    site: &'static LockSite,
+    limits: Limits,
+    inner: tokio::sync::Mutex<T>,
+}
+
+impl<T> TokioMutex<T> {
+    /// A lock named `name` (locks of one name share their figures) around
+    /// `value`; no budget.
+    ///
+    /// ```
+    /// let m = overrun::sync::TokioMutex::new("tokio_new_doc", 5);
+    /// assert_eq!(*m.try_lock().unwrap(), 5);
+    /// ```
+    #[track_caller]
+    pub fn new(name: &'static str, value: T) -> Self {
+        Self {
+            site: LockSite::of(name, LockKind::TokioMutex, Location::caller()),
+            limits: Limits::default(),
+            inner: tokio::sync::Mutex::new(value),
+        }
+    }
+
+    /// The longest an acquisition may wait; see
+    /// [`crate::sync::Mutex::wait_budget`].
+    ///
+    /// ```
+    /// let m = overrun::sync::TokioMutex::new("tokio_wait_doc", ()).wait_budget("1ms");
+    /// drop(m.try_lock());
+    /// ```
+    #[track_caller]
+    pub fn wait_budget(mut self, limit: impl TimeLimit) -> Self {
+        self.limits.set_wait(self.site, limit.nanos());
+        self
+    }
+
+    /// The longest a guard may be held; see
+    /// [`crate::sync::Mutex::hold_budget`].
+    ///
+    /// ```
+    /// let m = overrun::sync::TokioMutex::new("tokio_hold_doc", ()).hold_budget("1ms");
+    /// drop(m.try_lock());
+    /// ```
+    #[track_caller]
+    pub fn hold_budget(mut self, limit: impl TimeLimit) -> Self {
+        self.limits.set_hold(self.site, limit.nanos());
+        self
+    }
+
+    /// The value, the lock consumed.
+    ///
+    /// ```
+    /// let m = overrun::sync::TokioMutex::new("tokio_into_doc", 3);
+    /// assert_eq!(m.into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.inner.into_inner()
+    }
+}
+
+impl<T: ?Sized> TokioMutex<T> {
+    /// Acquires the lock, waiting (asynchronously) if it is taken.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let m = overrun::sync::TokioMutex::new("tokio_lock_doc", 1);
+    /// *m.lock().await += 1;
+    /// assert_eq!(*m.lock().await, 2);
+    /// # });
+    /// ```
+    #[track_caller]
+    pub fn lock(&self) -> impl Future<Output = TokioMutexGuard<'_, T>> {
+        // The caller's location is taken here: `#[track_caller]` does not
+        // reach into an `async` body.
+        let at = Location::caller();
+        async move {
+            let inner = match self.inner.try_lock() {
+                Ok(guard) => {
+                    self.site.acquired(Mode::Exclusive);
+                    guard
+                }
+                Err(_) => {
+                    let (guard, waited) = self.limits.wait_async(self.inner.lock()).await;
+                    self.site
+                        .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
+                    guard
+                }
+            };
+            TokioMutexGuard {
+                hold: Hold::start(self.site, &self.limits, at),
+                inner: ManuallyDrop::new(inner),
+            }
+        }
+    }
+
+    /// Acquires the lock if it is free, else tokio's error.
+    ///
+    /// ```
+    /// let m = overrun::sync::TokioMutex::new("tokio_try_doc", ());
+    /// let g = m.try_lock().unwrap();
+    /// assert!(m.try_lock().is_err());
+    /// drop(g);
+    /// ```
+    #[track_caller]
+    pub fn try_lock(&self) -> Result<TokioMutexGuard<'_, T>, tokio::sync::TryLockError> {
+        let inner = self.inner.try_lock()?;
+        self.site.acquired(Mode::Exclusive);
+        Ok(TokioMutexGuard {
+            hold: Hold::start(self.site, &self.limits, Location::caller()),
+            inner: ManuallyDrop::new(inner),
+        })
+    }
+
+    /// The value, through `&mut` (no locking needed).
+    ///
+    /// ```
+    /// let mut m = overrun::sync::TokioMutex::new("tokio_get_mut_doc", 1);
+    /// *m.get_mut() += 1;
+    /// assert_eq!(*m.try_lock().unwrap(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for TokioMutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokioMutex")
+            .field("name", &self.site.name)
+            .field("inner", &&self.inner)
+            .finish()
+    }
+}
+
+/// The guard of a [`TokioMutex`]; it may be held across `.await` and sent
+/// to another thread.
+///
+/// ```
+/// let m = overrun::sync::TokioMutex::new("tokio_guard_doc", vec![1]);
+/// let mut g: overrun::sync::TokioMutexGuard<'_, Vec<u32>> = m.try_lock().unwrap();
+/// g.push(2);
+/// assert_eq!(g.len(), 2);
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct TokioMutexGuard<'a, T: ?Sized> {
+    hold: Option<Hold>,
+    inner: ManuallyDrop<tokio::sync::MutexGuard<'a, T>>,
+}
+
+impl<T: ?Sized> Deref for TokioMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: ?Sized> DerefMut for TokioMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: ?Sized> Drop for TokioMutexGuard<'_, T> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
+        unsafe { release(&mut self.hold, &mut self.inner) };
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for TokioMutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
