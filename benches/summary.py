@@ -50,10 +50,14 @@ def main():
         for name, median in benches.items():
             polls = target == "async_poll" or (target == "tasks" and name.startswith("poll_"))
             whole = target == "snapshot" or name.startswith(("render_", "export_"))
-            div = 1 if whole else (POLLS if polls else BATCH)
+            span = target == "spans" and name.startswith("registry_")
+            div = 1 if whole or span else (POLLS if polls else BATCH)
             value = median / div
             per_call[(target, name)] = value
             unit = "ns/poll" if polls else ("ns" if div == 1 else "ns/call")
+            if span:
+                print(f"{target:<16} {name:<40} {value:>7.2f} ns/span")
+                continue
             if target == "tasks" and name.startswith("spawn_"):
                 unit = "ns/spawn"
             shown = f"{value / 1e6:.2f} ms" if div == 1 else f"{value:.2f} {unit}"
@@ -146,6 +150,17 @@ def main():
         if cpl and cov and m:
             print(f"     two threads on one lock: parking_lot {cpl:.2f} ns, overrun {cov:.2f} ns per acquisition; "
                   f"overrun counted {m[2]} of {m[1]} acquisitions contended (wait p99 {m[3]} ns, max {m[4]} ns)")
+    keep, ov = get("spans", "registry_keep"), get("spans", "registry_overrun")
+    if keep and ov:
+        alone = get("spans", "registry_alone")
+        print(f"  spans, one span's life: registry with a no-op layer {keep:.1f} ns (registry alone {alone:.1f} ns), "
+              f"overrun {ov:.1f} ns, tracing-timing {get('spans', 'registry_tracing_timing'):.1f} ns, "
+              f"tracing-opentelemetry {get('spans', 'registry_tracing_opentelemetry'):.1f} ns")
+        goal("11. spans: overrun's layer, minus the registry with a no-op layer", ov - keep, 30.0,
+             lambda v: f"{v:+.1f} ns")
+        fk, fo = get("spans", "registry_keep_nothing_filtered_out"), get("spans", "registry_keep_overrun_filtered_out")
+        if fk and fo:
+            print(f"     a span its filter rejects: {fo - fk:+.1f} ns over the same filter on a no-op layer")
     s1, s10 = get("snapshot", "snapshot/1000"), get("snapshot", "snapshot/10000")
     if s1 and s10:
         print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "

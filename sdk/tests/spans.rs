@@ -385,3 +385,37 @@ fn one_span_entered_on_several_threads_at_once() {
         f.total_ns
     );
 }
+
+/// More spans open at once than the layer's table of open spans holds
+/// (8 192): those past it keep their state in the registry's extensions,
+/// and every one is measured, its allocations and errors too.
+#[test]
+fn more_open_spans_than_the_table_holds_are_all_measured() {
+    setup();
+    const OPEN: usize = 9_000;
+    let spans: Vec<tracing::Span> = (0..OPEN)
+        .map(|_| {
+            tracing::info_span!(
+                "many.open",
+                overrun.allocs = 0,
+                error = tracing::field::Empty
+            )
+        })
+        .collect();
+    for (i, span) in spans.iter().enumerate() {
+        span.in_scope(|| {
+            if i % 1_000 == 0 {
+                std::hint::black_box(vec![0u8; 8]);
+            }
+        });
+        if i % 3_000 == 0 {
+            span.record("error", true);
+        }
+    }
+    drop(spans);
+    let s = site("many.open");
+    assert_eq!((s.calls, s.polls), (OPEN as u64, OPEN as u64));
+    assert_eq!(s.allocs, Some(9), "one vector in every 1 000th span");
+    assert_eq!(s.violations.allocs, 9, "each over its budget of 0");
+    assert_eq!(s.errors, 3);
+}

@@ -529,7 +529,7 @@ fn end_poll(poll_scope: &mut PollScope<'_>, ready: bool) {
 }
 
 #[cfg(feature = "tracing")]
-pub(crate) use span::{SpanCall, span_enter, span_exit};
+pub(crate) use span::{span_close, span_enter, span_exit, span_interval};
 
 #[cfg(feature = "tracing")]
 mod span {
@@ -566,10 +566,10 @@ mod span {
 
     /// One entered interval, closed.
     pub(crate) struct Interval {
-        elapsed: u64,
-        self_time: u64,
-        allocs: u64,
-        bytes: u64,
+        pub(crate) elapsed: u64,
+        pub(crate) self_time: u64,
+        pub(crate) allocs: u64,
+        pub(crate) bytes: u64,
     }
 
     /// The span `id` is exited on this thread: its interval, if one was open
@@ -599,14 +599,84 @@ mod span {
         .flatten()
     }
 
-    /// One span's measurement, driven by the `tracing` layer: its time runs
-    /// from creation to close; each entered interval (on whichever thread,
-    /// several at once when the span is entered on several threads) is
-    /// added like one poll of an `async fn` — busy and self time,
-    /// allocations, the `poll` budget — and the span is recorded as one call
-    /// when it closes.
-    pub(crate) struct SpanCall {
-        call: AsyncCall,
+    /// An entered interval of a span of `site` ended on this thread: its
+    /// busy and self time, its allocations and the interval itself (one
+    /// "poll") go to this thread's cell, and it is checked against the
+    /// `poll` budget (returned when over it, to publish once the caller let
+    /// go of what it holds). The span's call is recorded when it closes.
+    #[inline]
+    pub(crate) fn span_interval(site: &'static Site, interval: &Interval) -> Option<PollOver> {
+        if !enabled() {
+            return None;
+        }
+        let index = site.index()?;
+        let cell = LOCAL.with(|l| l.shard()).map(|s| s.cell(index))?;
+        bump(&cell.polls, 1);
+        raise(&cell.max_poll, interval.elapsed);
+        bump(&cell.self_time, interval.self_time);
+        bump(&cell.allocs, interval.allocs);
+        bump(&cell.bytes, interval.bytes);
+        (interval.elapsed > site.poll_ticks.load(Ordering::Relaxed)).then_some(PollOver {
+            site,
+            index,
+            elapsed: interval.elapsed,
+        })
+    }
+
+    /// A span of `site` created at `start` closed now: one call, an error if
+    /// `error`, checked against the time budget and, with the allocations
+    /// of all its intervals (`allocs`, `bytes`), the allocation budgets
+    /// (returned when over one, to publish where the caller chooses). Its
+    /// intervals' figures are in the cells already.
+    #[inline]
+    pub(crate) fn span_close(
+        site: &'static Site,
+        start: u64,
+        error: bool,
+        allocs: u64,
+        bytes: u64,
+    ) -> Option<CloseOver> {
+        if !enabled() {
+            return None;
+        }
+        let elapsed = crate::record::clock::now().saturating_sub(start);
+        let index = site.index()?;
+        let cell = LOCAL.with(|l| l.shard()).map(|s| s.cell(index))?;
+        bump(&cell.calls, 1);
+        if error {
+            bump(&cell.errors, 1);
+        }
+        bump(&cell.total, elapsed);
+        raise(&cell.max, elapsed);
+        cell.record_value(elapsed);
+        let over = (elapsed > site.time_ticks.load(Ordering::Relaxed))
+            | (allocs > site.allocs.load(Ordering::Relaxed))
+            | (bytes > site.bytes.load(Ordering::Relaxed));
+        over.then_some(CloseOver {
+            site,
+            cell,
+            elapsed,
+            allocs,
+            bytes,
+        })
+    }
+
+    /// A span over a budget at its close, to publish.
+    #[must_use]
+    pub(crate) struct CloseOver {
+        site: &'static Site,
+        cell: &'static SiteCell,
+        elapsed: u64,
+        allocs: u64,
+        bytes: u64,
+    }
+
+    impl CloseOver {
+        /// Counts and publishes the violations (on the closing thread).
+        #[cold]
+        pub(crate) fn publish(self) {
+            over_budget(self.site, self.cell, self.elapsed, self.allocs, self.bytes);
+        }
     }
 
     /// An entered interval over the `poll` budget, to publish once the caller
@@ -624,46 +694,6 @@ mod span {
         #[cold]
         pub(crate) fn publish(self) {
             poll_violation_of(self.site, self.index, self.elapsed);
-        }
-    }
-
-    impl SpanCall {
-        /// A span of `site` created now; `None` when measuring is off or the
-        /// site could not register.
-        #[inline]
-        pub(crate) fn start(site: &'static Site) -> Option<Self> {
-            if !enabled() {
-                return None;
-            }
-            let index = site.index()?;
-            Some(Self {
-                call: AsyncCall::new(site, index, crate::record::clock::now()),
-            })
-        }
-
-        /// Adds an interval of the span; returned if it broke the `poll`
-        /// budget.
-        #[inline]
-        pub(crate) fn add(&mut self, interval: Interval) -> Option<PollOver> {
-            let Interval {
-                elapsed,
-                self_time,
-                allocs,
-                bytes,
-            } = interval;
-            let call = &mut self.call;
-            call.add_poll(elapsed, self_time, allocs, bytes);
-            (elapsed > call.site.poll_ticks.load(Ordering::Relaxed)).then_some(PollOver {
-                site: call.site,
-                index: call.index,
-                elapsed,
-            })
-        }
-
-        /// The span closed: recorded as one call (an error if `error`; a
-        /// violation is published from here).
-        pub(crate) fn close(mut self, error: bool) {
-            self.call.end(crate::record::clock::now(), error, false);
         }
     }
 }

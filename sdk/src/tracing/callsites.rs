@@ -40,11 +40,18 @@ fn start(key: usize) -> usize {
 /// without its site yet is "not found", and the caller takes the lock).
 #[inline]
 pub(super) fn get(key: usize) -> Option<&'static Callsite> {
+    find(key).map(|(callsite, _)| callsite)
+}
+
+/// Like [`get`], with the callsite's [`Handle`].
+#[inline]
+pub(super) fn find(key: usize) -> Option<(&'static Callsite, Handle)> {
     let at = start(key);
     for i in 0..PROBES {
-        let slot = &TABLE[(at + i) % SLOTS];
+        let index = (at + i) % SLOTS;
+        let slot = &TABLE[index];
         match slot.key.load(Ordering::Acquire) {
-            k if k == key => return slot.site.get().copied(),
+            k if k == key => return slot.site.get().map(|s| (*s, Handle(index + 1))),
             0 => return None,
             _ => {}
         }
@@ -53,7 +60,21 @@ pub(super) fn get(key: usize) -> Option<&'static Callsite> {
         .lock()
         .iter()
         .find(|(k, _)| *k == key)
-        .map(|(_, s)| *s)
+        .map(|(_, s)| (*s, Handle(0)))
+}
+
+/// A callsite found again without hashing its key: its slot in the table
+/// (`index + 1`), or 0 for one beside the table.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Handle(pub(super) usize);
+
+/// The callsite of `handle`, or (beside the table) of `key`.
+#[inline]
+pub(super) fn by_handle(handle: usize, key: usize) -> Option<&'static Callsite> {
+    match handle.checked_sub(1) {
+        Some(index) => TABLE.get(index).and_then(|s| s.site.get().copied()),
+        None => get(key),
+    }
 }
 
 /// The site of the callsite at `key`, made by `make` if it has none yet

@@ -12,9 +12,9 @@ use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::callsites;
+use super::{callsites, open};
 use crate::config::Pattern;
-use crate::record::measure::{SpanCall, span_enter, span_exit};
+use crate::record::measure::{span_close, span_enter, span_exit, span_interval};
 use crate::record::site::{Site, SiteKind};
 use crate::record::violation::{HookId, Violation, on_violation, remove_hook};
 use crate::vocab::budget::{Budget, parse_duration, parse_size};
@@ -134,22 +134,25 @@ impl BudgetLayer {
         self
     }
 
-    /// The span's callsite, made from its first span.
+    /// The span's callsite (made from its first span), its metadata's
+    /// address and its handle in the callsite table.
     #[inline]
-    fn callsite(&self, attrs: &Attributes<'_>) -> &'static Callsite {
+    fn callsite(&self, attrs: &Attributes<'_>) -> (&'static Callsite, usize, usize) {
         let meta: &'static Metadata<'static> = attrs.metadata();
         let key = meta as *const Metadata<'static> as usize;
-        match callsites::get(key) {
-            Some(callsite) => callsite,
-            None => callsites::get_or_create(key, || {
-                crate::record::alloc::uncounted(|| {
-                    &*Box::leak(Box::new(Callsite {
-                        site: self.make_site(meta, attrs),
-                        error: meta.fields().field("error").is_some(),
-                    }))
-                })
-            }),
+        if let Some((callsite, handle)) = callsites::find(key) {
+            return (callsite, key, handle.0);
         }
+        callsites::get_or_create(key, || {
+            crate::record::alloc::uncounted(|| {
+                &*Box::leak(Box::new(Callsite {
+                    site: self.make_site(meta, attrs),
+                    error: meta.fields().field("error").is_some(),
+                }))
+            })
+        });
+        let (callsite, handle) = callsites::find(key).expect("the callsite just made");
+        (callsite, key, handle.0)
     }
 
     #[cold]
@@ -226,10 +229,15 @@ pub(super) struct Callsite {
     pub(super) error: bool,
 }
 
-/// A span's measurement, in the registry's extensions.
+/// A span's state when the table of open spans had no room for it: in the
+/// registry's extensions (the same fields as a table slot).
 struct SpanState {
-    call: SpanCall,
+    key: usize,
+    handle: usize,
+    start: u64,
     error: bool,
+    allocs: u64,
+    bytes: u64,
 }
 
 impl<S> Layer<S> for BudgetLayer
@@ -248,20 +256,31 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        let callsite = self.callsite(attrs);
-        let Some(call) = SpanCall::start(callsite.site) else {
+        let (callsite, key, handle) = self.callsite(attrs);
+        if !crate::record::measure::enabled() || callsite.site.index().is_none() {
             return;
-        };
+        }
         // Visited only for a callsite that has an `error` field.
         let error = callsite.error && {
             let mut error = ErrorField(false);
             attrs.record(&mut error);
             error.0
         };
+        let start = crate::record::clock::now();
+        if open::open(id.into_u64(), key, handle, start, error).is_some() {
+            return;
+        }
         if let Some(span) = ctx.span(id) {
             // The layer's own bookkeeping is not the code's allocations.
             crate::record::alloc::uncounted(|| {
-                span.extensions_mut().insert(SpanState { call, error });
+                span.extensions_mut().insert(SpanState {
+                    key,
+                    handle,
+                    start,
+                    error,
+                    allocs: 0,
+                    bytes: 0,
+                });
             });
         }
     }
@@ -270,13 +289,15 @@ where
         let mut error = ErrorField(false);
         values.record(&mut error);
         if error.0 {
-            mark_error(ctx.span(id));
+            mark_error(id, &ctx);
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if *event.metadata().level() == Level::ERROR {
-            mark_error(ctx.event_span(event));
+        if *event.metadata().level() == Level::ERROR
+            && let Some(span) = ctx.event_span(event)
+        {
+            mark_error(&span.id(), &ctx);
         }
     }
 
@@ -290,32 +311,80 @@ where
         let Some(interval) = span_exit(id.into_u64()) else {
             return;
         };
-        let Some(span) = ctx.span(id) else { return };
-        // The extensions are released before a violation is published: the
-        // event it becomes reads this span's extensions too.
-        let over = span
-            .extensions_mut()
-            .get_mut::<SpanState>()
-            .and_then(|state| state.call.add(interval));
-        if let Some(over) = over {
+        let (handle, key) = match open::find(id.into_u64()) {
+            Some(slot) => {
+                if interval.allocs != 0 {
+                    // The span's own sums, for its allocation budgets (it
+                    // may be entered on several threads at once).
+                    slot.allocs.fetch_add(interval.allocs, Ordering::Relaxed);
+                    slot.bytes.fetch_add(interval.bytes, Ordering::Relaxed);
+                }
+                (
+                    slot.handle.load(Ordering::Relaxed),
+                    slot.key.load(Ordering::Relaxed),
+                )
+            }
+            None => match ctx.span(id) {
+                Some(span) => match span.extensions_mut().get_mut::<SpanState>() {
+                    Some(state) => {
+                        state.allocs += interval.allocs;
+                        state.bytes += interval.bytes;
+                        (state.handle, state.key)
+                    }
+                    None => return,
+                },
+                None => return,
+            },
+        };
+        let site = callsites::by_handle(handle, key).map(|c| c.site);
+        if let Some(over) = site.and_then(|site| span_interval(site, &interval)) {
             within_span(id, || over.publish());
         }
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        let state = ctx
-            .span(&id)
-            .and_then(|span| span.extensions_mut().remove::<SpanState>());
-        if let Some(state) = state {
-            within_span(&id, || state.call.close(state.error));
+        let state = match open::find(id.into_u64()) {
+            Some(slot) => {
+                let state = SpanState {
+                    key: slot.key.load(Ordering::Relaxed),
+                    handle: slot.handle.load(Ordering::Relaxed),
+                    start: slot.start.load(Ordering::Relaxed),
+                    error: slot.error.load(Ordering::Relaxed),
+                    allocs: slot.allocs.load(Ordering::Relaxed),
+                    bytes: slot.bytes.load(Ordering::Relaxed),
+                };
+                slot.close();
+                state
+            }
+            None => match ctx
+                .span(&id)
+                .and_then(|span| span.extensions_mut().remove::<SpanState>())
+            {
+                Some(state) => state,
+                None => return,
+            },
+        };
+        let Some(callsite) = callsites::by_handle(state.handle, state.key) else {
+            return;
+        };
+        let over = span_close(
+            callsite.site,
+            state.start,
+            state.error,
+            state.allocs,
+            state.bytes,
+        );
+        if let Some(over) = over {
+            within_span(&id, || over.publish());
         }
     }
 }
 
-fn mark_error<S: for<'a> LookupSpan<'a>>(
-    span: Option<tracing_subscriber::registry::SpanRef<'_, S>>,
-) {
-    if let Some(span) = span
+/// The span `id` is an error.
+fn mark_error<S: Subscriber + for<'a> LookupSpan<'a>>(id: &span::Id, ctx: &Context<'_, S>) {
+    if let Some(slot) = open::find(id.into_u64()) {
+        slot.error.store(true, Ordering::Relaxed);
+    } else if let Some(span) = ctx.span(id)
         && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
     {
         state.error = true;

@@ -1,0 +1,131 @@
+//! What an open span's close needs — its callsite, creation time, error
+//! flag and allocation sums — kept by span id in a fixed table, without a
+//! lock and without the registry's per-span extensions (a boxed value and
+//! a lock taken at every exit and at close).
+//!
+//! A span claims a slot near its id's hash with one compare-and-swap when
+//! it is created and frees it with a store when it closes; in between its
+//! slot is found by reading ids. Slots are a cache line each. A span that
+//! finds no free slot among its [`PROBES`] keeps its state in the registry's
+//! extensions instead (the layer's fallback).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Open spans the table holds at once (more spill to the fallback).
+const SLOTS: usize = 8192;
+/// Slots a span's id may use.
+const PROBES: usize = 8;
+
+/// One open span.
+#[repr(align(64))]
+pub(super) struct Slot {
+    /// The span's id; 0 when free.
+    id: AtomicU64,
+    /// Its callsite's metadata address (the key of `callsites`), and its
+    /// slot there (`callsites::Handle`).
+    pub(super) key: AtomicUsize,
+    pub(super) handle: AtomicUsize,
+    /// Its creation time, in clock ticks.
+    pub(super) start: AtomicU64,
+    /// It recorded an `error` field, or an ERROR event happened inside it.
+    pub(super) error: AtomicBool,
+    /// Allocations and bytes of its entered intervals (on every thread).
+    pub(super) allocs: AtomicU64,
+    pub(super) bytes: AtomicU64,
+}
+
+static TABLE: [Slot; SLOTS] = [const {
+    Slot {
+        id: AtomicU64::new(0),
+        key: AtomicUsize::new(0),
+        handle: AtomicUsize::new(0),
+        start: AtomicU64::new(0),
+        error: AtomicBool::new(false),
+        allocs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    }
+}; SLOTS];
+
+#[inline]
+fn first(id: u64) -> usize {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % SLOTS
+}
+
+/// A slot for the new span `id`, its fields set; `None` when its probes
+/// are all taken.
+#[inline]
+pub(super) fn open(
+    id: u64,
+    key: usize,
+    handle: usize,
+    start: u64,
+    error: bool,
+) -> Option<&'static Slot> {
+    let at = first(id);
+    let slot = (0..PROBES).map(|i| &TABLE[(at + i) % SLOTS]).find(|s| {
+        s.id.load(Ordering::Relaxed) == 0
+            && s.id
+                .compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    })?;
+    // Read elsewhere only after the span itself reached that thread (the
+    // registry's and the program's own synchronisation order these).
+    slot.key.store(key, Ordering::Relaxed);
+    slot.handle.store(handle, Ordering::Relaxed);
+    slot.start.store(start, Ordering::Relaxed);
+    slot.error.store(error, Ordering::Relaxed);
+    slot.allocs.store(0, Ordering::Relaxed);
+    slot.bytes.store(0, Ordering::Relaxed);
+    Some(slot)
+}
+
+/// The open span `id`'s slot, if it has one. Every probe is read (a freed
+/// slot does not end the search): ids of live spans are unique.
+#[inline]
+pub(super) fn find(id: u64) -> Option<&'static Slot> {
+    let at = first(id);
+    (0..PROBES)
+        .map(|i| &TABLE[(at + i) % SLOTS])
+        .find(|s| s.id.load(Ordering::Acquire) == id)
+}
+
+impl Slot {
+    /// Frees the slot (the span closed).
+    #[inline]
+    pub(super) fn close(&self) {
+        self.id.store(0, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_find_their_own_slot_and_spill_when_their_probes_are_full() {
+        // Ids that hash to the same first slot: the multiplier's inverse
+        // walks them apart, so pick ids by their slot instead.
+        let target = first(0x5EED);
+        let same: Vec<u64> = (1..u64::MAX)
+            .filter(|&id| first(id) == target)
+            .take(PROBES + 1)
+            .collect();
+        let slots: Vec<&Slot> = same[..PROBES]
+            .iter()
+            .map(|&id| open(id, 8, 0, id * 2, false).expect("a free probe"))
+            .collect();
+        assert!(open(same[PROBES], 8, 0, 0, false).is_none(), "probes full");
+        for &id in &same[..PROBES] {
+            let s = find(id).unwrap();
+            assert_eq!(s.start.load(Ordering::Relaxed), id * 2);
+        }
+        slots[3].close();
+        assert!(find(same[3]).is_none());
+        assert!(find(same[5]).is_some(), "found past a freed slot");
+        let again = open(same[PROBES], 8, 0, 7, true).expect("the freed slot");
+        assert!(std::ptr::eq(again, slots[3]));
+        for s in slots {
+            s.close();
+        }
+    }
+}
