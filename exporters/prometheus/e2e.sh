@@ -170,8 +170,8 @@ check() { # check NAME COMMAND...
         echo "FAIL $1:"; echo "$out"; failed=$((failed + 1))
     fi
 }
-check "Prometheus loaded the 4 alerting rules" sh -c \
-    "curl -sf 'http://127.0.0.1:$prom_port/api/v1/rules' | python3 -c 'import json, sys; g = json.load(sys.stdin)[\"data\"][\"groups\"]; sys.exit(0 if [len(x[\"rules\"]) for x in g if x[\"name\"] == \"overrun-budgets\"] == [4] else 1)'"
+check "Prometheus loaded the 5 alerting rules" sh -c \
+    "curl -sf 'http://127.0.0.1:$prom_port/api/v1/rules' | python3 -c 'import json, sys; g = json.load(sys.stdin)[\"data\"][\"groups\"]; sys.exit(0 if [len(x[\"rules\"]) for x in g if x[\"name\"] == \"overrun-budgets\"] == [5] else 1)'"
 curl -sf "http://127.0.0.1:$app_port/metrics" >"$work/scrape.txt"
 check "promtool check metrics (a scrape)" sh -c "promtool check metrics < '$work/scrape.txt'"
 check "promtool check rules" promtool check rules "$here/alerts.yml"

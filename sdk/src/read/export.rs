@@ -32,7 +32,13 @@ use crate::record::stats::Histogram;
 use crate::sync::LockStats;
 use crate::tasks::TaskStats;
 
-pub use crate::sync::LOCK_MODULE;
+/// The `module` label of a lock's budget violations (`function` is the
+/// lock's name, [`crate::sync`]).
+///
+/// ```
+/// assert_eq!(overrun::export::LOCK_MODULE, "lock");
+/// ```
+pub const LOCK_MODULE: &str = crate::sync::LOCK_MODULE;
 
 /// How a metric's points combine over time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +173,8 @@ metrics! {
     LOCK_WAIT = "overrun.lock.wait", Histogram, "s", "Wait to acquire a lock, every acquisition (0 when the lock was free), by mode.";
     /// Holds of locks with a hold budget.
     LOCK_HOLD = "overrun.lock.hold", Histogram, "s", "How long a lock was held (locks with a hold budget).";
+    /// Holds in progress past their budget.
+    LOCK_HELD_PAST_BUDGET = "overrun.lock.held_past_budget", Gauge, "{hold}", "Holds of a lock in progress now that are past its hold budget (a deadlock or a forgotten guard, for as long as it lasts).";
     /// Resident memory now.
     RESIDENT_MEMORY = "overrun.process.resident_memory", Gauge, "By", "Resident memory of the process now.";
     /// Peak resident memory since the program started.
@@ -527,11 +535,14 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
     }
     push!(&LOCK_ACQUISITIONS, acquisitions);
     push!(&LOCK_WAIT, waits);
-    push!(
-        &LOCK_HOLD,
+    let budgeted = || {
         locks
             .iter()
             .filter(|l| l.budget.hold_ns.is_some() || l.hold_histogram.count() > 0)
+    };
+    push!(
+        &LOCK_HOLD,
+        budgeted()
             .map(|l| Point {
                 labels: vec![("lock", l.name)],
                 value: Value::Histogram {
@@ -539,6 +550,15 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     count: l.hold_histogram.count(),
                     sum_seconds: seconds(l.total_hold_ns),
                 },
+            })
+            .collect(),
+    );
+    push!(
+        &LOCK_HELD_PAST_BUDGET,
+        budgeted()
+            .map(|l| Point {
+                labels: vec![("lock", l.name)],
+                value: Value::Int(l.held_past_budget),
             })
             .collect(),
     );

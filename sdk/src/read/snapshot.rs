@@ -341,6 +341,7 @@ pub fn snapshot() -> Snapshot {
     crate::record::alloc::uncounted(|| {
         let sites = site::all();
         let totals = collect(sites.len());
+        let locks = crate::sync::stats(&totals);
         let allocs_available = crate::record::alloc::is_installed();
         let (sites, mut never_ran): (Vec<SiteSnapshot>, Vec<SiteSnapshot>) = sites
             .iter()
@@ -380,7 +381,7 @@ pub fn snapshot() -> Snapshot {
             sites,
             tasks: crate::tasks::stats(),
             live_tasks: crate::tasks::live(),
-            locks: crate::sync::stats(),
+            locks,
             never_ran,
             config: crate::config::stats(),
         }

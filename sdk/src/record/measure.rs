@@ -278,8 +278,9 @@ impl Drop for Guard {
 }
 
 /// Records a call its body's panic unwound, an error. Out of line, its
-/// figures in registers: the caller's frame keeps no copy of the guard for
-/// the unwinding path.
+/// figures in registers (six arguments: all in registers in the System V
+/// calling convention, not in Windows x64's): the caller's frame keeps no
+/// copy of the guard for the unwinding path.
 #[cold]
 #[inline(never)]
 fn unwound(

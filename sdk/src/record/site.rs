@@ -19,6 +19,7 @@ use crate::vocab::budget::{Budget, NONE};
 /// What a site instruments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SiteKind {
     /// A synchronous function.
     Sync,

@@ -5,10 +5,15 @@
 //! acquisitions, shared acquisitions, holds — so counting goes through the
 //! same per-thread cells as a measured call: plain loads and stores on the
 //! thread's own cell, no atomic read-modify-write, no shared cache line.
+//! An acquisition site's `calls` counts the acquisitions that found the lock
+//! free (each a wait of 0), its `errors` those that found it taken (their
+//! waits in its histogram): the two only ever grow, so no figure derived
+//! from them can fall between two exports.
 
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::thread::ThreadId;
 
 use parking_lot::RwLock;
 
@@ -16,17 +21,13 @@ use crate::record::clock;
 use crate::record::measure::enabled;
 use crate::record::site::{Site, SiteKind};
 use crate::record::stats::shard::{LOCAL, SiteCell, bump, raise};
-use crate::record::stats::{Histogram, Totals, site_totals};
+use crate::record::stats::{Histogram, Totals};
 use crate::record::violation::{Violation, ViolationKind, publish};
 use crate::vocab::budget::{Budget, NONE, limit};
 
-/// The `module` of a lock's sites and of its budget violations (`function`
-/// is the lock's name).
-///
-/// ```
-/// assert_eq!(overrun::export::LOCK_MODULE, "lock");
-/// ```
-pub const LOCK_MODULE: &str = "lock";
+/// The `module` of a lock's budget violations (`function` is the lock's
+/// name); published as `overrun::export::LOCK_MODULE`.
+pub(crate) const LOCK_MODULE: &str = "lock";
 
 /// What kind of lock a name belongs to (the first lock made with it).
 ///
@@ -131,7 +132,8 @@ impl LockSite {
         }
     }
 
-    /// An acquisition that found the lock free: one count, no clock read.
+    /// An acquisition that found the lock free: one count, no clock read
+    /// (its wait of 0 is added to the histogram when it is read).
     #[inline(always)]
     pub(crate) fn acquired(&self, mode: Mode) {
         if let Some(cell) = cell_of(self.mode_site(mode)) {
@@ -140,7 +142,8 @@ impl LockSite {
     }
 
     /// An acquisition that found the lock taken and waited `ticks` for it;
-    /// a violation when that is over `limit` ticks.
+    /// a violation, to publish, when that is over `limit` ticks (counted
+    /// here).
     #[cold]
     #[inline(never)]
     pub(crate) fn waited(
@@ -149,17 +152,34 @@ impl LockSite {
         ticks: u64,
         limit: u64,
         at: &'static Location<'static>,
-    ) {
-        let Some(cell) = cell_of(self.mode_site(mode)) else {
-            return;
-        };
-        bump(&cell.calls, 1);
+    ) -> Option<WaitOver> {
+        let cell = cell_of(self.mode_site(mode))?;
         bump(&cell.errors, 1);
         bump(&cell.total, ticks);
         raise(&cell.max, ticks);
         cell.record_value(ticks);
-        if ticks > limit {
-            self.violate(cell, ViolationKind::Wait, ticks, limit, at);
+        (ticks > limit).then(|| {
+            bump(&cell.violations[0], 1);
+            WaitOver(self.violation(ViolationKind::Wait, ticks, limit, at))
+        })
+    }
+
+    /// A wait given up before the lock was acquired (a `TokioMutex::lock`
+    /// future dropped): not an acquisition, but a violation when it was
+    /// over `limit` already.
+    #[cfg(feature = "tokio")]
+    #[cold]
+    pub(crate) fn wait_abandoned(
+        &'static self,
+        ticks: u64,
+        limit: u64,
+        at: &'static Location<'static>,
+    ) {
+        if ticks > limit
+            && let Some(cell) = cell_of(self.exclusive)
+        {
+            bump(&cell.violations[0], 1);
+            publish(self.violation(ViolationKind::Wait, ticks, limit, at));
         }
     }
 
@@ -185,16 +205,23 @@ impl LockSite {
         }
     }
 
-    /// A hold the watchdog found past its budget while it is still held.
+    /// A hold the watchdog found past its budget while it is still held
+    /// (by the thread `owner`, when known).
     #[cold]
     pub(crate) fn held_too_long(
         &'static self,
         ticks: u64,
         limit: u64,
         at: &'static Location<'static>,
+        owner: Option<ThreadId>,
     ) {
         if let Some(cell) = cell_of(self.hold) {
-            self.violate(cell, ViolationKind::Hold, ticks, limit, at);
+            bump(&cell.violations[0], 1);
+            let mut v = self.violation(ViolationKind::Hold, ticks, limit, at);
+            if let Some(owner) = owner {
+                v.thread = owner;
+            }
+            publish(v);
         }
     }
 
@@ -209,12 +236,36 @@ impl LockSite {
         at: &'static Location<'static>,
     ) {
         bump(&cell.violations[0], 1);
-        publish(Violation::here(
+        publish(self.violation(kind, ticks, limit, at));
+    }
+
+    fn violation(
+        &self,
+        kind: ViolationKind,
+        ticks: u64,
+        limit: u64,
+        at: &'static Location<'static>,
+    ) -> Violation {
+        Violation::here(
             (self.name, LOCK_MODULE, at.file(), at.line()),
             kind,
             clock::ticks_to_ns(ticks),
             clock::ticks_to_ns(limit),
-        ));
+        )
+    }
+}
+
+/// A wait over its budget, counted, to publish once the guard exists (so
+/// its hold is measured from before the publishing).
+#[must_use]
+pub(crate) struct WaitOver(Violation);
+
+impl WaitOver {
+    /// Publishes the violation (while the lock is held: a violation hook
+    /// must not take the lock it is told about).
+    #[cold]
+    pub(crate) fn publish(self) {
+        publish(self.0);
     }
 }
 
@@ -269,6 +320,9 @@ pub struct LockStats {
     pub max_hold_ns: Option<u64>,
     /// All measured holds together, ns.
     pub total_hold_ns: u64,
+    /// Holds in progress now that are past the hold budget (a deadlock or a
+    /// forgotten guard shows here for as long as it lasts).
+    pub held_past_budget: u64,
     /// The budgets last given to a lock of this name.
     pub budget: LockBudget,
     /// Violations by kind.
@@ -353,19 +407,22 @@ pub struct LockMode {
     pub wait_histogram: Histogram,
 }
 
-/// One mode's waits: the contended ones as recorded, plus a zero for every
-/// acquisition that found the lock free.
-fn waits(site: &Site) -> Totals {
-    let mut t = site.registered_index().map(site_totals).unwrap_or_default();
-    t.histogram.add_zeros(t.calls - t.errors.min(t.calls));
+/// One mode's waits: the contended ones as recorded (`errors`, their waits
+/// in the histogram), plus a zero for every acquisition that found the lock
+/// free (`calls`).
+fn waits(site: &Site, totals: &[Totals]) -> Totals {
+    let t = site.registered_index().and_then(|i| totals.get(i));
+    let mut t = t.cloned().unwrap_or_default();
+    t.histogram.add_zeros(t.calls);
     t
 }
 
 fn mode(t: &Totals) -> LockMode {
-    let any = t.calls > 0;
+    let acquisitions = t.calls + t.errors;
+    let any = acquisitions > 0;
     let h = &t.histogram;
     LockMode {
-        acquisitions: t.calls,
+        acquisitions,
         contended: t.errors,
         wait_p50_ns: any.then(|| h.quantile(0.5)),
         wait_p99_ns: any.then(|| h.quantile(0.99)),
@@ -375,51 +432,65 @@ fn mode(t: &Totals) -> LockMode {
     }
 }
 
-/// The figures of every lock name, by name.
-pub(crate) fn stats() -> Vec<LockStats> {
+/// The figures of every lock name, by name, from the merged figures of
+/// every site (`totals`, by site index: the snapshot's).
+pub(crate) fn stats(totals: &[Totals]) -> Vec<LockStats> {
     let sites: Vec<&'static LockSite> = LOCK_SITES
         .read()
         .as_ref()
         .map(|m| m.values().copied().collect())
         .unwrap_or_default();
+    if sites.is_empty() {
+        return Vec::new();
+    }
+    let overdue = super::watch::overdue();
     let mut out: Vec<LockStats> = sites
         .into_iter()
         .map(|s| {
-            let exclusive = waits(s.exclusive);
-            let shared = waits(s.shared);
+            let (exclusive, shared) = (
+                mode(&waits(s.exclusive, totals)),
+                mode(&waits(s.shared, totals)),
+            );
             let hold = s
                 .hold
                 .registered_index()
-                .map(site_totals)
+                .and_then(|i| totals.get(i))
+                .cloned()
                 .unwrap_or_default();
-            let mut all = exclusive.histogram.clone();
-            all.merge(&shared.histogram);
+            let mut all = exclusive.wait_histogram.clone();
+            all.merge(&shared.wait_histogram);
             let any = all.count() > 0;
             let held = hold.calls > 0;
             let rw = s.rw.load(Ordering::Relaxed) != 0;
+            let violations = |site: &Site| {
+                site.registered_index()
+                    .and_then(|i| totals.get(i))
+                    .map_or(0, |t| t.violations[0])
+            };
             LockStats {
                 name: s.name,
                 kind: s.kind,
-                acquisitions: exclusive.calls + shared.calls,
-                contended: exclusive.errors + shared.errors,
+                acquisitions: exclusive.acquisitions + shared.acquisitions,
+                contended: exclusive.contended + shared.contended,
                 wait_p50_ns: any.then(|| all.quantile(0.5)),
                 wait_p99_ns: any.then(|| all.quantile(0.99)),
                 max_wait_ns: any.then(|| all.max()),
-                total_wait_ns: clock::ticks_to_ns(exclusive.total + shared.total),
+                total_wait_ns: exclusive.total_wait_ns + shared.total_wait_ns,
                 hold_p50_ns: held.then(|| hold.histogram.quantile(0.5)),
                 hold_p99_ns: held.then(|| hold.histogram.quantile(0.99)),
                 max_hold_ns: held.then(|| hold.histogram.max()),
                 total_hold_ns: clock::ticks_to_ns(hold.total),
+                held_past_budget: overdue.iter().filter(|&&p| std::ptr::eq(p, s)).count() as u64,
                 budget: LockBudget {
                     wait_ns: limit(s.wait_ns.load(Ordering::Relaxed)),
                     hold_ns: limit(s.hold_ns.load(Ordering::Relaxed)),
                 },
                 violations: LockViolations {
-                    wait: exclusive.violations[0] + shared.violations[0],
-                    hold: hold.violations[0],
+                    wait: violations(s.exclusive) + violations(s.shared),
+                    hold: violations(s.hold),
                 },
-                exclusive: rw.then(|| mode(&exclusive)),
-                shared: rw.then(|| mode(&shared)),
+                exclusive: rw.then_some(exclusive),
+                shared: rw.then_some(shared),
                 wait_histogram: all,
                 hold_histogram: hold.histogram,
             }

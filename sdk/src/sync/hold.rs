@@ -1,11 +1,12 @@
 //! What every lock type shares: its budgets, the measured wait of a
-//! contended acquisition, and the measured hold of a guard.
+//! contended acquisition, the guard, and the measured hold.
 
-use std::mem::ManuallyDrop;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
 use super::figures::LockSite;
-use super::watch::{Watched, watch};
+use super::watch::{Watched, start_watchdog, watch};
 use crate::record::clock;
 use crate::record::measure::enabled;
 use crate::vocab::budget::NONE;
@@ -37,10 +38,12 @@ impl Limits {
         site.set_budgets(self.wait_ns, self.hold_ns);
     }
 
+    /// Also starts the watchdog, so no hold pays for that.
     pub(crate) fn set_hold(&mut self, site: &LockSite, ns: u64) {
         self.hold_ns = ns;
         self.hold_ticks = clock::ns_to_ticks(ns);
         site.set_budgets(self.wait_ns, self.hold_ns);
+        start_watchdog();
     }
 
     pub(crate) fn wait_ticks(&self) -> u64 {
@@ -55,25 +58,78 @@ impl Limits {
         let guard = acquire();
         (guard, clock::now().saturating_sub(start))
     }
+}
 
-    /// Waits for `acquire` (a future that found the lock taken), measuring
-    /// the wait in ticks.
-    #[cfg(feature = "tokio")]
-    pub(crate) async fn wait_async<G>(&self, acquire: impl Future<Output = G>) -> (G, u64) {
-        let start = clock::now();
-        let guard = acquire.await;
-        (guard, clock::now().saturating_sub(start))
+/// The guard of every lock of this module: the inner lock's guard, and the
+/// hold being measured (for a lock with a hold budget). Derefs to the
+/// value; dropping it releases the lock, then records the hold.
+///
+/// ```
+/// let m = overrun::sync::Mutex::new("held_doc", vec![1]).hold_budget("1s");
+/// let mut g: overrun::sync::Held<_> = m.lock();
+/// g.push(2);
+/// assert_eq!(*g, [1, 2]);
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct Held<G> {
+    // Dropped first: the lock is released before the hold (the next field)
+    // records itself and publishes any violation.
+    inner: G,
+    hold: Option<Hold>,
+}
+
+impl<G> Held<G> {
+    #[inline(always)]
+    pub(crate) fn new(inner: G, hold: Option<Hold>) -> Self {
+        Self { inner, hold }
+    }
+}
+
+impl<G: Deref> Deref for Held<G> {
+    type Target = G::Target;
+    #[inline(always)]
+    fn deref(&self) -> &G::Target {
+        &self.inner
+    }
+}
+
+impl<G: DerefMut> DerefMut for Held<G> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut G::Target {
+        &mut self.inner
+    }
+}
+
+impl<G> Drop for Held<G> {
+    /// The hold ends before the lock is released (the fields' drops, after
+    /// this, release it and then record the hold).
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(hold) = &mut self.hold {
+            hold.stop();
+        }
+    }
+}
+
+impl<G: Deref<Target: fmt::Debug>> fmt::Debug for Held<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 
 /// One hold of a lock with a hold budget: started when the guard is made,
-/// ended when it is dropped.
+/// stopped when the guard is dropped (before the lock is released), and
+/// recorded when it is dropped itself (after).
 pub(crate) struct Hold {
     site: &'static LockSite,
     start: u64,
     limit: u64,
     at: &'static Location<'static>,
     watched: Option<Watched>,
+    /// When it stopped (0: not yet), and whether the watchdog had reported
+    /// it by then.
+    end: u64,
+    reported: bool,
 }
 
 impl Hold {
@@ -88,43 +144,88 @@ impl Hold {
         if limits.hold_ticks == NONE || !enabled() {
             return None;
         }
-        let start = clock::now();
+        let (start, watched) = watch(site, limits.hold_ticks, at);
         Some(Self {
             site,
             start,
             limit: limits.hold_ticks,
             at,
-            watched: watch(site, start, limits.hold_ticks, at),
+            watched,
+            end: 0,
+            reported: false,
         })
     }
 
-    /// The hold ended at `end` (the clock read before the lock was
-    /// released): recorded, and a violation unless the watchdog reported
-    /// it already.
-    pub(crate) fn end(self, end: u64) {
-        let reported = self.watched.is_some_and(Watched::release);
+    /// The hold ends now: the clock is read and the watch ends, both while
+    /// the lock is still held (so the watchdog cannot find it past its
+    /// budget after it ended).
+    #[inline]
+    fn stop(&mut self) {
+        if self.end == 0 {
+            self.end = clock::now().max(1);
+            self.reported = self.watched.take().is_some_and(Watched::release);
+        }
+    }
+}
+
+impl Drop for Hold {
+    /// Records the hold: once the lock is released when the guard dropped
+    /// it (a violation unless the watchdog reported it already).
+    fn drop(&mut self) {
+        self.stop();
         self.site.held(
-            end.saturating_sub(self.start),
+            self.end.saturating_sub(self.start),
             self.limit,
-            reported,
+            self.reported,
             self.at,
         );
     }
 }
 
-/// Reads the clock for `hold`, releases the lock (drops `inner`), then
-/// records the hold: the lock is not held while a violation is published.
-///
-/// # Safety
-///
-/// Called once, from the drop of the guard that owns `inner`, which is not
-/// used afterwards.
-#[inline(always)]
-pub(crate) unsafe fn release<G>(hold: &mut Option<Hold>, inner: &mut ManuallyDrop<G>) {
-    let end = hold.as_ref().map(|_| clock::now());
-    // SAFETY: the caller's promise: `inner` is dropped once, here.
-    unsafe { ManuallyDrop::drop(inner) };
-    if let (Some(hold), Some(end)) = (hold.take(), end) {
-        hold.end(end);
+/// A `TokioMutex` acquisition waiting for the lock: if the future is
+/// dropped while it waits (a timeout, a `select!`), its wait is still
+/// checked against the wait budget.
+#[cfg(feature = "tokio")]
+pub(crate) struct Waiting {
+    site: &'static LockSite,
+    start: u64,
+    limit: u64,
+    at: &'static Location<'static>,
+    done: bool,
+}
+
+#[cfg(feature = "tokio")]
+impl Waiting {
+    pub(crate) fn new(
+        site: &'static LockSite,
+        limits: &Limits,
+        at: &'static Location<'static>,
+    ) -> Self {
+        Self {
+            site,
+            start: clock::now(),
+            limit: limits.wait_ticks,
+            at,
+            done: false,
+        }
+    }
+
+    /// The lock was acquired: the wait, recorded; a violation to publish
+    /// when over the budget.
+    pub(crate) fn acquired(mut self) -> Option<super::figures::WaitOver> {
+        self.done = true;
+        let waited = clock::now().saturating_sub(self.start);
+        self.site
+            .waited(super::figures::Mode::Exclusive, waited, self.limit, self.at)
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.done {
+            let waited = clock::now().saturating_sub(self.start);
+            self.site.wait_abandoned(waited, self.limit, self.at);
+        }
     }
 }

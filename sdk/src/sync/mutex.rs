@@ -1,12 +1,10 @@
 //! [`Mutex`]: `parking_lot::Mutex` with its waits and holds measured.
 
 use std::fmt;
-use std::mem::ManuallyDrop;
-use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
 use super::figures::{LockKind, LockSite, Mode};
-use super::hold::{Hold, Limits, release};
+use super::hold::{Held, Hold, Limits};
 use crate::vocab::units::TimeLimit;
 
 /// A mutual-exclusion lock (`parking_lot::Mutex` underneath) whose
@@ -100,26 +98,30 @@ impl<T: ?Sized> Mutex<T> {
     #[inline(always)]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         let at = Location::caller();
-        let inner = match self.inner.try_lock() {
-            Some(guard) => {
+        match self.inner.try_lock() {
+            Some(inner) => {
                 self.site.acquired(Mode::Exclusive);
-                guard
+                Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
             None => self.lock_slow(at),
-        };
-        MutexGuard {
-            hold: Hold::start(self.site, &self.limits, at),
-            inner: ManuallyDrop::new(inner),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn lock_slow(&self, at: &'static Location<'static>) -> parking_lot::MutexGuard<'_, T> {
-        let (guard, waited) = self.limits.wait(|| self.inner.lock());
-        self.site
+    fn lock_slow(&self, at: &'static Location<'static>) -> MutexGuard<'_, T> {
+        if !crate::record::measure::enabled() {
+            return Held::new(self.inner.lock(), None);
+        }
+        let (inner, waited) = self.limits.wait(|| self.inner.lock());
+        let over = self
+            .site
             .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
-        guard
+        let held = Held::new(inner, Hold::start(self.site, &self.limits, at));
+        if let Some(over) = over {
+            over.publish();
+        }
+        held
     }
 
     /// Acquires the lock if it is free (an acquisition), else `None` (not
@@ -135,10 +137,10 @@ impl<T: ?Sized> Mutex<T> {
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         let inner = self.inner.try_lock()?;
         self.site.acquired(Mode::Exclusive);
-        Some(MutexGuard {
-            hold: Hold::start(self.site, &self.limits, Location::caller()),
-            inner: ManuallyDrop::new(inner),
-        })
+        Some(Held::new(
+            inner,
+            Hold::start(self.site, &self.limits, Location::caller()),
+        ))
     }
 
     /// Whether the lock is taken now.
@@ -192,35 +194,4 @@ impl<T: Default> Default for Mutex<T> {
 /// g.push('x');
 /// assert_eq!(g.len(), 1);
 /// ```
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct MutexGuard<'a, T: ?Sized> {
-    hold: Option<Hold>,
-    inner: ManuallyDrop<parking_lot::MutexGuard<'a, T>>,
-}
-
-impl<T: ?Sized> Deref for MutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-}
-
-impl<T: ?Sized> Drop for MutexGuard<'_, T> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
-        unsafe { release(&mut self.hold, &mut self.inner) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+pub type MutexGuard<'a, T> = Held<parking_lot::MutexGuard<'a, T>>;

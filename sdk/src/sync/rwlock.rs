@@ -2,12 +2,10 @@
 //! reads and writes counted apart.
 
 use std::fmt;
-use std::mem::ManuallyDrop;
-use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
 use super::figures::{LockKind, LockSite, Mode};
-use super::hold::{Hold, Limits, release};
+use super::hold::{Held, Hold, Limits};
 use crate::vocab::units::TimeLimit;
 
 /// A reader-writer lock (`parking_lot::RwLock` underneath) whose
@@ -96,26 +94,35 @@ impl<T: ?Sized> RwLock<T> {
     #[inline(always)]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         let at = Location::caller();
-        let inner = match self.inner.try_read() {
-            Some(guard) => {
+        match self.inner.try_read() {
+            Some(inner) => {
                 self.site.acquired(Mode::Shared);
-                guard
+                Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.read_slow(at),
-        };
-        RwLockReadGuard {
-            hold: Hold::start(self.site, &self.limits, at),
-            inner: ManuallyDrop::new(inner),
+            None => self.slow(Mode::Shared, || self.inner.read(), at),
         }
     }
 
+    /// An acquisition that found the lock taken: waits in `acquire`,
+    /// measured.
     #[cold]
     #[inline(never)]
-    fn read_slow(&self, at: &'static Location<'static>) -> parking_lot::RwLockReadGuard<'_, T> {
-        let (guard, waited) = self.limits.wait(|| self.inner.read());
-        self.site
-            .waited(Mode::Shared, waited, self.limits.wait_ticks(), at);
-        guard
+    fn slow<G>(
+        &self,
+        mode: Mode,
+        acquire: impl FnOnce() -> G,
+        at: &'static Location<'static>,
+    ) -> Held<G> {
+        if !crate::record::measure::enabled() {
+            return Held::new(acquire(), None);
+        }
+        let (inner, waited) = self.limits.wait(acquire);
+        let over = self.site.waited(mode, waited, self.limits.wait_ticks(), at);
+        let held = Held::new(inner, Hold::start(self.site, &self.limits, at));
+        if let Some(over) = over {
+            over.publish();
+        }
+        held
     }
 
     /// Acquires the lock for writing, alone.
@@ -129,26 +136,13 @@ impl<T: ?Sized> RwLock<T> {
     #[inline(always)]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         let at = Location::caller();
-        let inner = match self.inner.try_write() {
-            Some(guard) => {
+        match self.inner.try_write() {
+            Some(inner) => {
                 self.site.acquired(Mode::Exclusive);
-                guard
+                Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.write_slow(at),
-        };
-        RwLockWriteGuard {
-            hold: Hold::start(self.site, &self.limits, at),
-            inner: ManuallyDrop::new(inner),
+            None => self.slow(Mode::Exclusive, || self.inner.write(), at),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn write_slow(&self, at: &'static Location<'static>) -> parking_lot::RwLockWriteGuard<'_, T> {
-        let (guard, waited) = self.limits.wait(|| self.inner.write());
-        self.site
-            .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
-        guard
     }
 
     /// Acquires the lock for reading if no writer holds it, else `None`.
@@ -164,10 +158,10 @@ impl<T: ?Sized> RwLock<T> {
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         let inner = self.inner.try_read()?;
         self.site.acquired(Mode::Shared);
-        Some(RwLockReadGuard {
-            hold: Hold::start(self.site, &self.limits, Location::caller()),
-            inner: ManuallyDrop::new(inner),
-        })
+        Some(Held::new(
+            inner,
+            Hold::start(self.site, &self.limits, Location::caller()),
+        ))
     }
 
     /// Acquires the lock for writing if it is free, else `None`.
@@ -183,10 +177,10 @@ impl<T: ?Sized> RwLock<T> {
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         let inner = self.inner.try_write()?;
         self.site.acquired(Mode::Exclusive);
-        Some(RwLockWriteGuard {
-            hold: Hold::start(self.site, &self.limits, Location::caller()),
-            inner: ManuallyDrop::new(inner),
-        })
+        Some(Held::new(
+            inner,
+            Hold::start(self.site, &self.limits, Location::caller()),
+        ))
     }
 
     /// The value, through `&mut` (no locking needed).
@@ -217,32 +211,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 /// let g: overrun::sync::RwLockReadGuard<'_, Vec<u32>> = l.read();
 /// assert_eq!(g.len(), 1);
 /// ```
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockReadGuard<'a, T: ?Sized> {
-    hold: Option<Hold>,
-    inner: ManuallyDrop<parking_lot::RwLockReadGuard<'a, T>>,
-}
-
-impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
-        unsafe { release(&mut self.hold, &mut self.inner) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+pub type RwLockReadGuard<'a, T> = Held<parking_lot::RwLockReadGuard<'a, T>>;
 
 /// A [`RwLock`] held for writing.
 ///
@@ -252,35 +221,4 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
 /// g.push(2);
 /// assert_eq!(g.len(), 2);
 /// ```
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct RwLockWriteGuard<'a, T: ?Sized> {
-    hold: Option<Hold>,
-    inner: ManuallyDrop<parking_lot::RwLockWriteGuard<'a, T>>,
-}
-
-impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-}
-
-impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
-        unsafe { release(&mut self.hold, &mut self.inner) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+pub type RwLockWriteGuard<'a, T> = Held<parking_lot::RwLockWriteGuard<'a, T>>;

@@ -2,12 +2,10 @@
 //! (feature `tokio`).
 
 use std::fmt;
-use std::mem::ManuallyDrop;
-use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
 use super::figures::{LockKind, LockSite, Mode};
-use super::hold::{Hold, Limits, release};
+use super::hold::{Held, Hold, Limits, Waiting};
 use crate::vocab::units::TimeLimit;
 
 /// An async mutex (`tokio::sync::Mutex` underneath), for a guard held
@@ -100,21 +98,25 @@ impl<T: ?Sized> TokioMutex<T> {
         // reach into an `async` body.
         let at = Location::caller();
         async move {
-            let inner = match self.inner.try_lock() {
-                Ok(guard) => {
+            match self.inner.try_lock() {
+                Ok(inner) => {
                     self.site.acquired(Mode::Exclusive);
-                    guard
+                    Held::new(inner, Hold::start(self.site, &self.limits, at))
+                }
+                Err(_) if !crate::record::measure::enabled() => {
+                    Held::new(self.inner.lock().await, None)
                 }
                 Err(_) => {
-                    let (guard, waited) = self.limits.wait_async(self.inner.lock()).await;
-                    self.site
-                        .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
-                    guard
+                    // Checked even if this future is dropped while it waits.
+                    let waiting = Waiting::new(self.site, &self.limits, at);
+                    let inner = self.inner.lock().await;
+                    let over = waiting.acquired();
+                    let held = Held::new(inner, Hold::start(self.site, &self.limits, at));
+                    if let Some(over) = over {
+                        over.publish();
+                    }
+                    held
                 }
-            };
-            TokioMutexGuard {
-                hold: Hold::start(self.site, &self.limits, at),
-                inner: ManuallyDrop::new(inner),
             }
         }
     }
@@ -131,10 +133,10 @@ impl<T: ?Sized> TokioMutex<T> {
     pub fn try_lock(&self) -> Result<TokioMutexGuard<'_, T>, tokio::sync::TryLockError> {
         let inner = self.inner.try_lock()?;
         self.site.acquired(Mode::Exclusive);
-        Ok(TokioMutexGuard {
-            hold: Hold::start(self.site, &self.limits, Location::caller()),
-            inner: ManuallyDrop::new(inner),
-        })
+        Ok(Held::new(
+            inner,
+            Hold::start(self.site, &self.limits, Location::caller()),
+        ))
     }
 
     /// The value, through `&mut` (no locking needed).
@@ -167,35 +169,4 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for TokioMutex<T> {
 /// g.push(2);
 /// assert_eq!(g.len(), 2);
 /// ```
-#[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct TokioMutexGuard<'a, T: ?Sized> {
-    hold: Option<Hold>,
-    inner: ManuallyDrop<tokio::sync::MutexGuard<'a, T>>,
-}
-
-impl<T: ?Sized> Deref for TokioMutexGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.inner
-    }
-}
-
-impl<T: ?Sized> DerefMut for TokioMutexGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
-}
-
-impl<T: ?Sized> Drop for TokioMutexGuard<'_, T> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: the guard's drop, once; `inner` is not used afterwards.
-        unsafe { release(&mut self.hold, &mut self.inner) };
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for TokioMutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+pub type TokioMutexGuard<'a, T> = Held<tokio::sync::MutexGuard<'a, T>>;

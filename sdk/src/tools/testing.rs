@@ -659,7 +659,9 @@ fn captured(copies: Vec<Option<CellCopy>>) -> Captured {
         .enumerate()
         .filter_map(|(i, copy)| {
             let copy = copy?;
-            (copy.counters[0] > 0).then(|| CapturedSite::new(sites[i], copy))
+            // Functions and spans; a lock's figures are not a call's.
+            let call = sites[i].kind() != crate::record::site::SiteKind::Lock;
+            (call && copy.counters[0] > 0).then(|| CapturedSite::new(sites[i], copy))
         })
         .collect();
     Captured {

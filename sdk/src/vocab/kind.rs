@@ -3,6 +3,7 @@
 /// What budget was broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ViolationKind {
     /// A call took longer than its `budget`.
     Time,

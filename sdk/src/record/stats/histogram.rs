@@ -290,6 +290,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn zeros_and_merges_add_up() {
+        let mut h = Histogram::default();
+        h.add_zeros(3);
+        assert_eq!((h.count(), h.quantile(0.99), h.max()), (3, 0, 0));
+        let mut a = Histogram::from_values([5, 100, 100]);
+        a.merge(&Histogram::from_values([5, 7, 1_000]));
+        assert_eq!(a, Histogram::from_values([5, 5, 7, 100, 100, 1_000]));
+        a.add_zeros(6);
+        assert_eq!(a.count(), 12);
+        assert_eq!(a.quantile(0.5), 0, "half the values are zeros");
+        assert_eq!(a.max(), 1_000);
+        // An empty histogram takes the other's whole, scale included.
+        let mut empty = Histogram::default();
+        empty.merge(&a);
+        assert_eq!(empty, a);
+        a.merge(&Histogram::default());
+        assert_eq!(a.count(), 12);
+    }
+
+    #[test]
     fn index_is_continuous_and_monotonic() {
         let mut last = 0;
         let end = if cfg!(miri) { 3_000 } else { 100_000u64 };

@@ -43,7 +43,7 @@ pub(crate) use histogram::{BUCKETS, index as bucket_index};
 use shard::SITE_KINDS;
 
 /// Merged figures of one site, in clock ticks (all zero: a site not run).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Totals {
     pub(crate) calls: u64,
     pub(crate) errors: u64,

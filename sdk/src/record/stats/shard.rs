@@ -284,10 +284,15 @@ impl Shard {
                 let site = (1 << (FIRST_BITS as usize + bucket)) + offset - (1 << FIRST_BITS);
                 // SAFETY: as in `cell`.
                 let from = unsafe { &*cells.add(offset) };
-                if from.calls.load(Ordering::Relaxed) != 0
-                    || from.cancelled.load(Ordering::Relaxed) != 0
-                    || from.polls.load(Ordering::Relaxed) != 0
-                {
+                // Any figure: a lock's contended acquisitions are `errors`
+                // without `calls`, the watchdog's hold reports violations
+                // alone.
+                let touched = from.sums().iter().any(|c| c.load(Ordering::Relaxed) != 0)
+                    || from
+                        .violations
+                        .iter()
+                        .any(|c| c.load(Ordering::Relaxed) != 0);
+                if touched {
                     from.drain_into(into.cell(site));
                 }
             }
