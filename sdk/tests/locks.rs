@@ -356,3 +356,40 @@ fn concurrent_holds_across_threads_are_each_counted_once() {
     );
     assert_eq!(l.held_past_budget, 0);
 }
+
+/// A wait past its budget is reported while the thread still waits: as
+/// soon as the budget passes, with the lock not held by the waiter (a lock
+/// that never comes shows too), and counted once.
+#[test]
+fn a_wait_past_its_budget_is_reported_while_the_thread_still_waits() {
+    let m = Arc::new(Mutex::new("test.waiting", 0u32).wait_budget("20ms"));
+    let (seen, hook) = events("test.waiting");
+    let guard = m.lock();
+    let other = {
+        let m = m.clone();
+        thread::spawn(move || *m.lock() += 1)
+    };
+    let held = Instant::now();
+    while seen.lock().unwrap().is_empty() && held.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let while_waiting = seen.lock().unwrap().clone();
+    drop(guard);
+    other.join().unwrap();
+    overrun::remove_hook(hook);
+    assert_eq!(
+        while_waiting.len(),
+        1,
+        "reported while waiting: {while_waiting:?}"
+    );
+    let v = while_waiting[0];
+    assert_eq!(v.kind, ViolationKind::Wait);
+    assert!(v.observed >= 20_000_000 && v.limit == 20_000_000, "{v:?}");
+    assert_eq!(seen.lock().unwrap().len(), 1, "not again once acquired");
+    let l = stats("test.waiting");
+    assert_eq!((l.acquisitions, l.contended, l.violations.wait), (2, 1, 1));
+    assert!(
+        l.max_wait_ns.unwrap() >= v.observed,
+        "the whole wait is recorded"
+    );
+}

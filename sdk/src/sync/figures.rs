@@ -141,27 +141,34 @@ impl LockSite {
         }
     }
 
-    /// An acquisition that found the lock taken and waited `ticks` for it;
-    /// a violation, to publish, when that is over `limit` ticks (counted
-    /// here).
+    /// An acquisition that found the lock taken and waited `ticks` for it
+    /// (its violation, if any, was reported by `wait_over`).
     #[cold]
     #[inline(never)]
-    pub(crate) fn waited(
+    pub(crate) fn waited(&'static self, mode: Mode, ticks: u64) {
+        let Some(cell) = cell_of(self.mode_site(mode)) else {
+            return;
+        };
+        bump(&cell.errors, 1);
+        bump(&cell.total, ticks);
+        raise(&cell.max, ticks);
+        cell.record_value(ticks);
+    }
+
+    /// A wait that passed its budget (`ticks` so far, over `limit`): a
+    /// `wait` violation, counted and published now.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn wait_over(
         &'static self,
         mode: Mode,
         ticks: u64,
         limit: u64,
         at: &'static Location<'static>,
-    ) -> Option<WaitOver> {
-        let cell = cell_of(self.mode_site(mode))?;
-        bump(&cell.errors, 1);
-        bump(&cell.total, ticks);
-        raise(&cell.max, ticks);
-        cell.record_value(ticks);
-        (ticks > limit).then(|| {
-            bump(&cell.violations[0], 1);
-            WaitOver(self.violation(ViolationKind::Wait, ticks, limit, at))
-        })
+    ) {
+        if let Some(cell) = cell_of(self.mode_site(mode)) {
+            self.violate(cell, ViolationKind::Wait, ticks, limit, at);
+        }
     }
 
     /// A wait given up before the lock was acquired (a `TokioMutex::lock`
@@ -255,20 +262,6 @@ impl LockSite {
     }
 }
 
-/// A wait over its budget, counted, to publish once the guard exists (so
-/// its hold is measured from before the publishing).
-#[must_use]
-pub(crate) struct WaitOver(Violation);
-
-impl WaitOver {
-    /// Publishes the violation (while the lock is held: a violation hook
-    /// must not take the lock it is told about).
-    #[cold]
-    pub(crate) fn publish(self) {
-        publish(self.0);
-    }
-}
-
 /// This thread's cell of `site`; `None` when measuring is off, the site
 /// cannot register, or the thread is being torn down.
 #[inline(always)]
@@ -321,7 +314,8 @@ pub struct LockStats {
     /// All measured holds together, ns.
     pub total_hold_ns: u64,
     /// Holds in progress now that are past the hold budget (a deadlock or a
-    /// forgotten guard shows here for as long as it lasts).
+    /// forgotten guard shows here for as long as it lasts); holds the
+    /// watchdog watches, up to 8 at once per thread.
     pub held_past_budget: u64,
     /// The budgets last given to a lock of this name.
     pub budget: LockBudget,
@@ -370,7 +364,8 @@ pub struct LockBudget {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct LockViolations {
-    /// Acquisitions that waited past the wait budget.
+    /// Waits past the wait budget: acquisitions, and `TokioMutex` waits
+    /// given up (their future dropped) after the budget had passed.
     pub wait: u64,
     /// Holds past the hold budget.
     pub hold: u64,

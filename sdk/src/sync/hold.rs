@@ -4,20 +4,23 @@
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
+use std::time::Duration;
 
-use super::figures::LockSite;
+use super::figures::{LockSite, Mode};
 use super::watch::{Watched, start_watchdog, watch};
 use crate::record::clock;
 use crate::record::measure::enabled;
 use crate::vocab::budget::NONE;
 
-/// A lock's budgets, in ns (as given) and in clock ticks (as checked).
+/// A lock's budgets, in ns (as given) and in clock ticks (as checked); the
+/// wait budget also as a timeout.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     wait_ns: u64,
     hold_ns: u64,
     wait_ticks: u64,
     hold_ticks: u64,
+    wait: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
             hold_ns: NONE,
             wait_ticks: NONE,
             hold_ticks: NONE,
+            wait: None,
         }
     }
 }
@@ -35,28 +39,46 @@ impl Limits {
     pub(crate) fn set_wait(&mut self, site: &LockSite, ns: u64) {
         self.wait_ns = ns;
         self.wait_ticks = clock::ns_to_ticks(ns);
+        self.wait = (ns != NONE).then(|| Duration::from_nanos(ns));
         site.set_budgets(self.wait_ns, self.hold_ns);
     }
 
-    /// Also starts the watchdog, so no hold pays for that.
+    /// Also starts the watchdog (for a budget that is not "none"), so no
+    /// hold pays for that.
     pub(crate) fn set_hold(&mut self, site: &LockSite, ns: u64) {
         self.hold_ns = ns;
         self.hold_ticks = clock::ns_to_ticks(ns);
         site.set_budgets(self.wait_ns, self.hold_ns);
-        start_watchdog();
+        if ns != NONE {
+            start_watchdog();
+        }
     }
 
-    pub(crate) fn wait_ticks(&self) -> u64 {
-        self.wait_ticks
-    }
-
-    /// Runs `acquire` (an acquisition that found the lock taken) and
-    /// measures how long it waited, in ticks.
-    #[inline]
-    pub(crate) fn wait<G>(&self, acquire: impl FnOnce() -> G) -> (G, u64) {
+    /// An acquisition that found the lock taken (by `site`, in `mode`, at
+    /// `at`): waits with `timed` up to the wait budget, then with `untimed`.
+    /// A wait that reaches its budget is a violation reported then, while
+    /// the thread still waits — a lock that never comes shows too — and
+    /// with the lock not held, so a violation hook may take it; the whole
+    /// wait is recorded once the lock is acquired.
+    pub(crate) fn contended<G>(
+        &self,
+        site: &'static LockSite,
+        mode: Mode,
+        at: &'static Location<'static>,
+        timed: impl FnOnce(Duration) -> Option<G>,
+        untimed: impl FnOnce() -> G,
+    ) -> G {
         let start = clock::now();
-        let guard = acquire();
-        (guard, clock::now().saturating_sub(start))
+        let guard = match self.wait {
+            Some(budget) => timed(budget).unwrap_or_else(|| {
+                let so_far = clock::now().saturating_sub(start);
+                site.wait_over(mode, so_far, self.wait_ticks, at);
+                untimed()
+            }),
+            None => untimed(),
+        };
+        site.waited(mode, clock::now().saturating_sub(start));
+        guard
     }
 }
 
@@ -72,8 +94,9 @@ impl Limits {
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct Held<G> {
-    // Dropped first: the lock is released before the hold (the next field)
-    // records itself and publishes any violation.
+    // Dropped after `Drop::drop` stopped the hold, in this order: the lock
+    // is released, then the hold records itself (and publishes a hold
+    // violation it finds).
     inner: G,
     hold: Option<Hold>,
 }
@@ -210,13 +233,17 @@ impl Waiting {
         }
     }
 
-    /// The lock was acquired: the wait, recorded; a violation to publish
-    /// when over the budget.
-    pub(crate) fn acquired(mut self) -> Option<super::figures::WaitOver> {
+    /// The lock was acquired: the wait, recorded, and a violation when it
+    /// passed its budget (published with the lock held: an async lock's
+    /// wait cannot be checked while it waits without a timer).
+    pub(crate) fn acquired(mut self) {
         self.done = true;
         let waited = clock::now().saturating_sub(self.start);
-        self.site
-            .waited(super::figures::Mode::Exclusive, waited, self.limit, self.at)
+        if waited > self.limit {
+            self.site
+                .wait_over(Mode::Exclusive, waited, self.limit, self.at);
+        }
+        self.site.waited(Mode::Exclusive, waited);
     }
 }
 

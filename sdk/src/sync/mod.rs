@@ -33,9 +33,10 @@
 //!
 //! # Budgets
 //!
-//! - `wait_budget`: an acquisition that waited longer is a `wait` violation
-//!   ([`crate::ViolationKind::Wait`]), its event naming the lock (`name`)
-//!   and the file and line of the `lock()` call.
+//! - `wait_budget`: an acquisition that waits longer is a `wait` violation
+//!   ([`crate::ViolationKind::Wait`]), reported as soon as the budget
+//!   passes, its event naming the lock (`name`) and the file and line of
+//!   the `lock()` call.
 //! - `hold_budget`: a guard held longer is a `hold` violation
 //!   ([`crate::ViolationKind::Hold`]), reported while it is still held — a
 //!   watchdog thread, started by the first lock given a hold budget, looks
@@ -47,14 +48,19 @@
 //!   and if the watchdog thread cannot start (said once on stderr), holds
 //!   are checked when released only. It runs for the rest of the process.
 //!
-//! A wait violation is published as soon as the lock is acquired, while it
-//! is held: a violation hook must not take the lock it is told about.
+//! A wait that reaches its budget is reported then, while the thread still
+//! waits (a lock that never comes shows too; the whole wait is recorded
+//! once it is acquired); a `TokioMutex` wait is checked once acquired, or
+//! when its future is dropped. A hold violation found at release is
+//! published after the lock is released. The watchdog publishes while the
+//! lock is held by someone (that is its point): a violation hook must not
+//! wait for the lock it is told about.
 //!
 //! # Cost model
 //!
 //! A lock found free: its `try_lock`, then one count on the thread's own
 //! cell — no clock read, no atomic read-modify-write of overrun's (about
-//! 1.5 ns over `parking_lot`'s lock and unlock, `benches/benches/locks.rs`).
+//! 2 ns over `parking_lot`'s lock and unlock, `benches/benches/locks.rs`).
 //! A lock found taken: a clock read on each side of the wait. A lock with a
 //! hold budget: a clock read when the guard is made and when it is dropped,
 //! and the hold put under the watchdog's eye (plain stores to a slot of the

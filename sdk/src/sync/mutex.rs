@@ -113,15 +113,14 @@ impl<T: ?Sized> Mutex<T> {
         if !crate::record::measure::enabled() {
             return Held::new(self.inner.lock(), None);
         }
-        let (inner, waited) = self.limits.wait(|| self.inner.lock());
-        let over = self
-            .site
-            .waited(Mode::Exclusive, waited, self.limits.wait_ticks(), at);
-        let held = Held::new(inner, Hold::start(self.site, &self.limits, at));
-        if let Some(over) = over {
-            over.publish();
-        }
-        held
+        let inner = self.limits.contended(
+            self.site,
+            Mode::Exclusive,
+            at,
+            |budget| self.inner.try_lock_for(budget),
+            || self.inner.lock(),
+        );
+        Held::new(inner, Hold::start(self.site, &self.limits, at))
     }
 
     /// Acquires the lock if it is free (an acquisition), else `None` (not

@@ -99,7 +99,12 @@ impl<T: ?Sized> RwLock<T> {
                 self.site.acquired(Mode::Shared);
                 Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.slow(Mode::Shared, || self.inner.read(), at),
+            None => self.slow(
+                Mode::Shared,
+                |budget| self.inner.try_read_for(budget),
+                || self.inner.read(),
+                at,
+            ),
         }
     }
 
@@ -110,19 +115,15 @@ impl<T: ?Sized> RwLock<T> {
     fn slow<G>(
         &self,
         mode: Mode,
-        acquire: impl FnOnce() -> G,
+        timed: impl FnOnce(std::time::Duration) -> Option<G>,
+        untimed: impl FnOnce() -> G,
         at: &'static Location<'static>,
     ) -> Held<G> {
         if !crate::record::measure::enabled() {
-            return Held::new(acquire(), None);
+            return Held::new(untimed(), None);
         }
-        let (inner, waited) = self.limits.wait(acquire);
-        let over = self.site.waited(mode, waited, self.limits.wait_ticks(), at);
-        let held = Held::new(inner, Hold::start(self.site, &self.limits, at));
-        if let Some(over) = over {
-            over.publish();
-        }
-        held
+        let inner = self.limits.contended(self.site, mode, at, timed, untimed);
+        Held::new(inner, Hold::start(self.site, &self.limits, at))
     }
 
     /// Acquires the lock for writing, alone.
@@ -141,7 +142,12 @@ impl<T: ?Sized> RwLock<T> {
                 self.site.acquired(Mode::Exclusive);
                 Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.slow(Mode::Exclusive, || self.inner.write(), at),
+            None => self.slow(
+                Mode::Exclusive,
+                |budget| self.inner.try_write_for(budget),
+                || self.inner.write(),
+                at,
+            ),
         }
     }
 

@@ -110,12 +110,8 @@ impl<T: ?Sized> TokioMutex<T> {
                     // Checked even if this future is dropped while it waits.
                     let waiting = Waiting::new(self.site, &self.limits, at);
                     let inner = self.inner.lock().await;
-                    let over = waiting.acquired();
-                    let held = Held::new(inner, Hold::start(self.site, &self.limits, at));
-                    if let Some(over) = over {
-                        over.publish();
-                    }
-                    held
+                    waiting.acquired();
+                    Held::new(inner, Hold::start(self.site, &self.limits, at))
                 }
             }
         }

@@ -52,7 +52,9 @@ struct Slot {
 
 struct Block {
     slots: [Slot; SLOTS],
-    /// The thread the block belongs to now (its holds' violations name it).
+    /// The thread the block belongs to now: its holds' violations name it
+    /// (the thread that acquired the lock, unless a guard sent to another
+    /// thread outlived it and the block went to a new thread).
     owner: Mutex<Option<ThreadId>>,
 }
 
@@ -171,12 +173,14 @@ pub(crate) fn overdue() -> Vec<*const LockSite> {
     blocks
         .iter()
         .flat_map(|b| &b.slots)
-        .filter(|slot| {
+        .filter_map(|slot| {
             let state = slot.state.load(Ordering::Acquire);
-            state & HELD != 0
-                && now.saturating_sub(state & START) > slot.limit.load(Ordering::Relaxed)
+            let over = state & HELD != 0
+                && now.saturating_sub(state & START) > slot.limit.load(Ordering::Relaxed);
+            let lock = slot.lock.load(Ordering::Relaxed).cast_const();
+            // Still the same hold (not refilled meanwhile for another lock).
+            (over && slot.state.load(Ordering::Acquire) == state).then_some(lock)
         })
-        .map(|slot| slot.lock.load(Ordering::Relaxed).cast_const())
         .collect()
 }
 
@@ -239,9 +243,13 @@ pub(crate) fn check_holds() {
             }
             // SAFETY: both pointers were stored by `watch` from `&'static`
             // references (a leaked `LockSite`, a `Location` of the program),
-            // so they are valid for the rest of the process; the
-            // compare-exchange above proves they are the ones stored for
-            // this hold.
+            // so they are valid for the rest of the process, and never null
+            // in a held slot. They are the ones stored for this hold: the
+            // owner stores them before the state (Release), read here after
+            // it (Acquire), and refills only after reading the state 0 that
+            // a release's swap left (Acquire, pairing with that AcqRel), so
+            // the compare-exchange above, on the state read first, fails if
+            // a refill happened in between.
             let (lock, at) = unsafe { (&*lock, &*at) };
             lock.held_too_long(held, limit, at, owner);
         }

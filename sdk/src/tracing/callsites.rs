@@ -30,6 +30,10 @@ static TABLE: [Slot; SLOTS] = [const {
 /// Serialises creating sites, and holds those the table has no room for.
 static CREATE: Mutex<Vec<(usize, &'static Callsite)>> = Mutex::new(Vec::new());
 
+/// The first callsites beside the table, by their place in `CREATE`'s list,
+/// so a span finds its callsite again without the lock.
+static BESIDE: [OnceLock<&'static Callsite>; SLOTS] = [const { OnceLock::new() }; SLOTS];
+
 fn start(key: usize) -> usize {
     // Metadata are statics, 8-byte aligned at least: mix the bits above.
     let h = (key as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -56,15 +60,15 @@ pub(super) fn find(key: usize) -> Option<(&'static Callsite, Handle)> {
             _ => {}
         }
     }
-    CREATE
-        .lock()
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, s)| (*s, Handle(0)))
+    let beside = CREATE.lock();
+    let i = beside.iter().position(|(k, _)| *k == key)?;
+    let handle = if i < SLOTS { SLOTS + 1 + i } else { 0 };
+    Some((beside[i].1, Handle(handle)))
 }
 
 /// A callsite found again without hashing its key: its slot in the table
-/// (`index + 1`), or 0 for one beside the table.
+/// (`index + 1`), its place beside it (`SLOTS + 1 + place`), or 0 for one
+/// past both (found by its key, under the lock).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Handle(pub(super) usize);
 
@@ -72,7 +76,11 @@ pub(super) struct Handle(pub(super) usize);
 #[inline]
 pub(super) fn by_handle(handle: usize, key: usize) -> Option<&'static Callsite> {
     match handle.checked_sub(1) {
-        Some(index) => TABLE.get(index).and_then(|s| s.site.get().copied()),
+        Some(index) if index < SLOTS => TABLE[index].site.get().copied(),
+        Some(index) => BESIDE
+            .get(index - SLOTS)
+            .and_then(|s| s.get().copied())
+            .or_else(|| get(key)),
         None => get(key),
     }
 }
@@ -98,6 +106,9 @@ pub(super) fn get_or_create(
             slot.key.store(key, Ordering::Release);
             return site;
         }
+    }
+    if let Some(beside) = BESIDE.get(overflow.len()) {
+        let _ = beside.set(site);
     }
     overflow.push((key, site));
     site
@@ -147,6 +158,10 @@ mod tests {
         for (i, &k) in keys.iter().enumerate() {
             assert!(std::ptr::eq(get(k).unwrap(), sites[i]));
             assert!(std::ptr::eq(get_or_create(k, || unreachable!()), sites[i]));
+            // Found again by its handle, beside the table too.
+            let (_, handle) = find(k).unwrap();
+            assert_ne!(handle.0, 0);
+            assert!(std::ptr::eq(by_handle(handle.0, k).unwrap(), sites[i]));
         }
         assert!(get(0x7000_0000_0008).is_none());
     }

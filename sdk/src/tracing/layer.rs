@@ -193,6 +193,13 @@ impl BudgetLayer {
 }
 
 impl BudgetLayer {
+    /// This layer's mark in the table of open spans: its address (it does
+    /// not move once it is part of a subscriber).
+    #[inline]
+    fn owner(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// Joins the users of the events hook (once), registering it for the
     /// first.
     fn hook_events(&self) {
@@ -267,7 +274,7 @@ where
             error.0
         };
         let start = crate::record::clock::now();
-        if open::open(id.into_u64(), key, handle, start, error).is_some() {
+        if open::open(self.owner(), id.into_u64(), key, handle, start, error).is_some() {
             return;
         }
         if let Some(span) = ctx.span(id) {
@@ -289,7 +296,7 @@ where
         let mut error = ErrorField(false);
         values.record(&mut error);
         if error.0 {
-            mark_error(id, &ctx);
+            mark_error(self.owner(), id, &ctx);
         }
     }
 
@@ -297,7 +304,7 @@ where
         if *event.metadata().level() == Level::ERROR
             && let Some(span) = ctx.event_span(event)
         {
-            mark_error(&span.id(), &ctx);
+            mark_error(self.owner(), &span.id(), &ctx);
         }
     }
 
@@ -311,7 +318,7 @@ where
         let Some(interval) = span_exit(id.into_u64()) else {
             return;
         };
-        let (handle, key) = match open::find(id.into_u64()) {
+        let (handle, key) = match open::find(self.owner(), id.into_u64()) {
             Some(slot) => {
                 if interval.allocs != 0 {
                     // The span's own sums, for its allocation budgets (it
@@ -343,7 +350,7 @@ where
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        let state = match open::find(id.into_u64()) {
+        let state = match open::find(self.owner(), id.into_u64()) {
             Some(slot) => {
                 let state = SpanState {
                     key: slot.key.load(Ordering::Relaxed),
@@ -380,9 +387,15 @@ where
     }
 }
 
-/// The span `id` is an error.
-fn mark_error<S: Subscriber + for<'a> LookupSpan<'a>>(id: &span::Id, ctx: &Context<'_, S>) {
-    if let Some(slot) = open::find(id.into_u64()) {
+/// The span `id` is an error. (An ERROR event naming a span by id after it
+/// closed may mark the span that took its id since, as the registry's own
+/// lookups would.)
+fn mark_error<S: Subscriber + for<'a> LookupSpan<'a>>(
+    owner: usize,
+    id: &span::Id,
+    ctx: &Context<'_, S>,
+) {
+    if let Some(slot) = open::find(owner, id.into_u64()) {
         slot.error.store(true, Ordering::Relaxed);
     } else if let Some(span) = ctx.span(id)
         && let Some(state) = span.extensions_mut().get_mut::<SpanState>()

@@ -30,6 +30,14 @@
 //! error. Spans and `#[measure]` functions nest: each one's self time
 //! leaves out the others inside it.
 //!
+//! An entered interval's figures (self time, allocations, the interval
+//! itself as a "poll") are counted when it ends; the call, its time and its
+//! error when the span closes. So a span still open has its intervals in
+//! the figures and not yet its call (a root span that lives as long as the
+//! process shows intervals and no call). A span that was measured when it
+//! was created is measured to its close, even if measuring is switched off
+//! meanwhile.
+//!
 //! # Budgets
 //!
 //! In rising precedence: the span's own fields `overrun.budget`,

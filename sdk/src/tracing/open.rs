@@ -5,9 +5,19 @@
 //!
 //! A span claims a slot near its id's hash with one compare-and-swap when
 //! it is created and frees it with a store when it closes; in between its
-//! slot is found by reading ids. Slots are a cache line each. A span that
-//! finds no free slot among its [`PROBES`] keeps its state in the registry's
-//! extensions instead (the layer's fallback).
+//! slot is found by reading ids. A slot also names the layer that owns the
+//! span (its address): two subscribers (a global one and one set with
+//! `with_default`) give out the same ids. Slots are a cache line each. A
+//! span that finds no free slot among its [`PROBES`] keeps its state in the
+//! registry's extensions instead (the layer's fallback).
+//!
+//! Orderings: a slot's fields are stored right after its id is claimed, and
+//! read (at exit, close, or an error) only on a thread that the span itself
+//! reached — the registry's and the program's own synchronisation order
+//! those reads after the stores, so the fields are `Relaxed`. The id is
+//! claimed with `Acquire` and freed with `Release`, so a slot's next span
+//! sees the previous one's close complete; `find` loads ids with `Acquire`
+//! to pair with that release.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -21,6 +31,8 @@ const PROBES: usize = 8;
 pub(super) struct Slot {
     /// The span's id; 0 when free.
     id: AtomicU64,
+    /// The layer the span belongs to (its address).
+    owner: AtomicUsize,
     /// Its callsite's metadata address (the key of `callsites`), and its
     /// slot there (`callsites::Handle`).
     pub(super) key: AtomicUsize,
@@ -37,6 +49,7 @@ pub(super) struct Slot {
 static TABLE: [Slot; SLOTS] = [const {
     Slot {
         id: AtomicU64::new(0),
+        owner: AtomicUsize::new(0),
         key: AtomicUsize::new(0),
         handle: AtomicUsize::new(0),
         start: AtomicU64::new(0),
@@ -55,6 +68,7 @@ fn first(id: u64) -> usize {
 /// are all taken.
 #[inline]
 pub(super) fn open(
+    owner: usize,
     id: u64,
     key: usize,
     handle: usize,
@@ -70,6 +84,7 @@ pub(super) fn open(
     })?;
     // Read elsewhere only after the span itself reached that thread (the
     // registry's and the program's own synchronisation order these).
+    slot.owner.store(owner, Ordering::Relaxed);
     slot.key.store(key, Ordering::Relaxed);
     slot.handle.store(handle, Ordering::Relaxed);
     slot.start.store(start, Ordering::Relaxed);
@@ -79,14 +94,15 @@ pub(super) fn open(
     Some(slot)
 }
 
-/// The open span `id`'s slot, if it has one. Every probe is read (a freed
-/// slot does not end the search): ids of live spans are unique.
+/// The slot of the open span `id` of the layer `owner`, if it has one.
+/// Every probe is read (a freed slot does not end the search): the ids of
+/// one layer's live spans are unique.
 #[inline]
-pub(super) fn find(id: u64) -> Option<&'static Slot> {
+pub(super) fn find(owner: usize, id: u64) -> Option<&'static Slot> {
     let at = first(id);
     (0..PROBES)
         .map(|i| &TABLE[(at + i) % SLOTS])
-        .find(|s| s.id.load(Ordering::Acquire) == id)
+        .find(|s| s.id.load(Ordering::Acquire) == id && s.owner.load(Ordering::Relaxed) == owner)
 }
 
 impl Slot {
@@ -112,17 +128,21 @@ mod tests {
             .collect();
         let slots: Vec<&Slot> = same[..PROBES]
             .iter()
-            .map(|&id| open(id, 8, 0, id * 2, false).expect("a free probe"))
+            .map(|&id| open(1, id, 8, 0, id * 2, false).expect("a free probe"))
             .collect();
-        assert!(open(same[PROBES], 8, 0, 0, false).is_none(), "probes full");
+        assert!(
+            open(1, same[PROBES], 8, 0, 0, false).is_none(),
+            "probes full"
+        );
         for &id in &same[..PROBES] {
-            let s = find(id).unwrap();
+            let s = find(1, id).unwrap();
+            assert!(find(2, id).is_none(), "another layer's id");
             assert_eq!(s.start.load(Ordering::Relaxed), id * 2);
         }
         slots[3].close();
-        assert!(find(same[3]).is_none());
-        assert!(find(same[5]).is_some(), "found past a freed slot");
-        let again = open(same[PROBES], 8, 0, 7, true).expect("the freed slot");
+        assert!(find(1, same[3]).is_none());
+        assert!(find(1, same[5]).is_some(), "found past a freed slot");
+        let again = open(1, same[PROBES], 8, 0, 7, true).expect("the freed slot");
         assert!(std::ptr::eq(again, slots[3]));
         for s in slots {
             s.close();
