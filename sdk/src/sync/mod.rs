@@ -69,6 +69,7 @@
 mod figures;
 mod hold;
 mod mutex;
+mod named;
 mod rwlock;
 #[cfg(feature = "tokio")]
 mod tokio;

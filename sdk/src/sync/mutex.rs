@@ -5,6 +5,7 @@ use std::panic::Location;
 
 use super::figures::{LockKind, LockSite, Mode};
 use super::hold::{Held, Hold, Limits};
+use super::named::named;
 use crate::vocab::units::TimeLimit;
 
 /// A mutual-exclusion lock (`parking_lot::Mutex` underneath) whose
@@ -28,62 +29,7 @@ pub struct Mutex<T: ?Sized> {
     inner: parking_lot::Mutex<T>,
 }
 
-impl<T> Mutex<T> {
-    /// A lock named `name` (locks of one name share their figures) around
-    /// `value`; no budget.
-    ///
-    /// ```
-    /// let m = overrun::sync::Mutex::new("new_doc", 5);
-    /// assert_eq!(*m.lock(), 5);
-    /// ```
-    #[track_caller]
-    pub fn new(name: &'static str, value: T) -> Self {
-        Self {
-            site: LockSite::of(name, LockKind::Mutex, Location::caller()),
-            limits: Limits::default(),
-            inner: parking_lot::Mutex::new(value),
-        }
-    }
-
-    /// The longest an acquisition may wait: one that waits longer is a
-    /// `wait` violation. Panics on a malformed literal (give
-    /// `overrun::duration!("1ms")` to have it checked at compile time).
-    ///
-    /// ```
-    /// let m = overrun::sync::Mutex::new("wait_doc", ()).wait_budget("1ms");
-    /// drop(m.lock());
-    /// ```
-    #[track_caller]
-    pub fn wait_budget(mut self, limit: impl TimeLimit) -> Self {
-        self.limits.set_wait(self.site, limit.nanos());
-        self
-    }
-
-    /// The longest a guard may be held: a hold past it is a `hold`
-    /// violation, reported while the guard is still held (within twice the
-    /// budget or 100 ms, whichever is longer). Holds are measured (a clock
-    /// read at each end) only on a lock with a hold budget.
-    ///
-    /// ```
-    /// let m = overrun::sync::Mutex::new("hold_doc", ()).hold_budget("200us");
-    /// drop(m.lock());
-    /// ```
-    #[track_caller]
-    pub fn hold_budget(mut self, limit: impl TimeLimit) -> Self {
-        self.limits.set_hold(self.site, limit.nanos());
-        self
-    }
-
-    /// The value, the lock consumed.
-    ///
-    /// ```
-    /// let m = overrun::sync::Mutex::new("into_inner_doc", 3);
-    /// assert_eq!(m.into_inner(), 3);
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.inner.into_inner()
-    }
-}
+named!(Mutex, parking_lot::Mutex<T>, LockKind::Mutex, "*l.lock()");
 
 impl<T: ?Sized> Mutex<T> {
     /// Acquires the lock, waiting for it if it is taken. The wait is
@@ -153,26 +99,6 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     pub fn is_locked(&self) -> bool {
         self.inner.is_locked()
-    }
-
-    /// The value, through `&mut` (no locking needed).
-    ///
-    /// ```
-    /// let mut m = overrun::sync::Mutex::new("get_mut_doc", 1);
-    /// *m.get_mut() += 1;
-    /// assert_eq!(*m.lock(), 2);
-    /// ```
-    pub fn get_mut(&mut self) -> &mut T {
-        self.inner.get_mut()
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mutex")
-            .field("name", &self.site.name)
-            .field("inner", &&self.inner)
-            .finish()
     }
 }
 

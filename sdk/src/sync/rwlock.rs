@@ -6,6 +6,7 @@ use std::panic::Location;
 
 use super::figures::{LockKind, LockSite, Mode};
 use super::hold::{Held, Hold, Limits};
+use super::named::named;
 use crate::vocab::units::TimeLimit;
 
 /// A reader-writer lock (`parking_lot::RwLock` underneath) whose
@@ -28,59 +29,12 @@ pub struct RwLock<T: ?Sized> {
     inner: parking_lot::RwLock<T>,
 }
 
-impl<T> RwLock<T> {
-    /// A lock named `name` (locks of one name share their figures) around
-    /// `value`; no budget.
-    ///
-    /// ```
-    /// let l = overrun::sync::RwLock::new("rw_new_doc", 5);
-    /// assert_eq!(*l.read(), 5);
-    /// ```
-    #[track_caller]
-    pub fn new(name: &'static str, value: T) -> Self {
-        Self {
-            site: LockSite::of(name, LockKind::RwLock, Location::caller()),
-            limits: Limits::default(),
-            inner: parking_lot::RwLock::new(value),
-        }
-    }
-
-    /// The longest an acquisition (read or write) may wait; see
-    /// [`crate::sync::Mutex::wait_budget`].
-    ///
-    /// ```
-    /// let l = overrun::sync::RwLock::new("rw_wait_doc", ()).wait_budget("1ms");
-    /// drop(l.write());
-    /// ```
-    #[track_caller]
-    pub fn wait_budget(mut self, limit: impl TimeLimit) -> Self {
-        self.limits.set_wait(self.site, limit.nanos());
-        self
-    }
-
-    /// The longest a guard (read or write) may be held; see
-    /// [`crate::sync::Mutex::hold_budget`].
-    ///
-    /// ```
-    /// let l = overrun::sync::RwLock::new("rw_hold_doc", ()).hold_budget("1ms");
-    /// drop(l.read());
-    /// ```
-    #[track_caller]
-    pub fn hold_budget(mut self, limit: impl TimeLimit) -> Self {
-        self.limits.set_hold(self.site, limit.nanos());
-        self
-    }
-
-    /// The value, the lock consumed.
-    ///
-    /// ```
-    /// let l = overrun::sync::RwLock::new("rw_into_doc", 3);
-    /// assert_eq!(l.into_inner(), 3);
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.inner.into_inner()
-    }
-}
+named!(
+    RwLock,
+    parking_lot::RwLock<T>,
+    LockKind::RwLock,
+    "*l.read()"
+);
 
 impl<T: ?Sized> RwLock<T> {
     /// Acquires the lock for reading, beside other readers; waits only
@@ -187,26 +141,6 @@ impl<T: ?Sized> RwLock<T> {
             inner,
             Hold::start(self.site, &self.limits, Location::caller()),
         ))
-    }
-
-    /// The value, through `&mut` (no locking needed).
-    ///
-    /// ```
-    /// let mut l = overrun::sync::RwLock::new("rw_get_mut_doc", 1);
-    /// *l.get_mut() += 1;
-    /// assert_eq!(*l.read(), 2);
-    /// ```
-    pub fn get_mut(&mut self) -> &mut T {
-        self.inner.get_mut()
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RwLock")
-            .field("name", &self.site.name)
-            .field("inner", &&self.inner)
-            .finish()
     }
 }
 

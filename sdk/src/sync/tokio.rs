@@ -6,6 +6,7 @@ use std::panic::Location;
 
 use super::figures::{LockKind, LockSite, Mode};
 use super::hold::{Held, Hold, Limits, Waiting};
+use super::named::named;
 use crate::vocab::units::TimeLimit;
 
 /// An async mutex (`tokio::sync::Mutex` underneath), for a guard held
@@ -28,59 +29,12 @@ pub struct TokioMutex<T: ?Sized> {
     inner: tokio::sync::Mutex<T>,
 }
 
-impl<T> TokioMutex<T> {
-    /// A lock named `name` (locks of one name share their figures) around
-    /// `value`; no budget.
-    ///
-    /// ```
-    /// let m = overrun::sync::TokioMutex::new("tokio_new_doc", 5);
-    /// assert_eq!(*m.try_lock().unwrap(), 5);
-    /// ```
-    #[track_caller]
-    pub fn new(name: &'static str, value: T) -> Self {
-        Self {
-            site: LockSite::of(name, LockKind::TokioMutex, Location::caller()),
-            limits: Limits::default(),
-            inner: tokio::sync::Mutex::new(value),
-        }
-    }
-
-    /// The longest an acquisition may wait; see
-    /// [`crate::sync::Mutex::wait_budget`].
-    ///
-    /// ```
-    /// let m = overrun::sync::TokioMutex::new("tokio_wait_doc", ()).wait_budget("1ms");
-    /// drop(m.try_lock());
-    /// ```
-    #[track_caller]
-    pub fn wait_budget(mut self, limit: impl TimeLimit) -> Self {
-        self.limits.set_wait(self.site, limit.nanos());
-        self
-    }
-
-    /// The longest a guard may be held; see
-    /// [`crate::sync::Mutex::hold_budget`].
-    ///
-    /// ```
-    /// let m = overrun::sync::TokioMutex::new("tokio_hold_doc", ()).hold_budget("1ms");
-    /// drop(m.try_lock());
-    /// ```
-    #[track_caller]
-    pub fn hold_budget(mut self, limit: impl TimeLimit) -> Self {
-        self.limits.set_hold(self.site, limit.nanos());
-        self
-    }
-
-    /// The value, the lock consumed.
-    ///
-    /// ```
-    /// let m = overrun::sync::TokioMutex::new("tokio_into_doc", 3);
-    /// assert_eq!(m.into_inner(), 3);
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.inner.into_inner()
-    }
-}
+named!(
+    TokioMutex,
+    tokio::sync::Mutex<T>,
+    LockKind::TokioMutex,
+    "*l.try_lock().unwrap()"
+);
 
 impl<T: ?Sized> TokioMutex<T> {
     /// Acquires the lock, waiting (asynchronously) if it is taken.
@@ -133,26 +87,6 @@ impl<T: ?Sized> TokioMutex<T> {
             inner,
             Hold::start(self.site, &self.limits, Location::caller()),
         ))
-    }
-
-    /// The value, through `&mut` (no locking needed).
-    ///
-    /// ```
-    /// let mut m = overrun::sync::TokioMutex::new("tokio_get_mut_doc", 1);
-    /// *m.get_mut() += 1;
-    /// assert_eq!(*m.try_lock().unwrap(), 2);
-    /// ```
-    pub fn get_mut(&mut self) -> &mut T {
-        self.inner.get_mut()
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for TokioMutex<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokioMutex")
-            .field("name", &self.site.name)
-            .field("inner", &&self.inner)
-            .finish()
     }
 }
 
