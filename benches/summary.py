@@ -49,7 +49,7 @@ def main():
         ours = (benches.get("overrun_measure") or benches.get("overrun_measure_counting") or 0) / BATCH or None
         for name, median in benches.items():
             polls = target == "async_poll" or (target == "tasks" and name.startswith("poll_"))
-            whole = target == "snapshot" or name.startswith(("render_", "export_"))
+            whole = target == "snapshot" or name.startswith(("render_", "export_", "apply_", "resolve_"))
             span = target == "spans" and name.startswith("registry_")
             div = 1 if whole or span else (POLLS if polls else BATCH)
             value = median / div

@@ -51,7 +51,7 @@ step "tests with the 'enabled' feature off: macros emit functions unchanged"
 cargo test -p overrun-macros --no-default-features
 cargo test -p overrun --no-default-features --test feature_off
 
-step "Miri: CountingAlloc, shards, histogram, lock guards and the hold watch (unsafe code)"
+step "Miri: CountingAlloc, shards, histogram, the hold watch (unsafe code)"
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
     rustup component add --toolchain nightly miri rust-src
 fi

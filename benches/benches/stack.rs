@@ -37,8 +37,33 @@ fn main() {
         lines += &run(true);
     }
     println!("{:<8} {:<40} {:>14}", "profile", "frame", "bytes / frame");
-    for line in lines.lines().filter(|l| l.starts_with("STACK|")) {
-        let parts: Vec<&str> = line.split('|').collect();
+    let rows: Vec<Vec<&str>> = lines
+        .lines()
+        .filter(|l| l.starts_with("STACK|"))
+        .map(|l| l.split('|').collect())
+        .collect();
+    for parts in &rows {
         println!("{:<8} {:<40} {:>14}", parts[1], parts[2], parts[3]);
+    }
+    // The bound, in every profile run (the quick pass too): a
+    // measured frame no larger than `tracing`'s.
+    let bytes = |profile: &str, variant: &str| -> usize {
+        rows.iter()
+            .find(|p| p[1] == profile && p[2] == variant)
+            .unwrap_or_else(|| panic!("no {profile} {variant} row"))[3]
+            .parse()
+            .unwrap()
+    };
+    for profile in ["debug", "release"] {
+        if rows.iter().any(|p| p[1] == profile) {
+            let (ours, theirs) = (
+                bytes(profile, "#[measure] fn"),
+                bytes(profile, "tracing #[instrument] fn"),
+            );
+            assert!(
+                ours <= theirs,
+                "{profile}: #[measure] takes {ours} bytes a frame, tracing's {theirs}"
+            );
+        }
     }
 }

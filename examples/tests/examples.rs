@@ -1,6 +1,9 @@
 //! End to end: run the example binaries (built by `cargo test` before the
 //! tests run) the way a user would, and check what they print and write.
 
+#[path = "../../sdk/tests/support/report.rs"]
+mod report;
+use report::site;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -47,15 +50,6 @@ fn json_report(out: &Output, path: &PathBuf) -> serde_json::Value {
         )
     });
     serde_json::from_str(&body).unwrap()
-}
-
-fn site<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no site {name} in {report}"))
 }
 
 #[test]

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{cli_example, overrun};
+use cli::{cli_example, generated, overrun, row, scratch};
+#[path = "support/report.rs"]
+mod report;
+use report::site;
 
 fn dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("overrun-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch("check")
 }
 
 fn write(name: &str, text: &str) -> PathBuf {
@@ -30,9 +31,8 @@ fn run_cli(name: &str, env: &[(&str, &Path)]) -> (serde_json::Value, String) {
     // whole.
     static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let data = DATA.get_or_init(|| {
-        let out = cli_example().args(["--generate", "2000"]).output().unwrap();
         let (part, whole) = (dir().join("sales.csv.part"), dir().join("sales.csv"));
-        std::fs::write(&part, out.stdout).unwrap();
+        generated(&part, 2000);
         std::fs::rename(&part, &whole).unwrap();
         whole
     });
@@ -50,15 +50,6 @@ fn run_cli(name: &str, env: &[(&str, &Path)]) -> (serde_json::Value, String) {
     assert!(out.status.success(), "{stderr}");
     let json = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     (json, stderr)
-}
-
-fn site<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["sites"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no site {name}"))
 }
 
 const POLICY: &str = "\
@@ -152,19 +143,12 @@ fn check_validates_and_resolves_a_report() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let row = |name: &str| {
-        stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("no row {name} in\n{stdout}"))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-    };
+    let cells = |name: &str| row(&stdout, name).split_whitespace().collect::<Vec<_>>();
     assert_eq!(
-        row("parse_line")[1..],
+        cells("parse_line")[1..],
         ["50.0µs", "-", "-", "-", &format!("{}:5", policy.display())]
     );
-    assert_eq!(row("read_input")[1..], ["200ms", "-", "-", "-", "code"]);
+    assert_eq!(cells("read_input")[1..], ["200ms", "-", "-", "-", "code"]);
     assert!(
         stdout.contains(&format!(
             "warning: {}:11: the [[budget]] rule `cli::cache::*` matches no site",
@@ -188,10 +172,7 @@ fn check_validates_and_resolves_a_report() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let parse = stdout
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some("parse_line"))
-        .unwrap_or_else(|| panic!("{stdout}"));
+    let parse = row(&stdout, "parse_line");
     assert_eq!(
         parse.split_whitespace().collect::<Vec<_>>()[1..],
         ["20.0µs", "0", "-", "-", "code"],

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 #[path = "support/site.rs"]
 mod site;
+#[path = "support/wait.rs"]
+mod wait;
 use site::site;
+use wait::eventually;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -137,18 +140,6 @@ fn a_broken_file_changes_nothing_and_is_reported() {
 
 #[overrun::measure(budget = "1s")]
 fn watched() {}
-
-/// Waits up to `within` for `done`.
-fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
-}
 
 #[test]
 fn watch_applies_a_written_file_within_2_s_and_keeps_budgets_on_a_broken_one() {

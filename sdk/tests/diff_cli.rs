@@ -9,7 +9,7 @@ use std::process::Output;
 
 #[path = "support/cli.rs"]
 mod cli;
-use cli::{cli_example, overrun};
+use cli::{cli_example, generated, overrun, row, scratch};
 
 /// The tests here time the cli example: one at a time, so they do not slow
 /// each other down.
@@ -20,9 +20,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("overrun-diff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch("diff")
 }
 
 /// Runs the cli example on `data` and returns the path of its JSON report.
@@ -75,11 +73,7 @@ fn report(data: &Path, name: &str, extra: &[&str]) -> PathBuf {
 
 fn data(name: &str) -> PathBuf {
     let path = dir().join(name);
-    let out = cli_example()
-        .args(["--generate", "20000"])
-        .output()
-        .unwrap();
-    std::fs::write(&path, out.stdout).unwrap();
+    generated(&path, 20_000);
     path
 }
 
@@ -100,13 +94,6 @@ fn diff(base: &Path, head: &Path, extra: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&stdout).into_owned(),
         String::from_utf8_lossy(&stderr).into_owned(),
     )
-}
-
-fn row<'a>(table: &'a str, name: &str) -> &'a str {
-    table
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
 }
 
 /// Rewrites one site of a report: `f` edits its JSON object.

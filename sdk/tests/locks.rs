@@ -3,10 +3,13 @@
 //! beside readers; the figures in the snapshot, the JSON, the report and
 //! the export schema.
 
+#[path = "support/wait.rs"]
+mod wait;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use wait::eventually;
 
 use overrun::sync::{LockStats, Mutex, RwLock};
 use overrun::{Violation, ViolationKind};
@@ -36,6 +39,21 @@ fn events(name: &'static str) -> (Arc<StdMutex<Vec<Violation>>>, overrun::HookId
 /// leaves room for a loaded machine to run it late).
 const HOLD_AFTER_SIGNAL: Duration = Duration::from_secs(1);
 
+/// Runs `take` (an acquisition of the lock `guard` holds) on another
+/// thread, keeps the lock [`HOLD_AFTER_SIGNAL`] after that thread said it
+/// is about to ask, then releases it and waits for the thread.
+fn while_held<G>(guard: G, take: impl FnOnce() + Send + 'static) {
+    let (about_to, told) = mpsc::channel();
+    let other = thread::spawn(move || {
+        about_to.send(()).unwrap();
+        take();
+    });
+    told.recv().unwrap();
+    thread::sleep(HOLD_AFTER_SIGNAL);
+    drop(guard);
+    other.join().unwrap();
+}
+
 #[test]
 fn contention_waits_and_holds_are_counted_exactly() {
     const ROUNDS: u64 = 2;
@@ -49,18 +67,8 @@ fn contention_waits_and_holds_are_counted_exactly() {
     let (seen, hook) = events("test.contended");
     for _ in 0..ROUNDS {
         let guard = m.lock(); // free: not contended, held 1 s: a hold violation
-        let (about_to, told) = mpsc::channel();
-        let other = {
-            let m = m.clone();
-            thread::spawn(move || {
-                about_to.send(()).unwrap();
-                *m.lock() += 1; // taken: waits > 1 ms, a wait violation
-            })
-        };
-        told.recv().unwrap();
-        thread::sleep(HOLD_AFTER_SIGNAL);
-        drop(guard);
-        other.join().unwrap();
+        let m = m.clone();
+        while_held(guard, move || *m.lock() += 1); // taken: waits > 1 ms, a wait violation
     }
     let l = stats("test.contended");
     assert_eq!(l.acquisitions, 2 * ROUNDS);
@@ -105,9 +113,7 @@ fn a_guard_held_past_its_budget_is_reported_while_held_and_once() {
     let taken = Instant::now();
     // Held far longer than the promised report time (max(2 × 20 ms, 100
     // ms)): the report must come while the guard is still held.
-    while seen.lock().unwrap().is_empty() && taken.elapsed() < Duration::from_secs(2) {
-        thread::sleep(Duration::from_millis(5));
-    }
+    eventually(Duration::from_secs(2), || !seen.lock().unwrap().is_empty());
     let while_held = seen.lock().unwrap().clone();
     let reported_after = taken.elapsed();
     assert_eq!(
@@ -154,18 +160,8 @@ fn readers_do_not_wait_for_readers_and_writers_wait_for_readers() {
     );
     reader.join().unwrap();
     // A writer waits for the reader still in.
-    let (about_to, told) = mpsc::channel();
-    let writer = {
-        let lock = lock.clone();
-        thread::spawn(move || {
-            about_to.send(()).unwrap();
-            *lock.write() += 1;
-        })
-    };
-    told.recv().unwrap();
-    thread::sleep(HOLD_AFTER_SIGNAL);
-    drop(first);
-    writer.join().unwrap();
+    let writer = lock.clone();
+    while_held(first, move || *writer.write() += 1);
     assert_eq!(*lock.read(), 8);
     let l = stats("test.rw");
     let (shared, exclusive) = (l.shared.clone().unwrap(), l.exclusive.clone().unwrap());
@@ -369,10 +365,7 @@ fn a_wait_past_its_budget_is_reported_while_the_thread_still_waits() {
         let m = m.clone();
         thread::spawn(move || *m.lock() += 1)
     };
-    let held = Instant::now();
-    while seen.lock().unwrap().is_empty() && held.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(5));
-    }
+    eventually(Duration::from_secs(10), || !seen.lock().unwrap().is_empty());
     let while_waiting = seen.lock().unwrap().clone();
     drop(guard);
     other.join().unwrap();

@@ -444,6 +444,11 @@ fn spans_of_two_subscribers_with_the_same_ids_keep_their_own_figures() {
     let (global, scoped) = (site("two.global"), site("two.scoped"));
     assert_eq!((global.calls, global.errors), (1, 0), "{global:?}");
     assert_eq!((scoped.calls, scoped.errors), (1, 1), "{scoped:?}");
+    assert_eq!(
+        (global.polls, scoped.polls),
+        (1, 1),
+        "each its own interval"
+    );
     assert!(global.total_ns >= 20_000_000, "{global:?}");
     assert!(scoped.total_ns < 20_000_000, "{scoped:?}");
 }

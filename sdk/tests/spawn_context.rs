@@ -3,9 +3,12 @@
 //! thread that polled it. (Its own binary: the capture and the hook are
 //! process-wide.)
 
+#[path = "support/wait.rs"]
+mod wait;
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wait::eventually;
 
 use overrun::ViolationKind;
 use overrun::tasks::SpawnContext;
@@ -103,10 +106,9 @@ fn task_violations_carry_the_context_the_task_was_spawned_in() {
         [("failing", ViolationKind::Poll, 0, false)]
     );
 
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen_of(&seen, "leaky").is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually(Duration::from_secs(10), || {
+        !seen_of(&seen, "leaky").is_empty()
+    });
     assert_eq!(
         seen_of(&seen, "leaky"),
         [("leaky", ViolationKind::Lifetime, 42, true)]

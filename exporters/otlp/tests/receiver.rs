@@ -226,24 +226,8 @@ fn events_leave_on_their_own_schedule() {
         .events_batch(5)
         .install()
         .unwrap();
-    // Log records received until `expected` arrived or `timeout` passed.
     let records = |expected: usize, timeout: Duration| -> usize {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut n = 0;
-        while n < expected
-            && let Some(left) = deadline.checked_duration_since(std::time::Instant::now())
-        {
-            let Ok(req) = rx.recv_timeout(left) else {
-                break;
-            };
-            if req.path == "/v1/metrics" {
-                // Only the first exporter's last export, when it is dropped
-                // (its stats show none before).
-                continue;
-            }
-            n += common::log_records(&req);
-        }
-        n
+        common::records_within(&rx, expected, timeout)
     };
     // Two events: sent by the schedule, well before the metrics' hour.
     eventful();

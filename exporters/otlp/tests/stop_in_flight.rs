@@ -16,21 +16,6 @@ fn over_budget() {
     std::thread::sleep(Duration::from_micros(10));
 }
 
-/// The log records of the logs requests received within `wait`.
-fn records(rx: &mpsc::Receiver<common::Request>, wait: Duration) -> usize {
-    let deadline = std::time::Instant::now() + wait;
-    let mut n = 0;
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        let Ok(req) = rx.recv_timeout(left) else {
-            break;
-        };
-        if req.path == "/v1/logs" {
-            n += common::log_records(&req);
-        }
-    }
-    n
-}
-
 #[test]
 fn a_request_under_way_at_shutdown_is_answered_not_sent_twice() {
     // The receiver holds each logs request's answer until the test lets it
@@ -85,7 +70,7 @@ fn a_request_under_way_at_shutdown_is_answered_not_sent_twice() {
         "{last:?}"
     );
     assert_eq!(
-        records(&rx, Duration::from_millis(500)),
+        common::records_within(&rx, usize::MAX, Duration::from_millis(500)),
         0,
         "no event is sent a second time"
     );

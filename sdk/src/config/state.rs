@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::policy::{BudgetSource, Policy, TaskLimits};
-use crate::record::site::{Site, SiteKind};
+use crate::record::site::Site;
 use crate::vocab::budget::Budget;
 
 /// The policy in force and the environment it was applied for.
@@ -68,10 +68,7 @@ pub(crate) fn install(policy: Arc<Policy>) {
 /// site takes `[run]`, task sites `[[task]]`.
 pub(crate) fn resolve(site: &Site) -> (Budget, BudgetSource) {
     let code = site.budget();
-    if !matches!(
-        site.kind(),
-        SiteKind::Sync | SiteKind::Async | SiteKind::Span
-    ) {
+    if !site.kind().is_call() {
         return (code, BudgetSource::Code);
     }
     match IN_FORCE.read().as_ref() {

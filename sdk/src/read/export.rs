@@ -450,12 +450,12 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
             }
         }
         for l in &snap.locks {
-            for (kind, n) in [("wait", l.violations.wait), ("hold", l.violations.hold)] {
+            for (kind, n) in l.violation_counts() {
                 violations.push(Point {
                     labels: vec![
                         ("function", l.name),
                         ("module", LOCK_MODULE),
-                        ("kind", kind),
+                        ("kind", kind.as_str()),
                     ],
                     value: Value::Int(n),
                 });

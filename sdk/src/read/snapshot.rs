@@ -346,12 +346,7 @@ pub fn snapshot() -> Snapshot {
         let (sites, mut never_ran): (Vec<SiteSnapshot>, Vec<SiteSnapshot>) = sites
             .iter()
             .zip(totals)
-            .filter(|(site, _)| {
-                matches!(
-                    site.kind(),
-                    SiteKind::Sync | SiteKind::Async | SiteKind::Span
-                )
-            })
+            .filter(|(site, _)| site.kind().is_call())
             .map(|(site, t)| site_snapshot(site, t, allocs_available))
             // Ran: a completed call, or a poll of one still running.
             .partition(|s| s.calls > 0 || s.polls > 0);

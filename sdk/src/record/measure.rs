@@ -174,23 +174,17 @@ impl Scope {
         }
     }
 
-    /// Closes a scope that is not the innermost open on this thread (a span
-    /// exited out of order): (elapsed, elapsed, allocs, bytes), the
-    /// thread's callee-time bookkeeping left as it is.
-    #[cfg(feature = "tracing")]
-    fn close_detached(&self) -> (u64, u64, u64, u64) {
-        self.close_with(false)
-    }
-
-    /// Closes the scope: returns (elapsed, self time, allocs, bytes) and
-    /// charges `elapsed` to the enclosing call's callees.
+    /// Closes the innermost scope (see `close_with`).
     #[inline(always)]
     fn close(&self) -> (u64, u64, u64, u64) {
         self.close_with(true)
     }
 
-    /// `close` (`nested`: the innermost scope, its callee time handed back)
-    /// or `close_detached`.
+    /// Closes the scope: (elapsed, self time, allocs, bytes). `nested`: the
+    /// innermost scope open on this thread, its elapsed time charged to the
+    /// enclosing call's callees; otherwise (a span exited out of order) the
+    /// thread's callee-time bookkeeping is left as it is and self time is
+    /// the elapsed time.
     #[inline(always)]
     fn close_with(&self, nested: bool) -> (u64, u64, u64, u64) {
         let end = crate::record::clock::now();
@@ -341,11 +335,12 @@ struct AsyncCall {
 }
 
 impl AsyncCall {
-    fn new(site: &'static Site, index: usize, first_poll: u64) -> Self {
+    /// A call not polled yet (its first poll sets `first_poll`).
+    fn new(site: &'static Site, index: usize) -> Self {
         Self {
             site,
             index,
-            first_poll,
+            first_poll: 0,
             self_time: 0,
             allocs: 0,
             bytes: 0,
@@ -355,7 +350,7 @@ impl AsyncCall {
         }
     }
 
-    /// Adds one poll (one entered interval, for a span).
+    /// Adds one poll.
     #[inline]
     fn add_poll(&mut self, elapsed: u64, self_time: u64, allocs: u64, bytes: u64) {
         self.self_time += self_time;
@@ -479,7 +474,7 @@ impl<F: Future> Future for Instrumented<F> {
                 return this.inner.poll(cx);
             }
             match this.site.index() {
-                Some(index) => *this.call = Some(AsyncCall::new(this.site, index, 0)),
+                Some(index) => *this.call = Some(AsyncCall::new(this.site, index)),
                 None => return this.inner.poll(cx),
             }
         }
@@ -537,31 +532,34 @@ mod span {
     use super::*;
     use std::cell::RefCell;
 
-    /// Entered intervals open on this thread, innermost last: `(span id,
-    /// its scope)`, `None` for a span entered again while already entered
-    /// here. Bounded: deeper nesting is not measured.
+    /// Entered intervals open on this thread, innermost last: `(layer, span
+    /// id, its scope)`, `None` for a span entered again while already
+    /// entered here. A span is named by its layer and its id: two
+    /// subscribers give out the same ids. Bounded: deeper nesting is not
+    /// measured.
     const OPEN_MAX: usize = 64;
 
     thread_local! {
-        static OPEN: RefCell<Vec<(u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
+        static OPEN: RefCell<Vec<(usize, u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// The span `id` is entered on this thread: an interval opens (no
-    /// lookup of the span: its figures are added when it is exited).
+    /// The span `id` of layer `owner` is entered on this thread: an
+    /// interval opens (no lookup of the span: its figures are added when it
+    /// is exited).
     #[inline]
-    pub(crate) fn span_enter(id: u64) {
+    pub(crate) fn span_enter(owner: usize, id: u64) {
         let _ = OPEN.try_with(|open| {
             let mut open = open.borrow_mut();
             if open.len() >= OPEN_MAX {
                 return;
             }
-            let again = open.iter().any(|(i, _)| *i == id);
+            let again = open.iter().any(|(o, i, _)| (*o, *i) == (owner, id));
             let scope = (!again).then(Scope::open);
             if open.capacity() == open.len() {
                 // Growing the thread's list is not the code's allocation.
                 crate::record::alloc::uncounted(|| open.reserve(OPEN_MAX));
             }
-            open.push((id, scope));
+            open.push((owner, id, scope));
         });
     }
 
@@ -573,22 +571,19 @@ mod span {
         pub(crate) bytes: u64,
     }
 
-    /// The span `id` is exited on this thread: its interval, if one was open
-    /// here. Exited out of order (not the innermost), its callee time is not
-    /// handed back to the frames around it, which stay as they were.
+    /// The span `id` of layer `owner` is exited on this thread: its
+    /// interval, if one was open here. Exited out of order (not the
+    /// innermost), its callee time is not handed back to the frames around
+    /// it, which stay as they were.
     #[inline]
-    pub(crate) fn span_exit(id: u64) -> Option<Interval> {
+    pub(crate) fn span_exit(owner: usize, id: u64) -> Option<Interval> {
         OPEN.try_with(|open| {
             let mut open = open.borrow_mut();
-            let at = open.iter().rposition(|(i, _)| *i == id)?;
+            let at = open.iter().rposition(|(o, i, _)| (*o, *i) == (owner, id))?;
             let innermost = at + 1 == open.len();
-            let (_, scope) = open.remove(at);
+            let (_, _, scope) = open.remove(at);
             let scope = scope?;
-            let (elapsed, self_time, allocs, bytes) = if innermost {
-                scope.close()
-            } else {
-                scope.close_detached()
-            };
+            let (elapsed, self_time, allocs, bytes) = scope.close_with(innermost);
             Some(Interval {
                 elapsed,
                 self_time,
@@ -603,8 +598,7 @@ mod span {
     /// An entered interval of a span of `site` ended on this thread: its
     /// busy and self time, its allocations and the interval itself (one
     /// "poll") go to this thread's cell, and it is checked against the
-    /// `poll` budget (returned when over it, to publish once the caller let
-    /// go of what it holds). The span's call is recorded when it closes.
+    /// `poll` budget (returned when over it, to publish inside the span). The span's call is recorded when it closes.
     /// Measured whether or not measuring was switched off since: a span
     /// that was measured when it was created is measured to its close.
     #[inline]
@@ -677,8 +671,7 @@ mod span {
         }
     }
 
-    /// An entered interval over the `poll` budget, to publish once the caller
-    /// let go of what it held.
+    /// An entered interval over the `poll` budget, to publish inside its span.
     #[must_use]
     pub(crate) struct PollOver {
         site: &'static Site,

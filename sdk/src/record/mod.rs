@@ -11,6 +11,7 @@ pub mod clock;
 pub(crate) mod hooks;
 pub(crate) mod measure;
 pub(crate) mod once;
+pub(crate) mod periodic;
 pub(crate) mod site;
 pub mod stats;
 pub mod violation;

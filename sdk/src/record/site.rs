@@ -105,6 +105,20 @@ fn before_first_register() {
     });
 }
 
+impl SiteKind {
+    /// Whether sites of this kind are calls (functions and spans), listed
+    /// among the functions of a snapshot and given budgets by a policy
+    /// file; the run, task polls and locks are not.
+    ///
+    /// ```
+    /// assert!(overrun::SiteKind::Span.is_call());
+    /// assert!(!overrun::SiteKind::Lock.is_call());
+    /// ```
+    pub const fn is_call(self) -> bool {
+        matches!(self, Self::Sync | Self::Async | Self::Span)
+    }
+}
+
 impl Site {
     #[doc(hidden)]
     pub const fn new(

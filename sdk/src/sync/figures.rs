@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::thread::ThreadId;
 
 use parking_lot::RwLock;
 
@@ -119,10 +118,15 @@ impl LockSite {
         })
     }
 
-    /// Records the budgets a lock of this name was given (ns; `NONE`: none).
-    pub(crate) fn set_budgets(&self, wait_ns: u64, hold_ns: u64) {
-        self.wait_ns.store(wait_ns, Ordering::Relaxed);
-        self.hold_ns.store(hold_ns, Ordering::Relaxed);
+    /// Records the wait budget a lock of this name was given (ns; `NONE`:
+    /// none), for the report.
+    pub(crate) fn set_wait_ns(&self, ns: u64) {
+        self.wait_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// Records the hold budget a lock of this name was given.
+    pub(crate) fn set_hold_ns(&self, ns: u64) {
+        self.hold_ns.store(ns, Ordering::Relaxed);
     }
 
     fn mode_site(&self, mode: Mode) -> &'static Site {
@@ -171,25 +175,6 @@ impl LockSite {
         }
     }
 
-    /// A wait given up before the lock was acquired (a `TokioMutex::lock`
-    /// future dropped): not an acquisition, but a violation when it was
-    /// over `limit` already.
-    #[cfg(feature = "tokio")]
-    #[cold]
-    pub(crate) fn wait_abandoned(
-        &'static self,
-        ticks: u64,
-        limit: u64,
-        at: &'static Location<'static>,
-    ) {
-        if ticks > limit
-            && let Some(cell) = cell_of(self.exclusive)
-        {
-            bump(&cell.violations[0], 1);
-            publish(self.violation(ViolationKind::Wait, ticks, limit, at));
-        }
-    }
-
     /// A hold of `ticks` ended; a violation when it is over `limit` and the
     /// watchdog did not report it already (`reported`).
     #[inline]
@@ -213,22 +198,16 @@ impl LockSite {
     }
 
     /// A hold the watchdog found past its budget while it is still held
-    /// (by the thread `owner`, when known).
+    /// (published on the watchdog's thread, as the task watchdog's are).
     #[cold]
     pub(crate) fn held_too_long(
         &'static self,
         ticks: u64,
         limit: u64,
         at: &'static Location<'static>,
-        owner: Option<ThreadId>,
     ) {
         if let Some(cell) = cell_of(self.hold) {
-            bump(&cell.violations[0], 1);
-            let mut v = self.violation(ViolationKind::Hold, ticks, limit, at);
-            if let Some(owner) = owner {
-                v.thread = owner;
-            }
-            publish(v);
+            self.violate(cell, ViolationKind::Hold, ticks, limit, at);
         }
     }
 
@@ -331,6 +310,31 @@ pub struct LockStats {
     /// Every measured hold, ns (not in the JSON).
     #[serde(skip)]
     pub hold_histogram: Histogram,
+}
+
+impl LockStats {
+    /// Violations by kind, as the exporters publish them: one per budget
+    /// the lock declares (from 0), and any other kind that happened — the
+    /// rule a function's follow.
+    ///
+    /// ```
+    /// let l = overrun::sync::Mutex::new("counts_doc", ()).hold_budget("1s");
+    /// drop(l.lock());
+    /// let snap = overrun::snapshot();
+    /// let s = snap.locks.iter().find(|l| l.name == "counts_doc").unwrap();
+    /// let kinds: Vec<_> = s.violation_counts().collect();
+    /// assert_eq!(kinds, [(overrun::ViolationKind::Hold, 0)]);
+    /// ```
+    pub fn violation_counts(&self) -> impl Iterator<Item = (ViolationKind, u64)> + '_ {
+        let (v, b) = (&self.violations, &self.budget);
+        [
+            (ViolationKind::Wait, v.wait, b.wait_ns.is_some()),
+            (ViolationKind::Hold, v.hold, b.hold_ns.is_some()),
+        ]
+        .into_iter()
+        .filter(|&(_, n, declared)| declared || n > 0)
+        .map(|(kind, n, _)| (kind, n))
+    }
 }
 
 /// A lock's budgets, ns.

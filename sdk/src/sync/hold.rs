@@ -12,12 +12,10 @@ use crate::record::clock;
 use crate::record::measure::enabled;
 use crate::vocab::budget::NONE;
 
-/// A lock's budgets, in ns (as given) and in clock ticks (as checked); the
-/// wait budget also as a timeout.
+/// A lock's budgets in clock ticks (as checked), the wait budget also as a
+/// timeout (the lock's name keeps them in ns, for the report).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
-    wait_ns: u64,
-    hold_ns: u64,
     wait_ticks: u64,
     hold_ticks: u64,
     wait: Option<Duration>,
@@ -26,8 +24,6 @@ pub(crate) struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            wait_ns: NONE,
-            hold_ns: NONE,
             wait_ticks: NONE,
             hold_ticks: NONE,
             wait: None,
@@ -37,29 +33,29 @@ impl Default for Limits {
 
 impl Limits {
     pub(crate) fn set_wait(&mut self, site: &LockSite, ns: u64) {
-        self.wait_ns = ns;
         self.wait_ticks = clock::ns_to_ticks(ns);
         self.wait = (ns != NONE).then(|| Duration::from_nanos(ns));
-        site.set_budgets(self.wait_ns, self.hold_ns);
+        site.set_wait_ns(ns);
     }
 
     /// Also starts the watchdog (for a budget that is not "none"), so no
     /// hold pays for that.
     pub(crate) fn set_hold(&mut self, site: &LockSite, ns: u64) {
-        self.hold_ns = ns;
         self.hold_ticks = clock::ns_to_ticks(ns);
-        site.set_budgets(self.wait_ns, self.hold_ns);
+        site.set_hold_ns(ns);
         if ns != NONE {
             start_watchdog();
         }
     }
 
     /// An acquisition that found the lock taken (by `site`, in `mode`, at
-    /// `at`): waits with `timed` up to the wait budget, then with `untimed`.
-    /// A wait that reaches its budget is a violation reported then, while
-    /// the thread still waits — a lock that never comes shows too — and
-    /// with the lock not held, so a violation hook may take it; the whole
-    /// wait is recorded once the lock is acquired.
+    /// `at`): waits with `timed` up to the wait budget, then with `untimed`,
+    /// and makes its guard. A wait that reaches its budget is a violation
+    /// reported then, while the thread still waits — a lock that never
+    /// comes shows too — and with the lock not held, so a violation hook may
+    /// take it; the whole wait is recorded once the lock is acquired.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn contended<G>(
         &self,
         site: &'static LockSite,
@@ -67,7 +63,10 @@ impl Limits {
         at: &'static Location<'static>,
         timed: impl FnOnce(Duration) -> Option<G>,
         untimed: impl FnOnce() -> G,
-    ) -> G {
+    ) -> Held<G> {
+        if !enabled() {
+            return Held::new(untimed(), None);
+        }
         let start = clock::now();
         let guard = match self.wait {
             Some(budget) => timed(budget).unwrap_or_else(|| {
@@ -78,7 +77,7 @@ impl Limits {
             None => untimed(),
         };
         site.waited(mode, clock::now().saturating_sub(start));
-        guard
+        Held::new(guard, Hold::start(site, self, at))
     }
 }
 
@@ -214,7 +213,6 @@ pub(crate) struct Waiting {
     start: u64,
     limit: u64,
     at: &'static Location<'static>,
-    done: bool,
 }
 
 #[cfg(feature = "tokio")]
@@ -229,30 +227,27 @@ impl Waiting {
             start: clock::now(),
             limit: limits.wait_ticks,
             at,
-            done: false,
         }
     }
 
-    /// The lock was acquired: the wait, recorded, and a violation when it
-    /// passed its budget (published with the lock held: an async lock's
-    /// wait cannot be checked while it waits without a timer).
-    pub(crate) fn acquired(mut self) {
-        self.done = true;
+    /// The lock was acquired: the wait, recorded (its budget is checked
+    /// when `self` drops, with the lock held: an async lock's wait cannot be
+    /// checked while it waits without a timer).
+    pub(crate) fn acquired(self) {
         let waited = clock::now().saturating_sub(self.start);
-        if waited > self.limit {
-            self.site
-                .wait_over(Mode::Exclusive, waited, self.limit, self.at);
-        }
         self.site.waited(Mode::Exclusive, waited);
     }
 }
 
 #[cfg(feature = "tokio")]
 impl Drop for Waiting {
+    /// Acquired or given up (the future dropped while it waited), a wait
+    /// past its budget is a violation.
     fn drop(&mut self) {
-        if !self.done {
-            let waited = clock::now().saturating_sub(self.start);
-            self.site.wait_abandoned(waited, self.limit, self.at);
+        let waited = clock::now().saturating_sub(self.start);
+        if waited > self.limit {
+            self.site
+                .wait_over(Mode::Exclusive, waited, self.limit, self.at);
         }
     }
 }

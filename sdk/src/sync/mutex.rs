@@ -49,24 +49,14 @@ impl<T: ?Sized> Mutex<T> {
                 self.site.acquired(Mode::Exclusive);
                 Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.lock_slow(at),
+            None => self.limits.contended(
+                self.site,
+                Mode::Exclusive,
+                at,
+                |budget| self.inner.try_lock_for(budget),
+                || self.inner.lock(),
+            ),
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn lock_slow(&self, at: &'static Location<'static>) -> MutexGuard<'_, T> {
-        if !crate::record::measure::enabled() {
-            return Held::new(self.inner.lock(), None);
-        }
-        let inner = self.limits.contended(
-            self.site,
-            Mode::Exclusive,
-            at,
-            |budget| self.inner.try_lock_for(budget),
-            || self.inner.lock(),
-        );
-        Held::new(inner, Hold::start(self.site, &self.limits, at))
     }
 
     /// Acquires the lock if it is free (an acquisition), else `None` (not

@@ -53,31 +53,14 @@ impl<T: ?Sized> RwLock<T> {
                 self.site.acquired(Mode::Shared);
                 Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.slow(
+            None => self.limits.contended(
+                self.site,
                 Mode::Shared,
+                at,
                 |budget| self.inner.try_read_for(budget),
                 || self.inner.read(),
-                at,
             ),
         }
-    }
-
-    /// An acquisition that found the lock taken: waits in `acquire`,
-    /// measured.
-    #[cold]
-    #[inline(never)]
-    fn slow<G>(
-        &self,
-        mode: Mode,
-        timed: impl FnOnce(std::time::Duration) -> Option<G>,
-        untimed: impl FnOnce() -> G,
-        at: &'static Location<'static>,
-    ) -> Held<G> {
-        if !crate::record::measure::enabled() {
-            return Held::new(untimed(), None);
-        }
-        let inner = self.limits.contended(self.site, mode, at, timed, untimed);
-        Held::new(inner, Hold::start(self.site, &self.limits, at))
     }
 
     /// Acquires the lock for writing, alone.
@@ -96,11 +79,12 @@ impl<T: ?Sized> RwLock<T> {
                 self.site.acquired(Mode::Exclusive);
                 Held::new(inner, Hold::start(self.site, &self.limits, at))
             }
-            None => self.slow(
+            None => self.limits.contended(
+                self.site,
                 Mode::Exclusive,
+                at,
                 |budget| self.inner.try_write_for(budget),
                 || self.inner.write(),
-                at,
             ),
         }
     }

@@ -18,7 +18,6 @@ use std::cell::Cell;
 use std::panic::Location;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -50,12 +49,11 @@ struct Slot {
     at: AtomicPtr<Location<'static>>,
 }
 
+/// One thread's slots, on cache lines of their own (blocks of different
+/// threads are written by different threads).
+#[repr(align(64))]
 struct Block {
     slots: [Slot; SLOTS],
-    /// The thread the block belongs to now: its holds' violations name it
-    /// (the thread that acquired the lock, unless a guard sent to another
-    /// thread outlived it and the block went to a new thread).
-    owner: Mutex<Option<ThreadId>>,
 }
 
 impl Block {
@@ -68,7 +66,6 @@ impl Block {
                 limit: AtomicU64::new(0),
                 at: AtomicPtr::new(std::ptr::null_mut()),
             }),
-            owner: Mutex::new(None),
         }
     }
 }
@@ -99,16 +96,14 @@ fn my_block() -> Option<&'static Block> {
         }
         let block = crate::record::alloc::uncounted(|| {
             let mut blocks = BLOCKS.lock();
-            let block = match blocks.1.pop() {
+            match blocks.1.pop() {
                 Some(block) => block,
                 None => {
                     let block: &'static Block = Box::leak(Box::new(Block::new()));
                     blocks.0.push(block);
                     block
                 }
-            };
-            *block.owner.lock() = Some(std::thread::current().id());
-            block
+            }
         });
         mine.0.set(Some(block));
         block
@@ -188,27 +183,13 @@ static WATCHDOG: OnceLock<()> = OnceLock::new();
 
 /// Starts the watchdog (once), when a lock is given a hold budget.
 pub(crate) fn start_watchdog() {
-    // Miri ends a program whose threads still run as an error; its tests
-    // call `check_holds` themselves.
-    if cfg!(miri) {
-        return;
-    }
     WATCHDOG.get_or_init(|| {
-        crate::record::alloc::uncounted(|| {
-            let spawned = std::thread::Builder::new()
-                .name("overrun-locks".into())
-                .spawn(|| {
-                    loop {
-                        std::thread::sleep(PERIOD);
-                        check_holds();
-                    }
-                });
-            if let Err(err) = spawned {
-                eprintln!(
-                    "overrun: cannot start the lock watchdog: {err}; holds are checked when released only"
-                );
-            }
-        });
+        crate::record::periodic::spawn_periodic(
+            "overrun-locks",
+            PERIOD,
+            check_holds,
+            "holds are checked when released only",
+        );
     });
 }
 
@@ -229,7 +210,6 @@ pub(crate) fn check_holds() {
             }
             let lock = slot.lock.load(Ordering::Relaxed);
             let at = slot.at.load(Ordering::Relaxed);
-            let owner = *block.owner.lock();
             // The fields read above belong to this hold if the state is
             // still the one read first: a slot is refilled only after its
             // hold released it (state 0), and a refill's state differs (its
@@ -251,7 +231,7 @@ pub(crate) fn check_holds() {
             // the compare-exchange above, on the state read first, fails if
             // a refill happened in between.
             let (lock, at) = unsafe { (&*lock, &*at) };
-            lock.held_too_long(held, limit, at, owner);
+            lock.held_too_long(held, limit, at);
         }
     }
 }
@@ -299,7 +279,7 @@ mod tests {
 
     #[test]
     fn guards_release_their_lock_once_with_and_without_a_hold_budget() {
-        // The guards' drops (`hold::release`) drop the inner guard by hand.
+        // Through the watch slots (a hold budget) and without.
         let m = crate::sync::Mutex::new("watch-unit-mutex", vec![1]).hold_budget("1s");
         m.lock().push(2);
         assert_eq!(m.try_lock().map(|g| g.len()), Some(2));

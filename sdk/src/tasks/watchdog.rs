@@ -18,19 +18,12 @@ static WATCHDOG: OnceLock<()> = OnceLock::new();
 
 pub(super) fn start_watchdog() {
     WATCHDOG.get_or_init(|| {
-        crate::record::alloc::uncounted(|| {
-            let spawned = std::thread::Builder::new()
-                .name("overrun-watchdog".into())
-                .spawn(|| {
-                    loop {
-                        std::thread::sleep(WATCHDOG_PERIOD);
-                        check_lifetimes();
-                    }
-                });
-            if let Err(err) = spawned {
-                eprintln!("overrun: cannot start the task watchdog: {err}; lifetime budgets are checked on snapshot only");
-            }
-        });
+        crate::record::periodic::spawn_periodic(
+            "overrun-watchdog",
+            WATCHDOG_PERIOD,
+            check_lifetimes,
+            "lifetime budgets are checked on snapshot only",
+        );
     });
 }
 

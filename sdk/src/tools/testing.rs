@@ -659,8 +659,7 @@ fn captured(copies: Vec<Option<CellCopy>>) -> Captured {
         .enumerate()
         .filter_map(|(i, copy)| {
             let copy = copy?;
-            // Functions and spans; a lock's figures are not a call's.
-            let call = sites[i].kind() != crate::record::site::SiteKind::Lock;
+            let call = sites[i].kind().is_call();
             (call && copy.counters[0] > 0).then(|| CapturedSite::new(sites[i], copy))
         })
         .collect();

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -236,6 +236,11 @@ pub(super) struct Callsite {
     pub(super) error: bool,
 }
 
+/// Spans whose state is in the registry's extensions now (every layer's):
+/// while there are none, a span the table does not have is not measured,
+/// and its exit and close take no lookup in the registry.
+static SPILLED: AtomicUsize = AtomicUsize::new(0);
+
 /// A span's state when the table of open spans had no room for it: in the
 /// registry's extensions (the same fields as a table slot).
 struct SpanState {
@@ -263,8 +268,11 @@ where
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if !crate::record::measure::enabled() {
+            return;
+        }
         let (callsite, key, handle) = self.callsite(attrs);
-        if !crate::record::measure::enabled() || callsite.site.index().is_none() {
+        if callsite.site.index().is_none() {
             return;
         }
         // Visited only for a callsite that has an `error` field.
@@ -278,6 +286,7 @@ where
             return;
         }
         if let Some(span) = ctx.span(id) {
+            SPILLED.fetch_add(1, Ordering::Relaxed);
             // The layer's own bookkeeping is not the code's allocations.
             crate::record::alloc::uncounted(|| {
                 span.extensions_mut().insert(SpanState {
@@ -311,11 +320,11 @@ where
     fn on_enter(&self, id: &span::Id, _ctx: Context<'_, S>) {
         // Only this thread's list of open intervals: the span is looked up
         // when it is exited, once.
-        span_enter(id.into_u64());
+        span_enter(self.owner(), id.into_u64());
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
-        let Some(interval) = span_exit(id.into_u64()) else {
+        let Some(interval) = span_exit(self.owner(), id.into_u64()) else {
             return;
         };
         let (handle, key) = match open::find(self.owner(), id.into_u64()) {
@@ -331,6 +340,7 @@ where
                     slot.key.load(Ordering::Relaxed),
                 )
             }
+            None if SPILLED.load(Ordering::Relaxed) == 0 => return,
             None => match ctx.span(id) {
                 Some(span) => match span.extensions_mut().get_mut::<SpanState>() {
                     Some(state) => {
@@ -363,11 +373,15 @@ where
                 slot.close();
                 state
             }
+            None if SPILLED.load(Ordering::Relaxed) == 0 => return,
             None => match ctx
                 .span(&id)
                 .and_then(|span| span.extensions_mut().remove::<SpanState>())
             {
-                Some(state) => state,
+                Some(state) => {
+                    SPILLED.fetch_sub(1, Ordering::Relaxed);
+                    state
+                }
                 None => return,
             },
         };
@@ -397,7 +411,8 @@ fn mark_error<S: Subscriber + for<'a> LookupSpan<'a>>(
 ) {
     if let Some(slot) = open::find(owner, id.into_u64()) {
         slot.error.store(true, Ordering::Relaxed);
-    } else if let Some(span) = ctx.span(id)
+    } else if SPILLED.load(Ordering::Relaxed) != 0
+        && let Some(span) = ctx.span(id)
         && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
     {
         state.error = true;

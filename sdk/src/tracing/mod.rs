@@ -70,10 +70,10 @@
 //! and no allocation (a span that finds no free slot near its id keeps it
 //! in the registry's extensions instead). Entering touches only the
 //! thread's list of open intervals; an exited interval's figures go to the
-//! thread's own cell. A span's whole life costs some 25 ns more than with a
-//! layer that does nothing (about 88 ns against 63 ns; `tracing-timing`'s
-//! layer 184 ns, `tracing-opentelemetry`'s 667 ns, same run of
-//! `benches/benches/spans.rs`); a span a per-layer filter rejects costs
+//! thread's own cell. A span's whole life costs some 26 to 31 ns more than
+//! with a layer that does nothing (about 92 ns against 61 ns in one run;
+//! `tracing-timing`'s layer 181 ns, `tracing-opentelemetry`'s 679 ns, same
+//! run of `benches/benches/spans.rs`); a span a per-layer filter rejects costs
 //! what the filter alone costs.
 
 mod callsites;

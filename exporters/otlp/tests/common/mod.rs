@@ -102,3 +102,26 @@ pub(crate) fn log_records(req: &Request) -> usize {
         .map(|s| s.log_records.len())
         .sum()
 }
+
+/// The log records of the logs requests `rx` receives until `expected` of
+/// them arrived (all of them, with `usize::MAX`) or `wait` passed.
+#[allow(dead_code, reason = "not every test binary of this folder uses it")]
+pub(crate) fn records_within(
+    rx: &mpsc::Receiver<Request>,
+    expected: usize,
+    wait: std::time::Duration,
+) -> usize {
+    let deadline = std::time::Instant::now() + wait;
+    let mut n = 0;
+    while n < expected
+        && let Some(left) = deadline.checked_duration_since(std::time::Instant::now())
+    {
+        let Ok(req) = rx.recv_timeout(left) else {
+            break;
+        };
+        if req.path == "/v1/logs" {
+            n += log_records(&req);
+        }
+    }
+    n
+}
