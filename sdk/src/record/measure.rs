@@ -530,17 +530,30 @@ pub(crate) use span::{span_close, span_enter, span_exit, span_interval};
 #[cfg(feature = "tracing")]
 mod span {
     use super::*;
-    use std::cell::RefCell;
+    use std::cell::Cell;
 
-    /// Entered intervals open on this thread, innermost last: `(layer, span
-    /// id, its scope)`, `None` for a span entered again while already
-    /// entered here. A span is named by its layer and its id: two
-    /// subscribers give out the same ids. Bounded: deeper nesting is not
-    /// measured.
+    /// Entered intervals open on this thread, innermost last: the layer
+    /// and span id of each (a span is named by both: two subscribers give
+    /// out the same ids) and its scope, `None` for a span entered again
+    /// while already entered here. A fixed array in a thread-local without
+    /// a destructor: no registration, borrow flag or growth on the way.
+    /// Bounded: deeper nesting is not measured.
     const OPEN_MAX: usize = 64;
 
+    struct Open {
+        len: Cell<usize>,
+        names: [Cell<(usize, u64)>; OPEN_MAX],
+        scopes: [Cell<Option<Scope>>; OPEN_MAX],
+    }
+
     thread_local! {
-        static OPEN: RefCell<Vec<(usize, u64, Option<Scope>)>> = const { RefCell::new(Vec::new()) };
+        static OPEN: Open = const {
+            Open {
+                len: Cell::new(0),
+                names: [const { Cell::new((0, 0)) }; OPEN_MAX],
+                scopes: [const { Cell::new(None) }; OPEN_MAX],
+            }
+        };
     }
 
     /// The span `id` of layer `owner` is entered on this thread: an
@@ -548,18 +561,15 @@ mod span {
     /// is exited).
     #[inline]
     pub(crate) fn span_enter(owner: usize, id: u64) {
-        let _ = OPEN.try_with(|open| {
-            let mut open = open.borrow_mut();
-            if open.len() >= OPEN_MAX {
+        OPEN.with(|open| {
+            let len = open.len.get();
+            if len >= OPEN_MAX {
                 return;
             }
-            let again = open.iter().any(|(o, i, _)| (*o, *i) == (owner, id));
-            let scope = (!again).then(Scope::open);
-            if open.capacity() == open.len() {
-                // Growing the thread's list is not the code's allocation.
-                crate::record::alloc::uncounted(|| open.reserve(OPEN_MAX));
-            }
-            open.push((owner, id, scope));
+            let again = open.names[..len].iter().any(|n| n.get() == (owner, id));
+            open.names[len].set((owner, id));
+            open.scopes[len].set((!again).then(Scope::open));
+            open.len.set(len + 1);
         });
     }
 
@@ -577,13 +587,18 @@ mod span {
     /// it, which stay as they were.
     #[inline]
     pub(crate) fn span_exit(owner: usize, id: u64) -> Option<Interval> {
-        OPEN.try_with(|open| {
-            let mut open = open.borrow_mut();
-            let at = open.iter().rposition(|(o, i, _)| (*o, *i) == (owner, id))?;
-            let innermost = at + 1 == open.len();
-            let (_, _, scope) = open.remove(at);
-            let scope = scope?;
-            let (elapsed, self_time, allocs, bytes) = scope.close_with(innermost);
+        OPEN.with(|open| {
+            let len = open.len.get();
+            let at = open.names[..len]
+                .iter()
+                .rposition(|n| n.get() == (owner, id))?;
+            let scope = open.scopes[at].take();
+            for i in at + 1..len {
+                open.names[i - 1].set(open.names[i].get());
+                open.scopes[i - 1].set(open.scopes[i].take());
+            }
+            open.len.set(len - 1);
+            let (elapsed, self_time, allocs, bytes) = scope?.close_with(at + 1 == len);
             Some(Interval {
                 elapsed,
                 self_time,
@@ -591,8 +606,6 @@ mod span {
                 bytes,
             })
         })
-        .ok()
-        .flatten()
     }
 
     /// An entered interval of a span of `site` ended on this thread: its
@@ -668,6 +681,37 @@ mod span {
         #[cold]
         pub(crate) fn publish(self) {
             over_budget(self.site, self.cell, self.elapsed, self.allocs, self.bytes);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn intervals_nest_reenter_leave_out_of_order_and_stop_at_the_bound() {
+            // Entered again while entered: one interval, the outer one.
+            span_enter(1, 10);
+            span_enter(1, 11);
+            span_enter(1, 10);
+            assert!(span_exit(1, 10).is_none(), "the inner re-entry");
+            // A span of another layer with the same id is another span.
+            span_enter(2, 11);
+            assert!(span_exit(2, 11).is_some());
+            // Out of order: 10 leaves before 11, which stays open.
+            let outer = span_exit(1, 10).expect("the outer interval");
+            assert_eq!(outer.self_time, outer.elapsed, "not innermost");
+            assert!(span_exit(1, 10).is_none(), "closed once");
+            assert!(span_exit(1, 11).is_some());
+            // Past the bound, intervals are not measured; the rest are.
+            let deep = OPEN_MAX as u64 + 6;
+            for id in 0..deep {
+                span_enter(3, id);
+            }
+            for id in (0..deep).rev() {
+                assert_eq!(span_exit(3, id).is_some(), id < OPEN_MAX as u64, "{id}");
+            }
+            assert_eq!(OPEN.with(|o| o.len.get()), 0);
         }
     }
 
