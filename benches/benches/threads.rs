@@ -5,6 +5,11 @@
 //! the per-call cost and the floor from the same run. Prints
 //! `THREADS|threads|bytes per site per thread|snapshot ms|after end MB`.
 //!
+//! Sites are registered first (a one-time cost per site, printed apart),
+//! so each case's growth is what its threads added. The 256-thread case
+//! then runs again: new threads reuse the shards the ended ones handed
+//! back, so it should add next to nothing.
+//!
 //! `cargo bench --bench threads` measures; the test command's quick pass
 //! (`cargo test --benches`) runs a small case that only checks it runs.
 
@@ -31,15 +36,24 @@ fn sites(n: u32) -> Vec<&'static Site> {
         .collect()
 }
 
+/// Resident bytes: exact from `/proc/self/smaps_rollup` where there is
+/// one (the kernel's running counter can lag), else the portable figure.
 fn rss() -> u64 {
-    overrun::run::usage().rss_bytes.unwrap_or(0)
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Rss:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .or(overrun::run::usage().rss_bytes)
+        .unwrap_or(0)
 }
 
 /// Starts `threads` threads that each call every site once, then wait
-/// until told to end. Returns (resident bytes added per site per thread,
-/// best snapshot ms, resident MB after the threads ended).
-fn case(sites: &[&'static Site], threads: usize) -> (f64, f64, f64) {
-    let before = rss();
+/// until told to end. Returns (resident bytes while they lived, best
+/// snapshot ms, resident MB after the threads ended).
+fn case(sites: &[&'static Site], threads: usize) -> (u64, f64, f64) {
     let called = Arc::new(Barrier::new(threads + 1));
     let end = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
@@ -55,8 +69,7 @@ fn case(sites: &[&'static Site], threads: usize) -> (f64, f64, f64) {
         })
         .collect();
     called.wait();
-    let grown = rss().saturating_sub(before);
-    let per = grown as f64 / (sites.len() * threads) as f64;
+    let resident = rss();
     let best = (0..3)
         .map(|_| {
             let start = Instant::now();
@@ -69,7 +82,7 @@ fn case(sites: &[&'static Site], threads: usize) -> (f64, f64, f64) {
         h.join().unwrap();
     }
     let after = rss() as f64 / (1 << 20) as f64;
-    (per, best, after)
+    (resident, best, after)
 }
 
 #[overrun::measure(budget = "1s")]
@@ -111,6 +124,11 @@ fn main() {
     };
     let sites = sites(n);
     let (call, floor) = per_call();
+    let before = rss();
+    for site in &sites {
+        assert!(overrun::__private::register(site));
+    }
+    let registration = rss().saturating_sub(before) as f64 / f64::from(n);
     println!(
         "per call: #[measure] {call:.2} ns, raw TSC pair {floor:.2} ns ({:.2}x)",
         call / floor
@@ -120,9 +138,24 @@ fn main() {
         "{:>8} {:>26} {:>14} {:>22}",
         "threads", "bytes / site / thread", "snapshot ms", "resident MB after end"
     );
+    // Each case's threads reuse the shards of the case before (fewer
+    // threads), so each is measured from the same start: its threads'
+    // memory is everything grown since.
+    let base = rss();
     for &threads in counts {
-        let (per, ms, after) = case(&sites, threads);
+        let (resident, ms, after) = case(&sites, threads);
+        let per = resident.saturating_sub(base) as f64 / (sites.len() * threads) as f64;
         println!("{threads:>8} {per:>26.0} {ms:>14.2} {after:>22.1}");
         println!("THREADS|{threads}|{per:.0}|{ms:.2}|{after:.1}");
     }
+    let most = *counts.last().unwrap();
+    let before = rss();
+    let (resident, _, after) = case(&sites, most);
+    let again = resident.saturating_sub(before) as f64 / (sites.len() * most) as f64;
+    println!(
+        "{most} new threads after those ended: {again:.0} bytes per site per thread \
+         (their shards reused), resident after end {after:.1} MB"
+    );
+    println!("REUSE|{most}|{again:.0}|{after:.1}");
+    println!("registration, once per site: {registration:.0} bytes");
 }

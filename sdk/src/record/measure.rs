@@ -93,7 +93,7 @@ fn record(site: &'static Site, index: usize, call: Call) {
     };
     bump(&cell.calls, 1);
     if call.error {
-        bump(&cell.errors, 1);
+        bump(&cell.rare().errors, 1);
     }
     bump(&cell.total, call.elapsed);
     bump(&cell.self_time, call.self_time);
@@ -139,7 +139,7 @@ fn over_budget(site: &'static Site, cell: &SiteCell, elapsed: u64, allocs: u64, 
 #[inline(never)]
 fn violate(site: &'static Site, cell: &SiteCell, kind: ViolationKind, observed: u64, limit: u64) {
     if let Some(slot) = kind.site_slot() {
-        bump(&cell.violations[slot], 1);
+        bump(&cell.rare().violations[slot], 1);
     }
     publish(site_violation(site, kind, observed, limit));
 }
@@ -367,10 +367,11 @@ impl AsyncCall {
         let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(self.index)) else {
             return;
         };
-        bump(&cell.polls, self.polls);
-        raise(&cell.max_poll, self.max_poll);
+        let rare = cell.rare();
+        bump(&rare.polls, self.polls);
+        raise(&rare.max_poll, self.max_poll);
         if cancelled {
-            bump(&cell.cancelled, 1);
+            bump(&rare.cancelled, 1);
         }
         record(
             self.site,
@@ -618,8 +619,9 @@ mod span {
     pub(crate) fn span_interval(site: &'static Site, interval: &Interval) -> Option<PollOver> {
         let index = site.index()?;
         let cell = LOCAL.with(|l| l.shard()).map(|s| s.cell(index))?;
-        bump(&cell.polls, 1);
-        raise(&cell.max_poll, interval.elapsed);
+        let rare = cell.rare();
+        bump(&rare.polls, 1);
+        raise(&rare.max_poll, interval.elapsed);
         bump(&cell.self_time, interval.self_time);
         bump(&cell.allocs, interval.allocs);
         bump(&cell.bytes, interval.bytes);
@@ -649,7 +651,7 @@ mod span {
         let cell = LOCAL.with(|l| l.shard()).map(|s| s.cell(index))?;
         bump(&cell.calls, 1);
         if error {
-            bump(&cell.errors, 1);
+            bump(&cell.rare().errors, 1);
         }
         bump(&cell.total, elapsed);
         raise(&cell.max, elapsed);
@@ -684,6 +686,23 @@ mod span {
         }
     }
 
+    /// An entered interval over the `poll` budget, to publish inside its span.
+    #[must_use]
+    pub(crate) struct PollOver {
+        site: &'static Site,
+        index: usize,
+        elapsed: u64,
+    }
+
+    impl PollOver {
+        /// Counts and publishes the violation (on the thread that measured
+        /// it).
+        #[cold]
+        pub(crate) fn publish(self) {
+            poll_violation_of(self.site, self.index, self.elapsed);
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -712,23 +731,6 @@ mod span {
                 assert_eq!(span_exit(3, id).is_some(), id < OPEN_MAX as u64, "{id}");
             }
             assert_eq!(OPEN.with(|o| o.len.get()), 0);
-        }
-    }
-
-    /// An entered interval over the `poll` budget, to publish inside its span.
-    #[must_use]
-    pub(crate) struct PollOver {
-        site: &'static Site,
-        index: usize,
-        elapsed: u64,
-    }
-
-    impl PollOver {
-        /// Counts and publishes the violation (on the thread that measured
-        /// it).
-        #[cold]
-        pub(crate) fn publish(self) {
-            poll_violation_of(self.site, self.index, self.elapsed);
         }
     }
 }

@@ -153,7 +153,7 @@ impl LockSite {
         let Some(cell) = cell_of(self.mode_site(mode)) else {
             return;
         };
-        bump(&cell.errors, 1);
+        bump(&cell.rare().errors, 1);
         bump(&cell.total, ticks);
         raise(&cell.max, ticks);
         cell.record_value(ticks);
@@ -221,7 +221,7 @@ impl LockSite {
         limit: u64,
         at: &'static Location<'static>,
     ) {
-        bump(&cell.violations[0], 1);
+        bump(&cell.rare().violations[0], 1);
         publish(self.violation(kind, ticks, limit, at));
     }
 

@@ -73,38 +73,25 @@ pub struct Histogram {
 impl Histogram {
     /// Builds a histogram from dense counts (one per bucket).
     pub(crate) fn from_dense(counts: &[u64], max_ticks: u64, ns_per_tick: f64) -> Self {
-        Self::from_blocks(counts, u64::MAX, max_ticks, ns_per_tick)
+        Self::from_window(0, counts, max_ticks, ns_per_tick)
     }
 
-    /// Like [`Self::from_dense`], reading only the blocks whose bit is set
-    /// in `blocks`, and zeroing them for the next use of `counts`.
-    pub(crate) fn from_blocks_clearing(
-        counts: &mut [u64],
-        blocks: u64,
+    /// Builds a histogram from the counts of buckets `first..`.
+    pub(crate) fn from_window(
+        first: usize,
+        counts: &[u64],
         max_ticks: u64,
         ns_per_tick: f64,
     ) -> Self {
-        let h = Self::from_blocks(counts, blocks, max_ticks, ns_per_tick);
-        for b in (0..BLOCKS).filter(|b| blocks & (1 << b) != 0) {
-            counts[b * BLOCK..(b + 1) * BLOCK].fill(0);
-        }
-        h
-    }
-
-    fn from_blocks(counts: &[u64], blocks: u64, max_ticks: u64, ns_per_tick: f64) -> Self {
-        let mut buckets = Vec::new();
-        let mut count = 0;
-        for b in (0..BLOCKS).filter(|b| blocks & (1 << b) != 0) {
-            for (i, &c) in counts.iter().enumerate().skip(b * BLOCK).take(BLOCK) {
-                if c != 0 {
-                    buckets.push((i as u16, c));
-                    count += c;
-                }
-            }
-        }
+        let buckets: Vec<(u16, u64)> = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != 0)
+            .map(|(k, &c)| ((first + k) as u16, c))
+            .collect();
         Self {
+            count: buckets.iter().map(|(_, c)| c).sum(),
             buckets,
-            count,
             max: max_ticks,
             ns_per_tick,
         }

@@ -58,68 +58,107 @@ pub(crate) struct Totals {
     pub(crate) histogram: Histogram,
 }
 
-/// Merges every thread's figures for one site. `dense` is scratch space of
-/// `BUCKETS` zeros, left zeroed.
-fn merge(shards: &[&'static shard::Shard], site: usize, dense: &mut [u64]) -> Totals {
-    let mut sums = [0u64; 8];
-    let (mut max, mut max_poll, mut touched) = (0, 0, 0u64);
-    let mut violations = [0u64; SITE_KINDS];
-    for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
-        for (sum, field) in sums.iter_mut().zip(cell.sums()) {
-            *sum = sum.wrapping_add(field.load(Ordering::Relaxed));
+/// One site's figures as threads' cells are added in.
+#[derive(Default)]
+struct Merged {
+    sums: [u64; 8],
+    max: u64,
+    max_poll: u64,
+    violations: [u64; SITE_KINDS],
+    /// Histogram counts from bucket `first` on.
+    first: usize,
+    counts: Vec<u64>,
+}
+
+impl Merged {
+    fn add(&mut self, cell: &shard::SiteCell, scratch: &mut [u64]) {
+        for (sum, field) in self.sums.iter_mut().zip(cell.sums()) {
+            *sum = sum.wrapping_add(field);
         }
-        max = max.max(cell.max.load(Ordering::Relaxed));
-        max_poll = max_poll.max(cell.max_poll.load(Ordering::Relaxed));
-        for (sum, v) in violations.iter_mut().zip(&cell.violations) {
-            *sum += v.load(Ordering::Relaxed);
+        self.max = self.max.max(cell.max.load(Ordering::Relaxed));
+        if let Some(rare) = cell.rare_if_made() {
+            self.max_poll = self.max_poll.max(rare.max_poll.load(Ordering::Relaxed));
+            for (sum, v) in self.violations.iter_mut().zip(&rare.violations) {
+                *sum += v.load(Ordering::Relaxed);
+            }
         }
-        touched |= cell.add_histogram(dense);
+        let Some((first, counts)) = cell.histogram(scratch) else {
+            return;
+        };
+        if self.counts.is_empty() {
+            self.first = first;
+        }
+        // Widen the window to cover the cell's.
+        if first < self.first {
+            let grow = self.first - first;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.first = first;
+        }
+        let end = first + counts.len() - self.first;
+        if end > self.counts.len() {
+            self.counts.resize(end, 0);
+        }
+        for (to, c) in self.counts[first - self.first..].iter_mut().zip(counts) {
+            *to += c;
+        }
     }
-    let [
-        calls,
-        errors,
-        cancelled,
-        total,
-        self_time,
-        allocs,
-        bytes,
-        polls,
-    ] = sums;
-    Totals {
-        calls,
-        errors,
-        cancelled,
-        total,
-        self_time,
-        allocs,
-        bytes,
-        polls,
-        max_poll,
-        violations,
-        histogram: Histogram::from_blocks_clearing(
-            dense,
-            touched,
-            max,
-            crate::record::clock::ns_per_tick(),
-        ),
+
+    fn totals(self) -> Totals {
+        let [
+            calls,
+            errors,
+            cancelled,
+            total,
+            self_time,
+            allocs,
+            bytes,
+            polls,
+        ] = self.sums;
+        Totals {
+            calls,
+            errors,
+            cancelled,
+            total,
+            self_time,
+            allocs,
+            bytes,
+            polls,
+            max_poll: self.max_poll,
+            violations: self.violations,
+            histogram: Histogram::from_window(
+                self.first,
+                &self.counts,
+                self.max,
+                crate::record::clock::ns_per_tick(),
+            ),
+        }
     }
 }
 
-/// Merges every thread's figures for sites `0..count`. Cost: sites × threads
-/// × touched octaves; independent of how many calls were made.
+/// Merges every thread's figures for sites `0..count`, shard by shard and
+/// page by page: only the cells some call touched are read, in the order
+/// they lie in memory. Independent of how many calls were made.
 pub(crate) fn collect(count: usize) -> Vec<Totals> {
-    let mut dense = vec![0u64; BUCKETS];
+    let mut merged: Vec<Merged> = (0..count).map(|_| Merged::default()).collect();
+    let mut scratch = vec![0u64; BUCKETS];
     shard::with_shards(|shards| {
-        (0..count)
-            .map(|site| merge(shards, site, &mut dense))
-            .collect()
-    })
+        for shard in shards {
+            shard.for_each_touched(count, |site, cell| merged[site].add(cell, &mut scratch));
+        }
+    });
+    merged.into_iter().map(Merged::totals).collect()
 }
 
 /// The merged figures of one site (every thread).
 pub(crate) fn site_totals(site: usize) -> Totals {
-    let mut dense = vec![0u64; BUCKETS];
-    shard::with_shards(|shards| merge(shards, site, &mut dense))
+    let mut merged = Merged::default();
+    let mut scratch = vec![0u64; BUCKETS];
+    shard::with_shards(|shards| {
+        for cell in shards.iter().filter_map(|s| s.cell_if_present(site)) {
+            merged.add(cell, &mut scratch);
+        }
+    });
+    merged.totals()
 }
 
 /// The merged histogram of one site (every thread).
@@ -185,13 +224,19 @@ pub(crate) fn this_thread(count: usize) -> Vec<Option<CellCopy>> {
     let Some(shard) = shard::LOCAL.with(|l| l.shard()) else {
         return vec![None; count];
     };
+    let mut scratch = vec![0u64; BUCKETS];
     (0..count)
         .map(|site| {
             let cell = shard.cell_if_present(site)?;
-            let counters = cell.sums().map(|c| c.load(Ordering::Relaxed));
-            let violations = std::array::from_fn(|i| cell.violations[i].load(Ordering::Relaxed));
+            let counters = cell.sums();
+            let violations = std::array::from_fn(|i| {
+                cell.rare_if_made()
+                    .map_or(0, |r| r.violations[i].load(Ordering::Relaxed))
+            });
             let mut hist = vec![0u64; BUCKETS];
-            cell.add_histogram(&mut hist);
+            if let Some((first, counts)) = cell.histogram(&mut scratch) {
+                hist[first..first + counts.len()].copy_from_slice(counts);
+            }
             Some(CellCopy {
                 counters,
                 violations,
