@@ -3,12 +3,15 @@
 //! 64 and 256 threads: resident memory per site per thread that called it,
 //! `snapshot()` (best of 3), and what comes back when the threads end; with
 //! the per-call cost and the floor from the same run. Prints
-//! `THREADS|threads|bytes per site per thread|snapshot ms|after end MB`.
+//! `THREADS|threads|bytes per site per thread|snapshot ms|after end MB`
+//! and `POOL|most|kept|peak MB|shrunk MB|grown back MB`.
 //!
 //! Sites are registered first (a one-time cost per site, printed apart),
-//! so each case's growth is what its threads added. The 256-thread case
-//! then runs again: new threads reuse the shards the ended ones handed
-//! back, so it should add next to nothing.
+//! and one thread that calls nothing runs and ends first (what the first
+//! extra thread sets up once), so each case's growth is what its threads
+//! added; it includes the threads' own stacks. Then a pool grows to
+//! 256 threads, shrinks to 8 and grows back: the resident memory at each
+//! stage shows the shards of ended threads given back.
 //!
 //! `cargo bench --bench threads` measures; the test command's quick pass
 //! (`cargo test --benches`) runs a small case that only checks it runs.
@@ -50,25 +53,48 @@ fn rss() -> u64 {
         .unwrap_or(0)
 }
 
-/// Starts `threads` threads that each call every site once, then wait
-/// until told to end. Returns (resident bytes while they lived, best
-/// snapshot ms, resident MB after the threads ended).
-fn case(sites: &[&'static Site], threads: usize) -> (u64, f64, f64) {
-    let called = Arc::new(Barrier::new(threads + 1));
-    let end = Arc::new(Barrier::new(threads + 1));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (sites, called, end) = (sites.to_vec(), called.clone(), end.clone());
-            std::thread::spawn(move || {
-                for site in &sites {
-                    Guard::enter(site).finish(false);
-                }
-                called.wait();
-                end.wait();
+/// `threads` threads that each called every site once and wait until
+/// told to end.
+struct Pool {
+    end: Arc<Barrier>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Starts the threads; returns once each has called every site.
+    fn start(sites: &[&'static Site], threads: usize) -> Self {
+        let called = Arc::new(Barrier::new(threads + 1));
+        let end = Arc::new(Barrier::new(threads + 1));
+        let handles = (0..threads)
+            .map(|_| {
+                let (sites, called, end) = (sites.to_vec(), called.clone(), end.clone());
+                std::thread::spawn(move || {
+                    for site in &sites {
+                        Guard::enter(site).finish(false);
+                    }
+                    called.wait();
+                    end.wait();
+                })
             })
-        })
-        .collect();
-    called.wait();
+            .collect();
+        called.wait();
+        Self { end, handles }
+    }
+
+    /// Ends the threads and joins them.
+    fn end(self) {
+        self.end.wait();
+        for h in self.handles {
+            h.join().unwrap();
+        }
+    }
+}
+
+/// Starts `threads` threads that each call every site once. Returns
+/// (resident bytes while they lived, best snapshot ms, resident MB after
+/// the threads ended).
+fn case(sites: &[&'static Site], threads: usize) -> (u64, f64, f64) {
+    let pool = Pool::start(sites, threads);
     let resident = rss();
     let best = (0..3)
         .map(|_| {
@@ -77,10 +103,7 @@ fn case(sites: &[&'static Site], threads: usize) -> (u64, f64, f64) {
             start.elapsed().as_secs_f64() * 1e3
         })
         .fold(f64::INFINITY, f64::min);
-    end.wait();
-    for h in handles {
-        h.join().unwrap();
-    }
+    pool.end();
     let after = rss() as f64 / (1 << 20) as f64;
     (resident, best, after)
 }
@@ -141,6 +164,10 @@ fn main() {
     // Each case's threads reuse the shards of the case before (fewer
     // threads), so each is measured from the same start: its threads'
     // memory is everything grown since.
+    // One thread that calls nothing, first: the machinery a process's
+    // first extra thread sets up once (its allocator arena, a cached
+    // stack) is not any site's.
+    Pool::start(&[], 1).end();
     let base = rss();
     for &threads in counts {
         let (resident, ms, after) = case(&sites, threads);
@@ -148,14 +175,30 @@ fn main() {
         println!("{threads:>8} {per:>26.0} {ms:>14.2} {after:>22.1}");
         println!("THREADS|{threads}|{per:.0}|{ms:.2}|{after:.1}");
     }
+    // A pool that grows to its most, shrinks to `kept` threads, then grows
+    // back: resident memory at each stage.
     let most = *counts.last().unwrap();
-    let before = rss();
-    let (resident, _, after) = case(&sites, most);
-    let again = resident.saturating_sub(before) as f64 / (sites.len() * most) as f64;
+    let kept = 8.min(most);
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    let (kept_pool, rest) = (Pool::start(&sites, kept), Pool::start(&sites, most - kept));
+    let peak = rss();
+    rest.end();
+    let shrunk = rss();
+    let again = Pool::start(&sites, most - kept);
+    let regrown = rss();
+    again.end();
+    kept_pool.end();
     println!(
-        "{most} new threads after those ended: {again:.0} bytes per site per thread \
-         (their shards reused), resident after end {after:.1} MB"
+        "a pool of {most} threads: {:.1} MB resident; shrunk to {kept}: {:.1} MB; grown back: {:.1} MB",
+        mb(peak),
+        mb(shrunk),
+        mb(regrown)
     );
-    println!("REUSE|{most}|{again:.0}|{after:.1}");
+    println!(
+        "POOL|{most}|{kept}|{:.1}|{:.1}|{:.1}",
+        mb(peak),
+        mb(shrunk),
+        mb(regrown)
+    );
     println!("registration, once per site: {registration:.0} bytes");
 }

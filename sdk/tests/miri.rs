@@ -1,5 +1,5 @@
-//! The unsafe parts under Miri: `CountingAlloc`, the per-thread shards and
-//! their recycling when threads exit, histogram blocks, snapshots taken while
+//! The unsafe parts under Miri: `CountingAlloc`, the per-thread shards,
+//! their recycling and freeing when threads exit, histogram runs, snapshots taken while
 //! other threads record. Small sizes, so it also runs quickly natively.
 //!
 //! `cargo +nightly miri test -p overrun --lib --test miri`
@@ -45,11 +45,28 @@ fn counting_alloc_shards_and_recycling() {
     }
     // Exited threads' shards were folded and recycled; a new thread reuses one.
     std::thread::spawn(|| boxed(1)).join().unwrap();
+    // More threads at once than drained shards are kept: the shards of the
+    // last to end are freed, their figures kept in the totals.
+    const AT_ONCE: u64 = 18;
+    let all_in = std::sync::Arc::new(std::sync::Barrier::new(AT_ONCE as usize));
+    let many: Vec<_> = (0..AT_ONCE)
+        .map(|t| {
+            let all_in = all_in.clone();
+            std::thread::spawn(move || {
+                let n = boxed(t);
+                all_in.wait();
+                n
+            })
+        })
+        .collect();
+    for t in many {
+        t.join().unwrap();
+    }
     let snap = overrun::snapshot();
     let b = snap.site("boxed").unwrap();
-    assert_eq!(b.calls, 61);
-    assert_eq!(b.allocs, Some(61));
-    assert_eq!(b.alloc_bytes, Some(61 * 8));
+    assert_eq!(b.calls, 61 + AT_ONCE);
+    assert_eq!(b.allocs, Some(61 + AT_ONCE));
+    assert_eq!(b.alloc_bytes, Some((61 + AT_ONCE) * 8));
     assert_eq!(b.violations.allocs, 0);
     assert_eq!(snap.site("grows").unwrap().calls, 60);
     assert!(overrun::alloc::heap_peak_bytes().is_some());

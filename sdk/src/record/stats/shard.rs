@@ -28,11 +28,13 @@
 //! - Pages and runs come from the shard's own arena (no allocator header
 //!   per run), in chunks that are touched only as they are handed out.
 //!
-//! Shards are never freed. When a thread exits, its shard is folded into the
-//! `retired` totals and put on a free list under the registry lock (the same
-//! lock a snapshot takes, so a snapshot sees each call exactly once), and the
-//! next new thread reuses it, pages, runs and all: memory is bounded by the
-//! peak number of concurrent threads, not by how many threads ever ran.
+//! When a thread exits, its shard is folded into the `retired` totals under
+//! the registry lock (the same lock a snapshot takes, so a snapshot sees
+//! each call exactly once) and put on a free list, where the next new
+//! thread reuses it, pages, runs and all; past [`KEEP_FREE`] drained shards
+//! it is freed instead, so a pool that shrinks gives its memory back.
+//! Memory is bounded by the peak number of concurrent threads, not by how
+//! many threads ever ran.
 
 use std::alloc::Layout;
 use std::cell::Cell;
@@ -120,8 +122,8 @@ impl Run {
 // SAFETY (for every method): a `RunPtr` is made only from a non-null
 // pointer returned by `new_run`, whose allocation holds the header and
 // `octaves × BLOCK` zeroed `AtomicU16`s right after it, and lives as long
-// as the shard whose arena made it (shards are never freed while threads
-// use them). `first` and `octaves` are written before the run is shared
+// as the shard whose arena made it (a shard is freed only once no thread
+// can reach it: see `Owner::drop`). `first` and `octaves` are written before the run is shared
 // and never again.
 impl RunPtr {
     fn first(self) -> usize {
@@ -495,18 +497,17 @@ fn new_run(arena: &Arena, first: usize, octaves: usize) -> RunPtr {
     RunPtr(run)
 }
 
-/// A shard's memory for pages and runs: chunks from the allocator, handed
-/// out in order (owner only; the retired totals' under the registry lock).
+/// A shard's memory for pages and runs: zeroed chunks (see [`chunk`]),
+/// handed out in order (owner only; the retired totals' under the registry lock).
 /// Each chunk starts with the previous chunk's address and its own size;
-/// chunks are freed only with the shard (tests: shards threads use live
-/// for the whole process).
+/// chunks are freed with the shard.
 struct Arena {
     next: Cell<*mut u8>,
     end: Cell<*mut u8>,
     last: Cell<*mut u8>,
 }
 
-/// Bytes a chunk holds (more for a larger request).
+/// Bytes a chunk holds (a multiple, for a larger request).
 const CHUNK: usize = 64 << 10;
 /// A chunk's header: the previous chunk, and this chunk's size.
 const HEADER: usize = 64;
@@ -533,21 +534,13 @@ impl Arena {
         let at = unsafe { next.add(pad) };
         // SAFETY: as above.
         self.next.set(unsafe { at.add(layout.size()) });
-        zero(at, layout.size());
         at
     }
 
     #[cold]
     fn take_new_chunk(&self, layout: Layout) -> *mut u8 {
-        let size = CHUNK.max(HEADER + layout.size());
-        let chunk_layout = Layout::from_size_align(size, HEADER).expect("a chunk's layout");
-        let chunk = crate::record::alloc::uncounted(|| {
-            // SAFETY: the layout's size is not zero.
-            unsafe { std::alloc::alloc(chunk_layout) }
-        });
-        if chunk.is_null() {
-            std::alloc::handle_alloc_error(chunk_layout);
-        }
+        let size = (HEADER + layout.size()).next_multiple_of(CHUNK);
+        let chunk = crate::record::alloc::uncounted(|| chunk::get(size));
         // SAFETY: the chunk is `size ≥ HEADER` bytes, aligned to 64.
         unsafe {
             chunk.cast::<*mut u8>().write(self.last.get());
@@ -560,15 +553,71 @@ impl Arena {
         self.next.set(unsafe { at.add(layout.size()) });
         // SAFETY: as above.
         self.end.set(unsafe { chunk.add(size) });
-        zero(at, layout.size());
         at
     }
 }
 
-/// Zeroes `len` bytes at `at` (memory just handed out, not yet shared).
-fn zero(at: *mut u8, len: usize) {
-    // SAFETY: callers pass memory of theirs that no one else can reach yet.
-    unsafe { ptr::write_bytes(at, 0, len) };
+/// Zeroed chunks of memory for arenas, given back to the system when
+/// freed: mapped pages where there are (untouched pages of a chunk are not
+/// resident, and a freed chunk is unmapped at once, whatever the
+/// allocator would keep), the global allocator elsewhere and under Miri.
+mod chunk {
+    #[cfg(all(unix, not(miri)))]
+    pub(super) fn get(size: usize) -> *mut u8 {
+        // SAFETY: an anonymous private mapping of `size` bytes, no address
+        // hint; the result is checked.
+        let at = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if at == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(layout(size));
+        }
+        at.cast()
+    }
+
+    /// Frees a chunk from [`get`] of `size` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `at` came from `get(size)` and nothing uses it any more.
+    #[cfg(all(unix, not(miri)))]
+    pub(super) unsafe fn put(at: *mut u8, size: usize) {
+        // SAFETY: the caller's contract; unmapping cannot fail for a whole
+        // mapping made by `get`.
+        unsafe { libc::munmap(at.cast(), size) };
+    }
+
+    #[cfg(not(all(unix, not(miri))))]
+    pub(super) fn get(size: usize) -> *mut u8 {
+        // SAFETY: the layout's size is not zero.
+        let at = unsafe { std::alloc::alloc_zeroed(layout(size)) };
+        if at.is_null() {
+            std::alloc::handle_alloc_error(layout(size));
+        }
+        at
+    }
+
+    /// Frees a chunk from [`get`] of `size` bytes.
+    ///
+    /// # Safety
+    ///
+    /// `at` came from `get(size)` and nothing uses it any more.
+    #[cfg(not(all(unix, not(miri))))]
+    pub(super) unsafe fn put(at: *mut u8, size: usize) {
+        // SAFETY: the caller's contract: `at` was allocated with this layout.
+        unsafe { std::alloc::dealloc(at, layout(size)) };
+    }
+
+    fn layout(size: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(size, super::HEADER).expect("a chunk's layout")
+    }
 }
 
 impl Drop for Arena {
@@ -580,7 +629,7 @@ impl Drop for Arena {
             unsafe {
                 let prev = chunk.cast::<*mut u8>().read();
                 let size = chunk.cast::<usize>().add(1).read();
-                std::alloc::dealloc(chunk, Layout::from_size_align_unchecked(size, HEADER));
+                chunk::put(chunk, size);
                 chunk = prev;
             }
         }
@@ -652,9 +701,14 @@ impl Shard {
             if cells.is_null() {
                 continue;
             }
-            for offset in 0..PAGE.min(count - page * PAGE) {
+            let n = PAGE.min(count - page * PAGE);
+            for offset in 0..n {
                 // SAFETY: as in `cell_if_present`.
                 let cell = unsafe { &*cells.add(offset) };
+                if offset + AHEAD < n {
+                    // SAFETY: as above, `offset + AHEAD < n ≤ PAGE`.
+                    prefetch_run(unsafe { &*cells.add(offset + AHEAD) });
+                }
                 if cell.touched() {
                     f(page * PAGE + offset, cell);
                 }
@@ -672,6 +726,30 @@ impl Shard {
     }
 }
 
+/// Cells ahead whose run a reader walking a page asks the memory for
+/// early (runs lie apart from the page; the reads would wait on each).
+const AHEAD: usize = 8;
+
+/// Hints that `cell`'s run will be read soon.
+#[inline(always)]
+fn prefetch_run(cell: &SiteCell) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let run = cell.run.load(Ordering::Relaxed);
+        if !run.is_null() {
+            // SAFETY: a prefetch reads nothing into the program and cannot
+            // fault; `run` is a live run's address anyway.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                    run.cast::<i8>(),
+                )
+            };
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = cell;
+}
+
 struct Registry {
     live: Vec<&'static Shard>,
     free: Vec<&'static Shard>,
@@ -684,6 +762,10 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     free: Vec::new(),
     retired: None,
 });
+
+/// Drained shards kept for new threads to reuse; past that, an ending
+/// thread's shard is freed (a pool that shrinks gives its memory back).
+const KEEP_FREE: usize = 16;
 
 /// Marks a thread whose shard was already handed back (thread teardown).
 const DEAD: *const Shard = ptr::dangling();
@@ -723,7 +805,17 @@ impl Drop for Owner {
         let shard: &'static Shard = unsafe { &*shard };
         shard.drain_into(retired);
         reg.live.retain(|s| !ptr::eq(*s, shard));
-        reg.free.push(shard);
+        if reg.free.len() < KEEP_FREE {
+            reg.free.push(shard);
+            return;
+        }
+        drop(reg);
+        // SAFETY: the shard came from `Box::leak` in `attach`; it is in
+        // neither list any more, its thread (this one) no longer reaches it
+        // (`LOCAL` is `DEAD`), and every other reader reaches shards only
+        // through the lists under the registry lock. No reference to it
+        // outlives this point.
+        drop(unsafe { Box::from_raw(ptr::from_ref(shard).cast_mut()) });
     }
 }
 
@@ -736,7 +828,7 @@ impl Local {
             return self.attach();
         }
         // SAFETY: a non-null, non-DEAD pointer was set by `attach` from a
-        // leaked (never freed) shard.
+        // leaked shard, freed only after this thread's `LOCAL` is `DEAD`.
         Some(unsafe { &*shard })
     }
 
