@@ -166,6 +166,20 @@ def main():
         print(f"  8. snapshot, 2 threads: 1 000 sites {s1 / 1e6:.2f} ms, 10 000 sites {s10 / 1e6:.2f} ms "
               f"(×{s10 / s1:.1f} for ×10 sites)")
 
+    rows = re.findall(r"^THREADS\|(\d+)\|(\d+)\|([\d.]+)\|([\d.]+)$", text, re.M)
+    if rows:
+        m = re.search(r"per call: #\[measure\] ([\d.]+) ns, raw TSC pair ([\d.]+) ns", text)
+        if m:
+            print(f"  threads bench, per call in the same run: #[measure] {m[1]} ns, raw TSC pair {m[2]} ns")
+        for threads, per, ms, _ in rows:
+            goal(f"12. resident bytes per site per thread, {threads} threads", int(per), 256, lambda v: f"{v} B")
+        threads, _, ms, _ = rows[-1]
+        goal(f"13. snapshot of 1 000 sites × {threads} threads", float(ms), 10.0, lambda v: f"{v:.2f} ms")
+        m = re.search(r"^POOL\|(\d+)\|(\d+)\|([\d.]+)\|([\d.]+)\|([\d.]+)$", text, re.M)
+        if m:
+            print(f"     a pool of {m[1]} threads: {m[3]} MB resident, shrunk to {m[2]}: {m[4]} MB, "
+                  f"grown back: {m[5]} MB")
+
 
 if __name__ == "__main__":
     main()
