@@ -326,7 +326,10 @@ impl SiteViolations {
 }
 
 /// Merges every thread's figures into a [`Snapshot`]. Safe to call at any
-/// time from any thread; it never blocks measured calls.
+/// time from any thread. A measured call never waits for it, except a
+/// thread's very first one and a thread's end (they take the lock the merge
+/// holds, for milliseconds at most: 1 000 sites × 256 threads take about
+/// 7 ms).
 ///
 /// ```
 /// let snap = overrun::snapshot();

@@ -661,7 +661,7 @@ mod span {
             | (bytes > site.bytes.load(Ordering::Relaxed));
         over.then_some(CloseOver {
             site,
-            cell,
+            index,
             elapsed,
             allocs,
             bytes,
@@ -672,7 +672,7 @@ mod span {
     #[must_use]
     pub(crate) struct CloseOver {
         site: &'static Site,
-        cell: &'static SiteCell,
+        index: usize,
         elapsed: u64,
         allocs: u64,
         bytes: u64,
@@ -682,7 +682,9 @@ mod span {
         /// Counts and publishes the violations (on the closing thread).
         #[cold]
         pub(crate) fn publish(self) {
-            over_budget(self.site, self.cell, self.elapsed, self.allocs, self.bytes);
+            if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(self.index)) {
+                over_budget(self.site, cell, self.elapsed, self.allocs, self.bytes);
+            }
         }
     }
 

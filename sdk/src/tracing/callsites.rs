@@ -30,63 +30,30 @@ static TABLE: [Slot; SLOTS] = [const {
 /// Serialises creating sites, and holds those the table has no room for.
 static CREATE: Mutex<Vec<(usize, &'static Callsite)>> = Mutex::new(Vec::new());
 
-/// The first callsites beside the table, by their place in `CREATE`'s list,
-/// so a span finds its callsite again without the lock.
-static BESIDE: [OnceLock<&'static Callsite>; SLOTS] = [const { OnceLock::new() }; SLOTS];
-
 fn start(key: usize) -> usize {
     // Metadata are statics, 8-byte aligned at least: mix the bits above.
     let h = (key as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> 40) as usize % SLOTS
 }
 
-/// The site of the callsite at `key`, if it has one (no lock: a key seen
-/// without its site yet is "not found", and the caller takes the lock).
+/// The site of the callsite at `key`, if it has one (no lock in the table:
+/// a key seen without its site yet is "not found", and the caller takes the
+/// lock; past the table, under the lock).
 #[inline]
 pub(super) fn get(key: usize) -> Option<&'static Callsite> {
-    find(key).map(|(callsite, _)| callsite)
-}
-
-/// Like [`get`], with the callsite's [`Handle`].
-#[inline]
-pub(super) fn find(key: usize) -> Option<(&'static Callsite, Handle)> {
     let at = start(key);
     for i in 0..PROBES {
-        let index = (at + i) % SLOTS;
-        let slot = &TABLE[index];
+        let slot = &TABLE[(at + i) % SLOTS];
         match slot.key.load(Ordering::Acquire) {
-            k if k == key => return slot.site.get().map(|s| (*s, Handle(index + 1))),
+            k if k == key => return slot.site.get().copied(),
             0 => return None,
             _ => {}
         }
     }
     let beside = CREATE.lock();
-    let i = beside.iter().position(|(k, _)| *k == key)?;
-    let handle = if i < SLOTS { SLOTS + 1 + i } else { 0 };
-    Some((beside[i].1, Handle(handle)))
+    beside.iter().find(|(k, _)| *k == key).map(|(_, s)| *s)
 }
 
-/// A callsite found again without hashing its key: its slot in the table
-/// (`index + 1`), its place beside it (`SLOTS + 1 + place`), or 0 for one
-/// past both (found by its key, under the lock).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Handle(pub(super) usize);
-
-/// The callsite of `handle`, or (beside the table) of `key`.
-#[inline]
-pub(super) fn by_handle(handle: usize, key: usize) -> Option<&'static Callsite> {
-    match handle.checked_sub(1) {
-        Some(index) if index < SLOTS => TABLE[index].site.get().copied(),
-        Some(index) => BESIDE
-            .get(index - SLOTS)
-            .and_then(|s| s.get().copied())
-            .or_else(|| get(key)),
-        None => get(key),
-    }
-}
-
-/// The site of the callsite at `key`, made by `make` if it has none yet
-/// (once per callsite, whatever the threads racing).
 #[cold]
 pub(super) fn get_or_create(
     key: usize,
@@ -106,9 +73,6 @@ pub(super) fn get_or_create(
             slot.key.store(key, Ordering::Release);
             return site;
         }
-    }
-    if let Some(beside) = BESIDE.get(overflow.len()) {
-        let _ = beside.set(site);
     }
     overflow.push((key, site));
     site
@@ -158,10 +122,6 @@ mod tests {
         for (i, &k) in keys.iter().enumerate() {
             assert!(std::ptr::eq(get(k).unwrap(), sites[i]));
             assert!(std::ptr::eq(get_or_create(k, || unreachable!()), sites[i]));
-            // Found again by its handle, beside the table too.
-            let (_, handle) = find(k).unwrap();
-            assert_ne!(handle.0, 0);
-            assert!(std::ptr::eq(by_handle(handle.0, k).unwrap(), sites[i]));
         }
         assert!(get(0x7000_0000_0008).is_none());
     }

@@ -134,14 +134,13 @@ impl BudgetLayer {
         self
     }
 
-    /// The span's callsite (made from its first span), its metadata's
-    /// address and its handle in the callsite table.
+    /// The span's callsite (made from its first span).
     #[inline]
-    fn callsite(&self, attrs: &Attributes<'_>) -> (&'static Callsite, usize, usize) {
+    fn callsite(&self, attrs: &Attributes<'_>) -> &'static Callsite {
         let meta: &'static Metadata<'static> = attrs.metadata();
         let key = meta as *const Metadata<'static> as usize;
-        if let Some((callsite, handle)) = callsites::find(key) {
-            return (callsite, key, handle.0);
+        if let Some(callsite) = callsites::get(key) {
+            return callsite;
         }
         callsites::get_or_create(key, || {
             crate::record::alloc::uncounted(|| {
@@ -150,9 +149,7 @@ impl BudgetLayer {
                     error: meta.fields().field("error").is_some(),
                 }))
             })
-        });
-        let (callsite, handle) = callsites::find(key).expect("the callsite just made");
-        (callsite, key, handle.0)
+        })
     }
 
     #[cold]
@@ -244,8 +241,7 @@ static SPILLED: AtomicUsize = AtomicUsize::new(0);
 /// A span's state when the table of open spans had no room for it: in the
 /// registry's extensions (the same fields as a table slot).
 struct SpanState {
-    key: usize,
-    handle: usize,
+    callsite: &'static Callsite,
     start: u64,
     error: bool,
     allocs: u64,
@@ -271,7 +267,7 @@ where
         if !crate::record::measure::enabled() {
             return;
         }
-        let (callsite, key, handle) = self.callsite(attrs);
+        let callsite = self.callsite(attrs);
         if callsite.site.index().is_none() {
             return;
         }
@@ -282,7 +278,7 @@ where
             error.0
         };
         let start = crate::record::clock::now();
-        if open::open(self.owner(), id.into_u64(), key, handle, start, error).is_some() {
+        if open::open(self.owner(), id.into_u64(), callsite, start, error).is_some() {
             return;
         }
         if let Some(span) = ctx.span(id) {
@@ -290,8 +286,7 @@ where
             // The layer's own bookkeeping is not the code's allocations.
             crate::record::alloc::uncounted(|| {
                 span.extensions_mut().insert(SpanState {
-                    key,
-                    handle,
+                    callsite,
                     start,
                     error,
                     allocs: 0,
@@ -327,7 +322,7 @@ where
         let Some(interval) = span_exit(self.owner(), id.into_u64()) else {
             return;
         };
-        let (handle, key) = match open::find(self.owner(), id.into_u64()) {
+        let callsite = match open::find(self.owner(), id.into_u64()) {
             Some(slot) => {
                 if interval.allocs != 0 {
                     // The span's own sums, for its allocation budgets (it
@@ -335,10 +330,10 @@ where
                     slot.allocs.fetch_add(interval.allocs, Ordering::Relaxed);
                     slot.bytes.fetch_add(interval.bytes, Ordering::Relaxed);
                 }
-                (
-                    slot.handle.load(Ordering::Relaxed),
-                    slot.key.load(Ordering::Relaxed),
-                )
+                match slot.callsite() {
+                    Some(callsite) => callsite,
+                    None => return,
+                }
             }
             None if SPILLED.load(Ordering::Relaxed) == 0 => return,
             None => match ctx.span(id) {
@@ -346,15 +341,14 @@ where
                     Some(state) => {
                         state.allocs += interval.allocs;
                         state.bytes += interval.bytes;
-                        (state.handle, state.key)
+                        state.callsite
                     }
                     None => return,
                 },
                 None => return,
             },
         };
-        let site = callsites::by_handle(handle, key).map(|c| c.site);
-        if let Some(over) = site.and_then(|site| span_interval(site, &interval)) {
+        if let Some(over) = span_interval(callsite.site, &interval) {
             within_span(id, || over.publish());
         }
     }
@@ -362,9 +356,12 @@ where
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
         let state = match open::find(self.owner(), id.into_u64()) {
             Some(slot) => {
+                let Some(callsite) = slot.callsite() else {
+                    slot.close();
+                    return;
+                };
                 let state = SpanState {
-                    key: slot.key.load(Ordering::Relaxed),
-                    handle: slot.handle.load(Ordering::Relaxed),
+                    callsite,
                     start: slot.start.load(Ordering::Relaxed),
                     error: slot.error.load(Ordering::Relaxed),
                     allocs: slot.allocs.load(Ordering::Relaxed),
@@ -385,11 +382,8 @@ where
                 None => return,
             },
         };
-        let Some(callsite) = callsites::by_handle(state.handle, state.key) else {
-            return;
-        };
         let over = span_close(
-            callsite.site,
+            state.callsite.site,
             state.start,
             state.error,
             state.allocs,

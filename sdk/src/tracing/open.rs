@@ -19,7 +19,10 @@
 //! sees the previous one's close complete; `find` loads ids with `Acquire`
 //! to pair with that release.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use super::layer::Callsite;
 
 /// Open spans the table holds at once (more spill to the fallback).
 const SLOTS: usize = 8192;
@@ -33,10 +36,8 @@ pub(super) struct Slot {
     id: AtomicU64,
     /// The layer the span belongs to (its address).
     owner: AtomicUsize,
-    /// Its callsite's metadata address (the key of `callsites`), and its
-    /// slot there (`callsites::Handle`).
-    pub(super) key: AtomicUsize,
-    pub(super) handle: AtomicUsize,
+    /// Its callsite (leaked, never freed).
+    callsite: AtomicPtr<Callsite>,
     /// Its creation time, in clock ticks.
     pub(super) start: AtomicU64,
     /// It recorded an `error` field, or an ERROR event happened inside it.
@@ -50,8 +51,7 @@ static TABLE: [Slot; SLOTS] = [const {
     Slot {
         id: AtomicU64::new(0),
         owner: AtomicUsize::new(0),
-        key: AtomicUsize::new(0),
-        handle: AtomicUsize::new(0),
+        callsite: AtomicPtr::new(std::ptr::null_mut()),
         start: AtomicU64::new(0),
         error: AtomicBool::new(false),
         allocs: AtomicU64::new(0),
@@ -70,8 +70,7 @@ fn first(id: u64) -> usize {
 pub(super) fn open(
     owner: usize,
     id: u64,
-    key: usize,
-    handle: usize,
+    callsite: &'static Callsite,
     start: u64,
     error: bool,
 ) -> Option<&'static Slot> {
@@ -85,8 +84,8 @@ pub(super) fn open(
     // Read elsewhere only after the span itself reached that thread (the
     // registry's and the program's own synchronisation order these).
     slot.owner.store(owner, Ordering::Relaxed);
-    slot.key.store(key, Ordering::Relaxed);
-    slot.handle.store(handle, Ordering::Relaxed);
+    slot.callsite
+        .store(std::ptr::from_ref(callsite).cast_mut(), Ordering::Relaxed);
     slot.start.store(start, Ordering::Relaxed);
     slot.error.store(error, Ordering::Relaxed);
     slot.allocs.store(0, Ordering::Relaxed);
@@ -106,6 +105,15 @@ pub(super) fn find(owner: usize, id: u64) -> Option<&'static Slot> {
 }
 
 impl Slot {
+    /// The span's callsite (`None` only for a slot read out of turn).
+    #[inline]
+    pub(super) fn callsite(&self) -> Option<&'static Callsite> {
+        let callsite = NonNull::new(self.callsite.load(Ordering::Relaxed))?;
+        // SAFETY: every pointer stored here came from a `&'static Callsite`
+        // (callsites are leaked and never freed).
+        Some(unsafe { callsite.as_ref() })
+    }
+
     /// Frees the slot (the span closed).
     #[inline]
     pub(super) fn close(&self) {
@@ -117,8 +125,23 @@ impl Slot {
 mod tests {
     use super::*;
 
+    fn cs() -> &'static Callsite {
+        use crate::record::site::{Site, SiteKind};
+        use crate::vocab::budget::Budget;
+        let site = Box::leak(Box::new(Site::new(
+            "s",
+            "t",
+            "f",
+            1,
+            SiteKind::Span,
+            Budget::none(),
+        )));
+        Box::leak(Box::new(Callsite { site, error: false }))
+    }
+
     #[test]
     fn spans_find_their_own_slot_and_spill_when_their_probes_are_full() {
+        let callsite = cs();
         // Ids that hash to the same first slot: the multiplier's inverse
         // walks them apart, so pick ids by their slot instead.
         let target = first(0x5EED);
@@ -128,21 +151,22 @@ mod tests {
             .collect();
         let slots: Vec<&Slot> = same[..PROBES]
             .iter()
-            .map(|&id| open(1, id, 8, 0, id * 2, false).expect("a free probe"))
+            .map(|&id| open(1, id, callsite, id * 2, false).expect("a free probe"))
             .collect();
         assert!(
-            open(1, same[PROBES], 8, 0, 0, false).is_none(),
+            open(1, same[PROBES], callsite, 0, false).is_none(),
             "probes full"
         );
         for &id in &same[..PROBES] {
             let s = find(1, id).unwrap();
+            assert!(std::ptr::eq(s.callsite().unwrap(), callsite));
             assert!(find(2, id).is_none(), "another layer's id");
             assert_eq!(s.start.load(Ordering::Relaxed), id * 2);
         }
         slots[3].close();
         assert!(find(1, same[3]).is_none());
         assert!(find(1, same[5]).is_some(), "found past a freed slot");
-        let again = open(1, same[PROBES], 8, 0, 7, true).expect("the freed slot");
+        let again = open(1, same[PROBES], callsite, 7, true).expect("the freed slot");
         assert!(std::ptr::eq(again, slots[3]));
         for s in slots {
             s.close();

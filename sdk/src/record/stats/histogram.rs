@@ -7,10 +7,10 @@
 //! inside the 2% we promise for quantiles. Computing the index takes a
 //! leading-zero count, a shift and a mask.
 //!
-//! The 32 buckets of one octave form a block. Per thread and site, blocks are
-//! allocated the first time a value lands in their octave; a function's
-//! latencies usually span a handful of octaves, so a site costs a few hundred
-//! bytes per thread instead of the full range.
+//! The 32 buckets of one octave form a block. Per thread and site, only the
+//! run of octaves between the lowest and highest value seen is kept, in
+//! 16-bit counters (see `shard`): a function's latencies usually span a
+//! handful of octaves, 64 bytes each, instead of the full range.
 
 /// Sub-buckets per octave, as a power of two.
 pub(crate) const SUB_BITS: u32 = 5;

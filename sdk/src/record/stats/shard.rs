@@ -74,10 +74,12 @@ pub(crate) struct SiteCell {
     rare: AtomicPtr<Rare>,
 }
 
-/// The figures of one site on one thread that only some calls write
-/// (errors, async polls, violations): a cache line of its own, made the
-/// first time one of them is, so a site that never errs, polls or breaks
-/// its budget on a thread does without it.
+/// The figures of one site on one thread that a plain synchronous call
+/// writes only when it errs or breaks a budget (errors, async polls,
+/// violations): a cache line of its own, made the first time one of them
+/// is written. A synchronous site that never errs or breaks its budget on a
+/// thread does without it; an `async fn` or a span writes its polls here
+/// on every call (two lines a call).
 #[repr(C, align(64))]
 #[derive(Default)]
 pub(crate) struct Rare {
@@ -86,6 +88,27 @@ pub(crate) struct Rare {
     pub(crate) polls: AtomicU64,
     pub(crate) max_poll: AtomicU64,
     pub(crate) violations: [AtomicU64; SITE_KINDS],
+}
+
+/// Where the maximum sits in `SiteCell::figures` and `Rare::figures`.
+const MAX: usize = 3;
+const MAX_POLL: usize = 3;
+
+impl Rare {
+    /// Every counter, in field order (`MAX_POLL` is the maximum).
+    fn figures(&self) -> [&AtomicU64; 8] {
+        let [v0, v1, v2, v3] = &self.violations;
+        [
+            &self.errors,
+            &self.cancelled,
+            &self.polls,
+            &self.max_poll,
+            v0,
+            v1,
+            v2,
+            v3,
+        ]
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<SiteCell>() == 64);
@@ -224,17 +247,24 @@ impl SiteCell {
     /// errors, cancelled, total, self time, allocs, bytes, polls.
     pub(crate) fn sums(&self) -> [u64; 8] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let rare = self.rare_if_made();
-        let rare = |f: fn(&Rare) -> &AtomicU64| rare.map_or(0, |r| load(f(r)));
+        let [calls, total, self_time, _, allocs, bytes] = self.figures().map(load);
+        let [errors, cancelled, polls] = self
+            .rare_if_made()
+            .map_or([0; 3], |r| [&r.errors, &r.cancelled, &r.polls].map(load));
         [
-            load(&self.calls),
-            rare(|r| &r.errors),
-            rare(|r| &r.cancelled),
-            load(&self.total),
-            load(&self.self_time),
-            load(&self.allocs),
-            load(&self.bytes),
-            rare(|r| &r.polls),
+            calls, errors, cancelled, total, self_time, allocs, bytes, polls,
+        ]
+    }
+
+    /// The cell's own counters, in field order (`MAX` is the maximum).
+    fn figures(&self) -> [&AtomicU64; 6] {
+        [
+            &self.calls,
+            &self.total,
+            &self.self_time,
+            &self.max,
+            &self.allocs,
+            &self.bytes,
         ]
     }
 
@@ -262,10 +292,7 @@ impl SiteCell {
             max_poll: AtomicU64::new(0),
             violations: [const { AtomicU64::new(0) }; SITE_KINDS],
         };
-        match LOCAL.with(|l| l.shard()) {
-            Some(shard) => crate::record::alloc::uncounted(|| self.rare_from(&shard.arena)),
-            None => &DISCARDED,
-        }
+        with_own_arena(|arena| self.rare_from(arena)).unwrap_or(&DISCARDED)
     }
 
     /// The rare figures, made from `arena` if they are not yet.
@@ -316,9 +343,7 @@ impl SiteCell {
     #[cold]
     #[inline(never)]
     fn record_outside(&self, i: usize) {
-        if let Some(shard) = LOCAL.with(|l| l.shard()) {
-            crate::record::alloc::uncounted(|| self.record_n(i, 1, &shard.arena));
-        }
+        with_own_arena(|arena| self.record_n(i, 1, arena));
     }
 
     /// Adds `n` to bucket `i`, making or widening the run from `arena`
@@ -341,17 +366,30 @@ impl SiteCell {
 
     /// Replaces the run by one that also covers `octave`, with the same
     /// counts; returns it. The old run stays where it is (a reader may be
-    /// reading it): a cell leaves at most one run per octave it widened to.
+    /// reading it) until the shard is freed.
     #[cold]
     fn widen(&self, octave: usize, arena: &Arena) -> RunPtr {
         let old = self.run.load(Ordering::Relaxed);
         let old = (!old.is_null()).then_some(RunPtr(old));
+        // At least twice the old span, toward the new value: a site whose
+        // times creep up an octave at a time widens a few times, and the
+        // runs it leaves behind add up to less than the last one.
         let (first, last) = match old {
             None => (octave, octave),
-            Some(old) => (
-                old.first().min(octave),
-                (old.first() + old.octaves() - 1).max(octave),
-            ),
+            Some(old) => {
+                let (first, last) = (old.first(), old.first() + old.octaves() - 1);
+                if octave < first {
+                    (
+                        octave.min((last + 1).saturating_sub(2 * old.octaves())),
+                        last,
+                    )
+                } else {
+                    (
+                        first,
+                        octave.max(first + 2 * old.octaves() - 1).min(BLOCKS - 1),
+                    )
+                }
+            }
         };
         let run = new_run(arena, first, last + 1 - first);
         if let Some(old) = old {
@@ -393,7 +431,7 @@ impl SiteCell {
     /// line (a lock's contended acquisitions are `errors` without `calls`,
     /// the watchdog's hold reports violations alone). One cache line read.
     fn touched(&self) -> bool {
-        [&self.calls, &self.max, &self.allocs, &self.total]
+        self.figures()
             .iter()
             .any(|c| c.load(Ordering::Relaxed) != 0)
             || !self.run.load(Ordering::Relaxed).is_null()
@@ -405,25 +443,19 @@ impl SiteCell {
     /// shard's next thread. Only called under the registry lock with `self`'s owner
     /// thread gone.
     fn drain_into(&self, into: &SiteCell, arena: &Arena, scratch: &mut [u64]) {
-        fn fields(c: &SiteCell) -> [&AtomicU64; 5] {
-            [&c.calls, &c.total, &c.self_time, &c.allocs, &c.bytes]
+        // Sums add, maxima rise.
+        let drain = |from: &AtomicU64, to: &AtomicU64, max: bool| {
+            let v = from.swap(0, Ordering::Relaxed);
+            if max { raise(to, v) } else { bump(to, v) }
+        };
+        for (k, (from, to)) in self.figures().into_iter().zip(into.figures()).enumerate() {
+            drain(from, to, k == MAX);
         }
-        for (from, to) in fields(self).into_iter().zip(fields(into)) {
-            bump(to, from.swap(0, Ordering::Relaxed));
-        }
-        raise(&into.max, self.max.swap(0, Ordering::Relaxed));
         if let Some(from) = self.rare_if_made() {
             let to = into.rare_from(arena);
-            fn rare_fields(r: &Rare) -> [&AtomicU64; 3] {
-                [&r.errors, &r.cancelled, &r.polls]
+            for (k, (from, to)) in from.figures().into_iter().zip(to.figures()).enumerate() {
+                drain(from, to, k == MAX_POLL);
             }
-            for (from, to) in rare_fields(from).into_iter().zip(rare_fields(to)) {
-                bump(to, from.swap(0, Ordering::Relaxed));
-            }
-            for (from, to) in from.violations.iter().zip(&to.violations) {
-                bump(to, from.swap(0, Ordering::Relaxed));
-            }
-            raise(&to.max_poll, from.max_poll.swap(0, Ordering::Relaxed));
         }
         let Some((first, counts)) = self.histogram(scratch) else {
             return;
@@ -452,8 +484,8 @@ impl SiteCell {
 fn spill(run: RunPtr, k: usize, n: u64, arena: Option<&Arena>) {
     let wide = match arena {
         Some(arena) => wide_or_make(run, arena),
-        None => match LOCAL.with(|l| l.shard()) {
-            Some(shard) => crate::record::alloc::uncounted(|| wide_or_make(run, &shard.arena)),
+        None => match with_own_arena(|arena| wide_or_make(run, arena)) {
+            Some(wide) => wide,
             None => return,
         },
     };
@@ -465,6 +497,15 @@ fn spill(run: RunPtr, k: usize, n: u64, arena: Option<&Arena>) {
     bump(&wide[k], narrow + n);
     run.counts()[k].store(0, Ordering::Relaxed);
     run.seq().store(seq.wrapping_add(2), Ordering::Release);
+}
+
+/// Runs `f` with the calling thread's arena — the owner's, for a cell of
+/// its own shard, the only kind a thread writes outside the registry lock —
+/// without charging the memory to the measured call; `None` while the
+/// thread is torn down (no shard).
+fn with_own_arena<R>(f: impl FnOnce(&Arena) -> R) -> Option<R> {
+    let shard = LOCAL.with(|l| l.shard())?;
+    Some(crate::record::alloc::uncounted(|| f(&shard.arena)))
 }
 
 /// The run's wide counters, made zeroed from `arena` if it has none.
@@ -527,7 +568,7 @@ impl Arena {
         let next = self.next.get();
         let pad = next.align_offset(layout.align());
         let room = (self.end.get() as usize).saturating_sub(next as usize);
-        if next.is_null() || pad + layout.size() > room {
+        if next.is_null() || pad.checked_add(layout.size()).is_none_or(|n| n > room) {
             return self.take_new_chunk(layout);
         }
         // SAFETY: `pad + size` bytes from `next` are inside the chunk.
@@ -646,9 +687,6 @@ pub(crate) struct Shard {
 // alone, or under the registry lock when its owner is gone; other threads
 // only read cells and runs through atomics.
 unsafe impl Sync for Shard {}
-// SAFETY: as above; a shard moves between threads only through the
-// registry's free list, under its lock.
-unsafe impl Send for Shard {}
 
 impl Shard {
     fn new() -> Self {
@@ -738,7 +776,9 @@ fn prefetch_run(cell: &SiteCell) {
         let run = cell.run.load(Ordering::Relaxed);
         if !run.is_null() {
             // SAFETY: a prefetch reads nothing into the program and cannot
-            // fault; `run` is a live run's address anyway.
+            // fault; `run` is a live run's address anyway. (Newer toolchains
+            // make the intrinsic safe.)
+            #[allow(unused_unsafe)]
             unsafe {
                 core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
                     run.cast::<i8>(),
@@ -762,6 +802,10 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     free: Vec::new(),
     retired: None,
 });
+
+/// Shards freed so far (tests).
+#[cfg(test)]
+static FREED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Drained shards kept for new threads to reuse; past that, an ending
 /// thread's shard is freed (a pool that shrinks gives its memory back).
@@ -792,8 +836,16 @@ struct Owner;
 
 impl Drop for Owner {
     fn drop(&mut self) {
+        /// The thread's allocation balance goes to the process totals last,
+        /// after what handing the shard back allocated and freed.
+        struct FlushLast;
+        impl Drop for FlushLast {
+            fn drop(&mut self) {
+                crate::record::alloc::flush_thread();
+            }
+        }
+        let _flush = FlushLast;
         let shard = LOCAL.with(|l| l.shard.replace(DEAD));
-        crate::record::alloc::flush_thread();
         if shard.is_null() || shard == DEAD {
             return;
         }
@@ -810,6 +862,8 @@ impl Drop for Owner {
             return;
         }
         drop(reg);
+        #[cfg(test)]
+        FREED.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the shard came from `Box::leak` in `attach`; it is in
         // neither list any more, its thread (this one) no longer reaches it
         // (`LOCAL` is `DEAD`), and every other reader reaches shards only
@@ -821,6 +875,9 @@ impl Drop for Owner {
 
 impl Local {
     /// This thread's shard; `None` while the thread is being torn down.
+    /// `'static` for this thread only: the shard may be freed once the
+    /// thread ends, so neither it nor its cells may be kept past the call
+    /// at hand or given to another thread.
     #[inline(always)]
     pub(crate) fn shard(&self) -> Option<&'static Shard> {
         let shard = self.shard.get();
@@ -880,9 +937,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cell_is_two_cache_lines_and_pages_cover_every_site() {
-        assert_eq!(std::mem::size_of::<SiteCell>(), 64);
-        assert_eq!(std::mem::align_of::<SiteCell>(), 64);
+    fn pages_give_every_site_a_cell_of_its_own() {
         let a = Shard::new();
         let sites = if cfg!(miri) { PAGE * 3 } else { MAX_SITES };
         let mut seen = std::collections::HashSet::new();
@@ -891,7 +946,6 @@ mod tests {
             assert!(seen.insert(ptr::from_ref(cell) as usize), "site {site}");
             assert!(ptr::eq(a.cell_if_present(site).unwrap(), cell));
         }
-        assert!(a.cell_if_present(MAX_SITES + PAGE * PAGES).is_none());
     }
 
     #[test]
@@ -935,6 +989,21 @@ mod tests {
     }
 
     #[test]
+    fn a_run_creeping_up_an_octave_at_a_time_widens_a_few_times() {
+        let a = Shard::new();
+        let cell = a.cell(9);
+        let mut runs = std::collections::HashSet::new();
+        for octave in 2..BLOCKS {
+            cell.record_n(octave * BLOCK, 1, &a.arena);
+            runs.insert(cell.run().unwrap().0 as usize);
+        }
+        // Twice the span each time: 1, 2, 4, … octaves.
+        assert!(runs.len() <= 7, "{} runs", runs.len());
+        let d = dense(cell);
+        assert_eq!(d.iter().sum::<u64>(), (BLOCKS - 2) as u64);
+    }
+
+    #[test]
     fn a_full_narrow_counter_spills_into_the_wide_one_and_widening_keeps_both() {
         let a = Shard::new();
         let cell = a.cell(0);
@@ -963,33 +1032,83 @@ mod tests {
         const N: u64 = 20_000;
         let a = Shard::new();
         let i = index(900);
-        let done = std::sync::atomic::AtomicBool::new(false);
+        // What the writer has added so far, published after each add.
+        let added = AtomicU64::new(0);
         std::thread::scope(|s| {
             s.spawn(|| {
-                for _ in 0..ADDS {
+                for k in 1..=ADDS {
                     a.cell(3).record_n(i, N, &a.arena);
+                    added.store(k * N, Ordering::Release);
                 }
-                done.store(true, Ordering::Release);
             });
             let mut scratch = vec![0; BUCKETS];
             let mut last = 0;
             loop {
-                let finished = done.load(Ordering::Acquire);
+                let before = added.load(Ordering::Acquire);
                 let n = a
                     .cell_if_present(3)
                     .and_then(|c| c.histogram(&mut scratch))
                     .map_or(0, |(first, counts)| counts[i - first]);
+                let after = added.load(Ordering::Acquire);
+                // At least what was published before, at most one add past
+                // what was published after, and whole adds only.
                 assert!(
-                    n >= last && n.is_multiple_of(N) && n <= ADDS * N,
-                    "{last} then {n}"
+                    n >= before.max(last) && n <= after + N && n.is_multiple_of(N),
+                    "{before} ≤ {n} ≤ {after} + {N}, after {last}"
                 );
                 last = n;
-                if finished {
+                if before == ADDS * N {
                     break;
                 }
             }
             assert_eq!(last, ADDS * N);
         });
+    }
+
+    /// More threads at once than drained shards are kept: when they end,
+    /// the shards past the kept ones are freed, and every call they made is
+    /// in the retired totals.
+    #[test]
+    fn shards_past_those_kept_are_freed_with_their_figures_kept() {
+        const SITE: usize = MAX_SITES - 2;
+        let threads = if cfg!(miri) {
+            KEEP_FREE + 4
+        } else {
+            3 * KEEP_FREE
+        };
+        let freed = FREED.load(Ordering::Relaxed);
+        let all_in = std::sync::Barrier::new(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let cell = LOCAL.with(|l| l.shard()).unwrap().cell(SITE);
+                        bump(&cell.calls, 1);
+                        cell.record_value(7);
+                        all_in.wait();
+                    })
+                })
+                .collect();
+            // `join` returns once a thread is gone, its thread-locals (and
+            // so its shard's hand-back) included; the end of the scope alone
+            // does not wait for those.
+            for h in handles {
+                h.join().unwrap();
+            }
+        });
+        assert!(FREED.load(Ordering::Relaxed) > freed, "no shard freed");
+        let (calls, values) = with_shards(|shards| {
+            let mut scratch = vec![0; BUCKETS];
+            shards
+                .iter()
+                .filter_map(|s| s.cell_if_present(SITE))
+                .map(|c| {
+                    let n = c.histogram(&mut scratch).map_or(0, |(_, h)| h.iter().sum());
+                    (c.sums()[0], n)
+                })
+                .fold((0, 0), |(a, b), (c, n)| (a + c, b + n))
+        });
+        assert_eq!((calls, values), (threads as u64, threads as u64));
     }
 
     /// A reader beside a writer that spills over and over never sees a
@@ -1000,6 +1119,7 @@ mod tests {
         const SITE: usize = MAX_SITES - 1;
         const CALLS: u64 = 400_000;
         let (tx, rx) = std::sync::mpsc::channel();
+        let (let_go, release) = std::sync::mpsc::channel::<()>();
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
             let done = done.clone();
@@ -1012,7 +1132,8 @@ mod tests {
                     cell.record_value(5_000);
                 }
                 done.store(true, Ordering::Release);
-                std::thread::park();
+                // Alive (its shard in use) until the reader is through.
+                let _ = release.recv();
             })
         };
         let shard: &'static Shard = rx.recv().unwrap();
@@ -1035,7 +1156,7 @@ mod tests {
         }
         assert_eq!(last, CALLS);
         assert!(reads > 1);
-        writer.thread().unpark();
+        drop(let_go);
         writer.join().unwrap();
     }
 }
