@@ -101,6 +101,8 @@
 // read    the snapshot model, the export schema, the report and `#[main]`
 // tools   budgets as tests, baselines and `overrun diff`
 pub mod config;
+#[cfg(feature = "load")]
+pub mod load;
 mod read;
 mod record;
 pub mod run;

@@ -1,0 +1,620 @@
+//! Load tests to the breaking point, with budgets as the pass line (feature
+//! `load`; runs on tokio).
+//!
+//! [`run`] drives a closure at rising load — requests per second (open
+//! model) or callers (closed model) — and searches for the breaking point:
+//! the highest level that still meets every pass line. The search ramps up
+//! geometrically (×2) until a level fails, bisects between the last level
+//! that passed and the first that failed to within 5%, then runs the level
+//! found again to confirm it.
+//!
+//! - **Open model, coordinated omission corrected:** each request is timed
+//!   from the moment it was scheduled, so a service that stalls cannot hide
+//!   its queue; a request that cannot start because `max_in_flight` are out
+//!   is an error of its level.
+//! - **Pass lines:** `.p50()`, `.p95()`, `.p99()` and `.error_rate()` (1%
+//!   unless set). Without a latency line, the budgets of the measured
+//!   functions and spans the load reaches are the line: a level fails when
+//!   one of them is over its budgets in more than 1% of its calls.
+//! - **The bottleneck:** each level keeps the figures of overrun's own
+//!   sites, and the report names the function that broke first as load
+//!   rose, with its share of the time.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::time::Duration;
+//!
+//! async fn call_service() -> Result<(), std::io::Error> {
+//!     tokio::time::sleep(Duration::from_millis(1)).await;
+//!     Ok(())
+//! }
+//!
+//! let report = overrun::load::run(|| async { call_service().await })
+//!     .rate(50.0..=200.0)
+//!     .step("200ms")
+//!     .p99("50ms")
+//!     .max_in_flight(1_000)
+//!     .await;
+//! assert_eq!(report.end(), overrun::load::End::HighestPasses);
+//! assert_eq!(report.breaking_point(), Some(200.0));
+//! println!("{}", report.table());
+//! # }
+//! ```
+
+mod drive;
+mod report;
+
+use std::future::{Future, IntoFuture};
+use std::ops::RangeInclusive;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use report::{Bottleneck, End, LoadReport, SiteStep, Step};
+
+use crate::read::snapshot::SiteSnapshot;
+use crate::record::stats::Histogram;
+use crate::vocab::units::TimeLimit;
+
+/// What a request's result says: an error or not. Implemented for `()`
+/// (never an error) and `Result` (`Err` is one).
+pub trait Outcome {
+    /// Whether the request failed.
+    fn is_error(&self) -> bool;
+}
+
+impl Outcome for () {
+    fn is_error(&self) -> bool {
+        false
+    }
+}
+
+impl<T, E> Outcome for Result<T, E> {
+    fn is_error(&self) -> bool {
+        self.is_err()
+    }
+}
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Model {
+    /// Requests per second, each scheduled at an even interval.
+    Rate(f64, f64),
+    /// Callers, each sending its next request when the last one ended.
+    Concurrency(usize, usize),
+}
+
+/// The pass lines, in ns and parts of one.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lines {
+    p50: Option<u64>,
+    p95: Option<u64>,
+    p99: Option<u64>,
+    error_rate: Option<f64>,
+}
+
+/// Called with each level as it ends.
+type Progress = Box<dyn Fn(&Step) + Send + Sync>;
+
+/// A load run being set up: see [`run`]. Awaiting it runs the search.
+#[must_use = "a load run does nothing until it is awaited"]
+pub struct Load<F> {
+    f: Arc<F>,
+    model: Model,
+    step: Duration,
+    lines: Lines,
+    max_in_flight: usize,
+    progress: Option<Progress>,
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+/// A load run of `f`, a closure returning a future of `Result<_, E>` or
+/// `()`: by default 10 to 10 000 requests per second, 3 s a level, at most
+/// 10 000 in flight, the budgets of the sites it reaches as the pass line.
+/// Await it inside a tokio runtime with the timer enabled.
+///
+/// ```
+/// let load = overrun::load::run(|| async {}).concurrency(1..=64).step("1s");
+/// # drop(load);
+/// ```
+pub fn run<F, Fut>(f: F) -> Load<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
+    Load {
+        f: Arc::new(f),
+        model: Model::Rate(10.0, 10_000.0),
+        step: Duration::from_secs(3),
+        lines: Lines::default(),
+        max_in_flight: 10_000,
+        progress: None,
+        stop: None,
+    }
+}
+
+impl<F, Fut> Load<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
+    /// Offered requests per second, lowest to highest (open model). Panics
+    /// on a range that is empty, upside down or not above zero.
+    #[track_caller]
+    pub fn rate(mut self, range: RangeInclusive<f64>) -> Self {
+        let (lo, hi) = range.into_inner();
+        assert!(
+            lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi,
+            "overrun::load: rate {lo}..={hi}: the lowest rate must be above 0 and at most the highest"
+        );
+        self.model = Model::Rate(lo, hi);
+        self
+    }
+
+    /// Callers sending one request after another, fewest to most (closed
+    /// model). Panics on an upside-down range or 0 callers.
+    #[track_caller]
+    pub fn concurrency(mut self, range: RangeInclusive<usize>) -> Self {
+        let (lo, hi) = range.into_inner();
+        assert!(
+            lo >= 1 && lo <= hi && hi <= u32::MAX as usize,
+            "overrun::load: concurrency {lo}..={hi}: at least 1 caller, the fewest at most the most"
+        );
+        self.model = Model::Concurrency(lo, hi);
+        self
+    }
+
+    /// Time spent at each level (`"3s"`).
+    #[track_caller]
+    pub fn step(mut self, step: impl TimeLimit) -> Self {
+        self.step = Duration::from_nanos(step.nanos().max(1));
+        self
+    }
+
+    /// Pass line: the level's median latency at most this.
+    #[track_caller]
+    pub fn p50(mut self, limit: impl TimeLimit) -> Self {
+        self.lines.p50 = Some(limit.nanos());
+        self
+    }
+
+    /// Pass line: the level's 95th percentile latency at most this.
+    #[track_caller]
+    pub fn p95(mut self, limit: impl TimeLimit) -> Self {
+        self.lines.p95 = Some(limit.nanos());
+        self
+    }
+
+    /// Pass line: the level's 99th percentile latency at most this.
+    #[track_caller]
+    pub fn p99(mut self, limit: impl TimeLimit) -> Self {
+        self.lines.p99 = Some(limit.nanos());
+        self
+    }
+
+    /// Pass line: the share of requests that failed at most this (`"1%"`,
+    /// `"0.1%"`; 1% unless set). Panics on a malformed percentage.
+    #[track_caller]
+    pub fn error_rate(mut self, rate: &str) -> Self {
+        let share = parse_percent(rate).unwrap_or_else(|| {
+            panic!("overrun::load: error rate {rate:?}: want a percentage such as \"1%\"")
+        });
+        self.lines.error_rate = Some(share);
+        self
+    }
+
+    /// Most requests out at once (open model); one more is an error.
+    /// Panics on 0.
+    #[track_caller]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        assert!(n >= 1, "overrun::load: max_in_flight must be at least 1");
+        self.max_in_flight = n.min(u32::MAX as usize);
+        self
+    }
+
+    /// Called with each level as it ends (progress for a command line).
+    pub fn on_step(mut self, f: impl Fn(&Step) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Stops the search when `signal` completes (Ctrl-C, a deadline): the
+    /// report keeps the levels that ended, and its end is
+    /// [`End::Stopped`].
+    pub fn stop_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.stop = Some(Box::pin(signal));
+        self
+    }
+}
+
+impl<F, Fut> IntoFuture for Load<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
+    type Output = LoadReport;
+    type IntoFuture = Pin<Box<dyn Future<Output = LoadReport> + Send>>;
+
+    fn into_future(mut self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let stop = self.stop.take();
+            let mut search = Search::new(self);
+            match stop {
+                Some(stop) => {
+                    tokio::select! {
+                        () = search.run() => {}
+                        () = stop => search.stopped = true,
+                    }
+                }
+                None => search.run().await,
+            }
+            search.report()
+        })
+    }
+}
+
+/// `"1%"` → 0.01.
+fn parse_percent(s: &str) -> Option<f64> {
+    let v: f64 = s.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (v.is_finite() && (0.0..=100.0).contains(&v)).then_some(v / 100.0)
+}
+
+/// One site's cumulative figures, to take differences across a level.
+#[derive(Clone)]
+struct SiteTotals {
+    name: &'static str,
+    module: &'static str,
+    calls: u64,
+    errors: u64,
+    self_ns: u64,
+    violations: u64,
+    budgeted: bool,
+}
+
+fn site_totals() -> Vec<SiteTotals> {
+    crate::read::snapshot::snapshot()
+        .sites
+        .iter()
+        .map(|s: &SiteSnapshot| SiteTotals {
+            name: s.name,
+            module: s.module,
+            calls: s.calls,
+            errors: s.errors,
+            self_ns: s.self_ns,
+            violations: s.violations.total(),
+            budgeted: s.budget.time_ns.is_some()
+                || s.budget.allocs.is_some()
+                || s.budget.bytes.is_some()
+                || s.budget.poll_ns.is_some(),
+        })
+        .collect()
+}
+
+/// What each site did between two totals (sites that ran only).
+fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, bool)> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before
+                .iter()
+                .find(|b| (b.name, b.module) == (a.name, a.module));
+            let (calls, errors, self_ns, violations) = match b {
+                Some(b) => (
+                    a.calls.saturating_sub(b.calls),
+                    a.errors.saturating_sub(b.errors),
+                    a.self_ns.saturating_sub(b.self_ns),
+                    a.violations.saturating_sub(b.violations),
+                ),
+                None => (a.calls, a.errors, a.self_ns, a.violations),
+            };
+            (calls > 0).then_some((
+                SiteStep {
+                    function: a.name,
+                    module: a.module,
+                    calls,
+                    errors,
+                    self_ns,
+                    violations,
+                },
+                a.budgeted,
+            ))
+        })
+        .collect()
+}
+
+/// A site over its budgets in more than this share of its calls fails the
+/// level (when the budgets are the pass line).
+const BUDGET_SHARE: f64 = 0.01;
+
+struct Search<F> {
+    load: Load<F>,
+    steps: Vec<Step>,
+    /// Budgeted sites, per step (same order as `steps`).
+    budgeted: Vec<Vec<bool>>,
+    stopped: bool,
+    pass: Option<f64>,
+    fail: Option<f64>,
+}
+
+impl<F, Fut> Search<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
+    fn new(load: Load<F>) -> Self {
+        Self {
+            load,
+            steps: Vec::new(),
+            budgeted: Vec::new(),
+            stopped: false,
+            pass: None,
+            fail: None,
+        }
+    }
+
+    fn range(&self) -> (f64, f64) {
+        match self.load.model {
+            Model::Rate(lo, hi) => (lo, hi),
+            Model::Concurrency(lo, hi) => (lo as f64, hi as f64),
+        }
+    }
+
+    /// Whether `pass` and `fail` are close enough: within 5%, or adjacent
+    /// caller counts.
+    fn close(&self, pass: f64, fail: f64) -> bool {
+        match self.load.model {
+            Model::Rate(..) => fail <= pass * 1.05,
+            Model::Concurrency(..) => fail - pass <= 1.0 || fail <= pass * 1.05,
+        }
+    }
+
+    /// The level between `pass` and `fail` to try next.
+    fn between(&self, pass: f64, fail: f64) -> f64 {
+        let mid = (pass * fail).sqrt();
+        match self.load.model {
+            Model::Rate(..) => mid,
+            Model::Concurrency(..) => mid.round().clamp(pass + 1.0, fail - 1.0),
+        }
+    }
+
+    async fn run(&mut self) {
+        let (lo, hi) = self.range();
+        // The ramp.
+        let mut level = lo;
+        loop {
+            if self.level(level).await {
+                self.pass = Some(level);
+                if level >= hi {
+                    return;
+                }
+                level = match self.load.model {
+                    Model::Rate(..) => (level * 2.0).min(hi),
+                    Model::Concurrency(..) => (level * 2.0).min(hi).round(),
+                };
+            } else {
+                self.fail = Some(level);
+                break;
+            }
+        }
+        let Some(mut pass) = self.pass else {
+            return;
+        };
+        let mut fail = level;
+        // Bisection, then the level found run again; a failed confirmation
+        // counts as a failure there and the search goes on below it (twice
+        // at most).
+        for _ in 0..3 {
+            while !self.close(pass, fail) {
+                let mid = self.between(pass, fail);
+                if self.level(mid).await {
+                    pass = mid;
+                } else {
+                    fail = mid;
+                }
+            }
+            self.pass = Some(pass);
+            self.fail = Some(fail);
+            if self.level(pass).await {
+                return;
+            }
+            fail = pass;
+            match self
+                .steps
+                .iter()
+                .filter(|s| s.passed && s.offered < pass)
+                .map(|s| s.offered)
+                .max_by(f64::total_cmp)
+            {
+                Some(below) => pass = below,
+                None => {
+                    self.pass = None;
+                    return;
+                }
+            }
+            self.pass = Some(pass);
+            self.fail = Some(fail);
+        }
+    }
+
+    /// Runs one level; whether it passed.
+    async fn level(&mut self, level: f64) -> bool {
+        let before = site_totals();
+        let step = self.load.step;
+        let measured = match self.load.model {
+            Model::Rate(..) => {
+                drive::open(&self.load.f, level, step, self.load.max_in_flight).await
+            }
+            Model::Concurrency(..) => drive::closed(&self.load.f, level as usize, step).await,
+        };
+        let sites = sites_between(&before, &site_totals());
+        let h = Histogram::from_values(measured.latencies.iter().copied());
+        let mut step = Step {
+            offered: level,
+            achieved: measured.achieved,
+            p50_ns: h.quantile(0.50),
+            p95_ns: h.quantile(0.95),
+            p99_ns: h.quantile(0.99),
+            max_ns: h.max(),
+            errors: measured.errors,
+            requests: measured.requests,
+            passed: true,
+            failed_line: None,
+            sites: sites.iter().map(|(s, _)| s.clone()).collect(),
+        };
+        step.failed_line = self.broken_line(&step, &sites);
+        step.passed = step.failed_line.is_none();
+        if let Some(progress) = &self.load.progress {
+            progress(&step);
+        }
+        let passed = step.passed;
+        self.budgeted.push(sites.iter().map(|(_, b)| *b).collect());
+        self.steps.push(step);
+        passed
+    }
+
+    /// The first pass line `step` breaks, described.
+    fn broken_line(&self, step: &Step, sites: &[(SiteStep, bool)]) -> Option<String> {
+        let lines = self.load.lines;
+        let ms = |ns: u64| crate::vocab::units::fmt_ns(ns);
+        for (name, limit, value) in [
+            ("p50", lines.p50, step.p50_ns),
+            ("p95", lines.p95, step.p95_ns),
+            ("p99", lines.p99, step.p99_ns),
+        ] {
+            if let Some(limit) = limit.filter(|&l| value > l) {
+                return Some(format!("{name} {} > {}", ms(value), ms(limit)));
+            }
+        }
+        let allowed = lines.error_rate.unwrap_or(0.01);
+        let share = step.errors as f64 / step.requests.max(1) as f64;
+        if share > allowed {
+            return Some(format!(
+                "errors {:.2}% > {:.2}%",
+                share * 100.0,
+                allowed * 100.0
+            ));
+        }
+        if lines.p50.is_none() && lines.p95.is_none() && lines.p99.is_none() {
+            for (s, budgeted) in sites {
+                let over = s.violations as f64 / s.calls as f64;
+                if *budgeted && over > BUDGET_SHARE {
+                    return Some(format!(
+                        "{}::{} over its budget in {:.1}% of its calls",
+                        s.module,
+                        s.function,
+                        over * 100.0
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// The function that broke first as load rose.
+    fn bottleneck(&self) -> Option<Bottleneck> {
+        // Levels in rising order; the first that failed.
+        let mut order: Vec<usize> = (0..self.steps.len()).collect();
+        order.sort_by(|&a, &b| self.steps[a].offered.total_cmp(&self.steps[b].offered));
+        let first_fail = *order.iter().find(|&&i| !self.steps[i].passed)?;
+        let lowest = &self.steps[order[0]];
+        let failed = &self.steps[first_fail];
+        let all_self: u64 = failed.sites.iter().map(|s| s.self_ns).sum();
+        let share = |s: &SiteStep| s.self_ns as f64 / all_self.max(1) as f64;
+        // Over its budgets in more than 1% of its calls, most over first.
+        let over = failed
+            .sites
+            .iter()
+            .zip(&self.budgeted[first_fail])
+            .filter(|(s, b)| **b && s.violations as f64 / s.calls as f64 > BUDGET_SHARE)
+            .max_by(|(a, _), (b, _)| {
+                (a.violations as f64 / a.calls as f64)
+                    .total_cmp(&(b.violations as f64 / b.calls as f64))
+            });
+        if let Some((s, _)) = over {
+            return Some(Bottleneck {
+                function: s.function,
+                module: s.module,
+                level: failed.offered,
+                share: share(s),
+                reason: format!(
+                    "over its budget in {:.1}% of its calls",
+                    s.violations as f64 * 100.0 / s.calls as f64
+                ),
+            });
+        }
+        // Else the largest growth in self time per call since the lowest level.
+        let per_call = |s: &SiteStep| s.self_ns as f64 / s.calls.max(1) as f64;
+        let growth = |s: &SiteStep| {
+            let base = lowest
+                .sites
+                .iter()
+                .find(|b| (b.function, b.module) == (s.function, s.module))
+                .map(per_call);
+            match base {
+                Some(base) if base > 0.0 => per_call(s) / base,
+                _ => 1.0,
+            }
+        };
+        let s = failed.sites.iter().max_by(|a, b| {
+            growth(a)
+                .total_cmp(&growth(b))
+                .then(share(a).total_cmp(&share(b)))
+        })?;
+        Some(Bottleneck {
+            function: s.function,
+            module: s.module,
+            level: failed.offered,
+            share: share(s),
+            reason: format!(
+                "self time per call ×{:.1} since the lowest level",
+                growth(s)
+            ),
+        })
+    }
+
+    fn report(self) -> LoadReport {
+        let (_, hi) = self.range();
+        let end = if self.stopped {
+            End::Stopped
+        } else if self.fail.is_none() {
+            End::HighestPasses
+        } else if self.pass.is_none() {
+            End::LowestFails
+        } else {
+            End::Found
+        };
+        let breaking_point = match end {
+            End::HighestPasses => Some(hi),
+            _ => self.pass,
+        };
+        LoadReport {
+            breaking_point,
+            end,
+            bottleneck: self.bottleneck(),
+            model: match self.load.model {
+                Model::Rate(..) => "rate",
+                Model::Concurrency(..) => "concurrency",
+            },
+            steps: self.steps,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("1%"), Some(0.01));
+        assert_eq!(parse_percent(" 0.5 % "), Some(0.005));
+        assert_eq!(parse_percent("1"), None);
+        assert_eq!(parse_percent("101%"), None);
+        assert_eq!(parse_percent("x%"), None);
+    }
+}

@@ -1,0 +1,190 @@
+//! Load tests against services of known capacity: `permits` requests at
+//! once, each holding a permit for a fixed service time, so the service
+//! serves at most `permits / service time` requests per second. The
+//! service time is slept on a blocking thread (the OS timer is precise to
+//! tens of microseconds; tokio's timer rounds up to the next millisecond,
+//! which would lower the capacity by up to a tenth).
+#![cfg(feature = "load")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use overrun::load::End;
+use tokio::sync::Semaphore;
+
+const PERMITS: usize = 4;
+const SERVICE: Duration = Duration::from_millis(10);
+
+/// One request to the service: wait for a permit, hold it `SERVICE`.
+async fn serve(permits: Arc<Semaphore>) {
+    serve_for(permits, SERVICE).await;
+}
+
+async fn serve_for(permits: Arc<Semaphore>, service: Duration) {
+    let permit = permits.acquire_owned().await.expect("open semaphore");
+    tokio::task::spawn_blocking(move || {
+        std::thread::sleep(service);
+        drop(permit);
+    })
+    .await
+    .expect("the service's thread");
+}
+
+fn capacity() -> f64 {
+    PERMITS as f64 / SERVICE.as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_finds_the_capacity_of_a_service() {
+    let permits = Arc::new(Semaphore::new(PERMITS));
+    let report = overrun::load::run(move || serve(permits.clone()))
+        .rate(50.0..=3_200.0)
+        .step("1s")
+        .p99("30ms")
+        .await;
+    println!("{}", report.table());
+    assert_eq!(report.end(), End::Found);
+    let found = report.breaking_point().expect("a breaking point");
+    let expected = capacity();
+    assert!(
+        (found - expected).abs() <= expected * 0.10,
+        "breaking point {found:.1} req/s, capacity {expected:.1}"
+    );
+    // The ramp doubled from 50, then the search bisected and confirmed.
+    let offered: Vec<f64> = report.steps().iter().map(|s| s.offered).collect();
+    assert_eq!(
+        &offered[..4],
+        &[50.0, 100.0, 200.0, 400.0][..offered.len().min(4)]
+    );
+    let last = report.steps().last().unwrap();
+    assert!(
+        last.passed && last.offered == found,
+        "confirmed last: {last:?}"
+    );
+    // Every level's figures add up; above capacity the queue shows.
+    for s in report.steps() {
+        assert!(s.p50_ns <= s.p95_ns && s.p95_ns <= s.p99_ns && s.p99_ns <= s.max_ns);
+        assert!(s.requests > 0 && s.achieved > 0.0);
+        assert_eq!(s.passed, s.failed_line.is_none());
+    }
+    let over = report
+        .steps()
+        .iter()
+        .find(|s| !s.passed)
+        .expect("a failed level");
+    assert!(over.offered > found && over.p99_ns > 30_000_000);
+    assert!(over.achieved < expected * 1.1, "achieved {}", over.achieved);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["breaking_point"].as_f64(), Some(found));
+    for key in [
+        "offered", "achieved", "p50_ns", "p95_ns", "p99_ns", "max_ns", "errors", "passed",
+    ] {
+        assert!(json["steps"][0].get(key).is_some(), "{key}");
+    }
+    let svg = report.to_svg();
+    assert!(
+        svg.starts_with("<svg")
+            && svg.contains("breaking point")
+            && svg.trim_end().ends_with("</svg>")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closed_model_finds_how_many_callers_the_service_holds() {
+    let permits = Arc::new(Semaphore::new(PERMITS));
+    // Up to PERMITS callers, each request takes one service time; with one
+    // caller more, one request in each round waits a whole service time
+    // for a permit: p99 doubles. A line at 1.5 service times (30 ms, room
+    // for a busy machine's delays) holds exactly PERMITS callers.
+    let service = Duration::from_millis(30);
+    let report = overrun::load::run(move || serve_for(permits.clone(), service))
+        .concurrency(1..=64)
+        .step("500ms")
+        .p99("45ms")
+        .await;
+    println!("{}", report.table());
+    assert_eq!(report.end(), End::Found);
+    assert_eq!(report.breaking_point(), Some(PERMITS as f64));
+}
+
+#[overrun::measure(budget = "20ms")]
+async fn query(permits: Arc<Semaphore>) {
+    serve(permits).await;
+}
+
+#[overrun::measure(budget = "200ms")]
+async fn handle(permits: Arc<Semaphore>) -> Result<(), String> {
+    query(permits).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_pass_line_the_budgets_are_the_line_and_the_report_names_the_bottleneck() {
+    let permits = Arc::new(Semaphore::new(PERMITS));
+    let report = overrun::load::run(move || handle(permits.clone()))
+        .rate(100.0..=1_600.0)
+        .step("1s")
+        .await;
+    println!("{}", report.table());
+    assert_eq!(report.end(), End::Found);
+    let found = report.breaking_point().unwrap();
+    let expected = capacity();
+    assert!(
+        (found - expected).abs() <= expected * 0.10,
+        "breaking point {found:.1} req/s, capacity {expected:.1}"
+    );
+    // Levels just past the capacity fail on `query`'s budget (far past it,
+    // requests still queued after the drain may fail the error line first).
+    assert!(
+        report.steps().iter().any(|s| s
+            .failed_line
+            .as_deref()
+            .is_some_and(|l| l.contains("query over its budget"))),
+        "no level failed on query's budget"
+    );
+    let b = report.bottleneck().expect("a bottleneck");
+    assert_eq!(b.function, "query");
+    assert!(b.share > 0.5, "query is most of the time: {}", b.share);
+    // Each level kept both sites' figures.
+    let sites = &report.steps()[0].sites;
+    for name in ["handle", "query"] {
+        let s = sites.iter().find(|s| s.function == name).unwrap();
+        assert!(s.calls >= 90, "{name}: {}", s.calls);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_cannot_keep_up_at_the_lowest_rate_fails_there_and_refusals_are_errors() {
+    let permits = Arc::new(Semaphore::new(1));
+    // One permit held 10 ms: 100 req/s at most; 400 req/s offered with at
+    // most 5 in flight refuses most requests.
+    let report = overrun::load::run(move || serve(permits.clone()))
+        .rate(400.0..=800.0)
+        .step("500ms")
+        .p99("1s")
+        .max_in_flight(5)
+        .await;
+    assert_eq!(report.end(), End::LowestFails);
+    assert_eq!(report.breaking_point(), None);
+    let s = &report.steps()[0];
+    assert!(s.errors > s.requests / 2, "{} of {}", s.errors, s.requests);
+    assert!(s.failed_line.as_deref().unwrap().starts_with("errors"));
+    assert_eq!(report.steps().len(), 1);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn stopping_keeps_what_was_measured() {
+    let report = overrun::load::run(|| async {})
+        .rate(100.0..=100_000.0)
+        .step("300ms")
+        .stop_on(tokio::time::sleep(Duration::from_millis(800)))
+        .await;
+    assert_eq!(report.end(), End::Stopped);
+    assert!(!report.steps().is_empty() && report.steps().len() <= 3);
+}
+
+#[test]
+#[should_panic(expected = "the lowest rate must be above 0 and at most the highest")]
+fn an_upside_down_range_is_refused() {
+    let _ = overrun::load::run(|| async {}).rate(100.0..=10.0);
+}
