@@ -10,6 +10,7 @@ pub(crate) fn overrun() -> Command {
 
 /// The `cli` example (built by `cargo test --workspace`), with no overrun
 /// variable from the environment and its report off.
+#[allow(dead_code, reason = "not every test binary uses it")]
 pub(crate) fn cli_example() -> Command {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_overrun")).parent().unwrap();
     let path = bin_dir

@@ -5,6 +5,10 @@
 //!              [--tolerance-p99 P] [--tolerance-allocs P] [--tolerance-bytes P]
 //!              [--min-calls N] [--format table|markdown]
 //! overrun check <overrun.toml> [--env NAME] [--sites REPORT.json]
+//! overrun load <URL> [--method GET] [--header 'K: V']... [--body FILE]
+//!              (--rate 100..50000 | --concurrency 1..512) [--step 3s]
+//!              [--p50 D] [--p95 D] [--p99 D] [--error-rate 1%]
+//!              [--max-in-flight N] [--json out.json] [--svg out.svg]
 //! ```
 //!
 //! `diff` exit status: 0 no regression, 1 at least one site regressed, 2 bad
@@ -12,6 +16,14 @@
 //!
 //! `check` exit status: 0 the policy file is valid (rules that match no site
 //! of the report are warnings), 2 it is not (or the report is unreadable).
+//!
+//! `load` exit status: 0 a breaking point was found inside the range, 1 the
+//! lowest level already fails, 3 the highest level still passes, 2 bad
+//! input (flags, URL, headers, body file, or nothing answering a first
+//! request; no load is sent), 130 stopped by Ctrl-C (what was measured is
+//! printed).
+
+mod load;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +48,9 @@ enum Command {
     /// JSON report with the budget the file gives it and where that comes
     /// from, and the rules that match no site.
     Check(Check),
+    /// Loads an HTTP endpoint at rising rates (or callers) and finds its
+    /// breaking point: the highest level that meets the pass lines.
+    Load(load::Load),
 }
 
 #[derive(Debug, clap::Args)]
@@ -306,6 +321,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Diff(diff)) => diff.run(),
         Some(Command::Check(check)) => check.run(),
+        Some(Command::Load(load)) => load.run(),
         None => {
             // As before clap: no command prints the usage and succeeds.
             use clap::CommandFactory;

@@ -1,0 +1,329 @@
+//! `overrun load URL …`: an HTTP/1.1 load test to the breaking point
+//! (keep-alive connections through hyper), on `overrun::load`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use overrun::load::{End, Step};
+use overrun::units::{fmt_ns, parse_duration};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Load {
+    /// The URL to load (http://).
+    url: String,
+    /// The request method.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// A request header, `'Name: value'` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "K: V")]
+    headers: Vec<String>,
+    /// A file whose contents are each request's body.
+    #[arg(long, value_name = "FILE")]
+    body: Option<PathBuf>,
+    /// Offered requests per second, lowest..highest (open model).
+    #[arg(long, value_name = "LO..HI")]
+    rate: Option<String>,
+    /// Callers, fewest..most, each sending its next request when the last
+    /// one ended (closed model).
+    #[arg(long, value_name = "LO..HI", conflicts_with = "rate")]
+    concurrency: Option<String>,
+    /// Time spent at each level.
+    #[arg(long, default_value = "3s")]
+    step: String,
+    /// Pass line: median latency at most this.
+    #[arg(long)]
+    p50: Option<String>,
+    /// Pass line: 95th percentile latency at most this.
+    #[arg(long)]
+    p95: Option<String>,
+    /// Pass line: 99th percentile latency at most this.
+    #[arg(long)]
+    p99: Option<String>,
+    /// Pass line: share of failed requests (transport errors and statuses
+    /// of 400 and above) at most this.
+    #[arg(long, default_value = "1%")]
+    error_rate: String,
+    /// Most requests out at once (open model); one more is an error.
+    #[arg(long, default_value_t = 10_000)]
+    max_in_flight: usize,
+    /// Writes the report as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Writes the chart (SVG) here.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+}
+
+/// Exit statuses of `overrun load`.
+const FOUND: u8 = 0;
+const LOWEST_FAILS: u8 = 1;
+const BAD_INPUT: u8 = 2;
+const HIGHEST_PASSES: u8 = 3;
+const INTERRUPTED: u8 = 130;
+
+/// `lo..hi` (or `lo..=hi`) of numbers.
+fn range<T: std::str::FromStr + PartialOrd + Copy>(
+    flag: &str,
+    text: &str,
+) -> Result<(T, T), String> {
+    let (lo, hi) = text
+        .split_once("..=")
+        .or_else(|| text.split_once(".."))
+        .ok_or_else(|| format!("--{flag} {text:?}: want LO..HI, e.g. 100..50000"))?;
+    let num = |s: &str| {
+        s.trim()
+            .replace('_', "")
+            .parse::<T>()
+            .map_err(|_| format!("--{flag} {text:?}: {s:?} is not a number"))
+    };
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if lo > hi {
+        return Err(format!("--{flag} {text:?}: the range is upside down"));
+    }
+    Ok((lo, hi))
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+        .map(Duration::from_nanos)
+        .map_err(|e| format!("--{flag} {text:?}: {e}"))
+}
+
+/// What every request sends.
+struct Target {
+    client: Client<HttpConnector, Full<Bytes>>,
+    method: Method,
+    uri: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Bytes,
+}
+
+impl Target {
+    fn request(&self) -> Request<Full<Bytes>> {
+        let mut req = Request::builder()
+            .method(self.method.clone())
+            .uri(self.uri.clone());
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        req.body(Full::new(self.body.clone()))
+            .expect("a request from checked parts")
+    }
+
+    /// One request, its body read to the end (so the connection is kept
+    /// for the next): the status, or why there is none.
+    async fn send(&self) -> Result<u16, String> {
+        let resp = self
+            .client
+            .request(self.request())
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let status = resp.status().as_u16();
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        Ok(status)
+    }
+}
+
+/// An error and its sources, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Load {
+    /// Checks everything (a first request included) before any load.
+    fn target(&self) -> Result<Target, String> {
+        let uri: Uri = self
+            .url
+            .parse()
+            .map_err(|e| format!("{:?} is not a URL: {e}", self.url))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(format!(
+                    "{:?}: only http:// is supported, not {other}://",
+                    self.url
+                ));
+            }
+            None => return Err(format!("{:?} is not a URL: no http:// in front", self.url)),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(format!("{:?} is not a URL: no host", self.url));
+        }
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| format!("--method {:?} is not an HTTP method", self.method))?;
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| {
+                let (k, v) = h
+                    .split_once(':')
+                    .ok_or_else(|| format!("--header {h:?}: want 'Name: value'"))?;
+                let name = HeaderName::from_bytes(k.trim().as_bytes())
+                    .map_err(|_| format!("--header {h:?}: {:?} is not a header name", k.trim()))?;
+                let value = HeaderValue::from_str(v.trim())
+                    .map_err(|_| format!("--header {h:?}: the value is not a header value"))?;
+                Ok((name, value))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let body = match &self.body {
+            Some(path) => Bytes::from(
+                std::fs::read(path).map_err(|e| format!("--body {}: {e}", path.display()))?,
+            ),
+            None => Bytes::new(),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Ok(Target {
+            client,
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
+
+    pub(crate) fn run(&self) -> Result<ExitCode, String> {
+        // Everything the flags say is checked before a runtime starts.
+        let step = duration("step", &self.step)?;
+        let lines: Vec<(&str, Option<Duration>)> =
+            [("p50", &self.p50), ("p95", &self.p95), ("p99", &self.p99)]
+                .into_iter()
+                .map(|(name, v)| Ok((name, v.as_deref().map(|v| duration(name, v)).transpose()?)))
+                .collect::<Result<_, String>>()?;
+        let error_rate = self.error_rate.trim();
+        if !error_rate.ends_with('%')
+            || error_rate
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .map_or(true, |v| !(0.0..=100.0).contains(&v))
+        {
+            return Err(format!(
+                "--error-rate {error_rate:?}: want a percentage such as 1%"
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err("--max-in-flight must be at least 1".to_owned());
+        }
+        enum Model {
+            Rate(f64, f64),
+            Concurrency(usize, usize),
+        }
+        let model = match (&self.rate, &self.concurrency) {
+            (Some(r), None) => {
+                let (lo, hi) = range::<f64>("rate", r)?;
+                if !(lo > 0.0 && hi.is_finite()) {
+                    return Err(format!("--rate {r:?}: the lowest rate must be above 0"));
+                }
+                Model::Rate(lo, hi)
+            }
+            (None, Some(c)) => {
+                let (lo, hi) = range::<usize>("concurrency", c)?;
+                if lo == 0 {
+                    return Err(format!("--concurrency {c:?}: at least 1 caller"));
+                }
+                Model::Concurrency(lo, hi)
+            }
+            _ => return Err("give --rate LO..HI or --concurrency LO..HI".to_owned()),
+        };
+        let target = self.target()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        runtime.block_on(async move {
+            // A first request: nothing answering is bad input, before any load.
+            let probe = tokio::time::timeout(Duration::from_secs(10), target.send()).await;
+            match probe {
+                Err(_) => return Err(format!("{}: no answer within 10 s to a first request", self.url)),
+                Ok(Err(e)) => return Err(format!("{}: a first request failed: {e}", self.url)),
+                Ok(Ok(status)) if status >= 400 => eprintln!(
+                    "overrun load: warning: a first request got status {status}: every such answer counts as an error"
+                ),
+                Ok(Ok(_)) => {}
+            }
+            let target = Arc::new(target);
+            let mut load = overrun::load::run(move || {
+                let target = target.clone();
+                async move { target.send().await.and_then(|s| if s >= 400 { Err(format!("status {s}")) } else { Ok(()) }) }
+            })
+            .step(step)
+            .error_rate(error_rate)
+            .max_in_flight(self.max_in_flight)
+            .on_step(progress)
+            .stop_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            load = match model {
+                Model::Rate(lo, hi) => load.rate(lo..=hi),
+                Model::Concurrency(lo, hi) => load.concurrency(lo..=hi),
+            };
+            let mut any_line = false;
+            for (name, limit) in &lines {
+                if let Some(limit) = *limit {
+                    any_line = true;
+                    load = match *name {
+                        "p50" => load.p50(limit),
+                        "p95" => load.p95(limit),
+                        _ => load.p99(limit),
+                    };
+                }
+            }
+            if !any_line {
+                eprintln!("overrun load: no latency line (--p50, --p95, --p99): only the error rate fails a level");
+            }
+            eprintln!("overrun load: {} {} , {} a level", self.method, self.url, fmt_ns(step.as_nanos() as u64));
+            let report = load.await;
+            print!("{}", report.table());
+            if let Some(path) = &self.json {
+                std::fs::write(path, report.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if let Some(path) = &self.svg {
+                std::fs::write(path, report.to_svg()).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            Ok(ExitCode::from(match report.end() {
+                End::Found => FOUND,
+                End::LowestFails => LOWEST_FAILS,
+                End::HighestPasses => HIGHEST_PASSES,
+                End::Stopped => INTERRUPTED,
+                _ => BAD_INPUT,
+            }))
+        })
+    }
+}
+
+/// One line on stderr per level as it ends.
+fn progress(s: &Step) {
+    eprintln!(
+        "overrun load: level {:.1}: achieved {:.1}/s, p50 {}, p99 {}, {} errors of {} — {}",
+        s.offered,
+        s.achieved,
+        fmt_ns(s.p50_ns),
+        fmt_ns(s.p99_ns),
+        s.errors,
+        s.requests,
+        s.failed_line
+            .as_deref()
+            .map_or("pass".to_owned(), |l| format!("FAIL: {l}"))
+    );
+}

@@ -1,0 +1,249 @@
+//! `overrun load`, end to end: the real binary against an HTTP/1.1 server in
+//! this test process of known capacity (4 requests at once, 10 ms each: 400
+//! requests per second), and every kind of bad input refused before any
+//! load is sent. Built with `--features cli`.
+#![cfg(feature = "cli")]
+
+use std::net::SocketAddr;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{overrun, scratch};
+
+const PERMITS: usize = 4;
+const SERVICE: Duration = Duration::from_millis(10);
+
+/// Serves `GET` with `200 ok`, each request holding one of `PERMITS`
+/// permits for `SERVICE` (slept on a blocking thread: the OS timer is
+/// precise), connections kept alive. Runs on its own runtime thread for as
+/// long as the test process.
+fn server() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let permits = Arc::new(Semaphore::new(PERMITS));
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let permits = permits.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: its head, up to the empty line.
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match conn.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        buf.drain(..end);
+                        let permit = permits.clone().acquire_owned().await.unwrap();
+                        tokio::task::spawn_blocking(move || {
+                            std::thread::sleep(SERVICE);
+                            drop(permit);
+                        })
+                        .await
+                        .unwrap();
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if conn.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn load(args: &[&str]) -> Output {
+    overrun().arg("load").args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn finds_the_breaking_point_of_a_server_and_writes_json_and_svg() {
+    let addr = server();
+    let dir = scratch("load");
+    let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
+    let url = format!("http://{addr}/");
+    let out = load(&[
+        &url,
+        "--rate",
+        "50..3200",
+        "--step",
+        "1s",
+        "--p99",
+        "30ms",
+        "--header",
+        "Accept: text/plain",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("breaking point:"), "{stdout}");
+    // Progress on stderr, one line per level.
+    assert!(
+        stderr.matches("overrun load: level ").count() >= 5,
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let found = report["breaking_point"].as_f64().unwrap();
+    let capacity = PERMITS as f64 / SERVICE.as_secs_f64();
+    assert!(
+        (found - capacity).abs() <= capacity * 0.10,
+        "breaking point {found:.1} req/s, capacity {capacity:.1}\n{stdout}"
+    );
+    assert_eq!(report["end"], "found");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("breaking point"));
+}
+
+#[test]
+fn exit_1_when_the_lowest_level_fails_and_3_when_the_highest_passes() {
+    let url = format!("http://{}/", server());
+    let out = load(&[
+        &url,
+        "--rate",
+        "2000..4000",
+        "--step",
+        "500ms",
+        "--p99",
+        "15ms",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("the lowest level already fails"),
+        "{stdout}"
+    );
+    let out = load(&[&url, "--rate", "20..40", "--step", "300ms", "--p99", "1s"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("no breaking point up to 40.0"), "{stdout}");
+    // The closed model, same exits.
+    let out = load(&[
+        &url,
+        "--concurrency",
+        "1..2",
+        "--step",
+        "300ms",
+        "--p99",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
+    let url = format!("http://{}/", server());
+    let child = overrun()
+        .args([
+            "load",
+            &url,
+            "--rate",
+            "10..100000",
+            "--step",
+            "500ms",
+            "--p99",
+            "1s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_800));
+    // SAFETY: `kill` with a child's pid and a signal number has no memory
+    // effects on this process.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0);
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("stopped before the search ended"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().filter(|l| l.contains("pass")).count() >= 1,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_input_is_refused_before_any_load_with_exit_2() {
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}/", free.local_addr().unwrap());
+    drop(free);
+    let cases: [(&[&str], &str); 9] = [
+        (&["not a url", "--rate", "1..2"], "is not a URL"),
+        (&["localhost:8080/x", "--rate", "1..2"], "is not a URL"),
+        (
+            &["https://example.invalid/", "--rate", "1..2"],
+            "only http:// is supported",
+        ),
+        (&[&closed, "--rate", "100..10"], "the range is upside down"),
+        (&[&closed, "--rate", "0..10"], "above 0"),
+        (&[&closed, "--rate", "lots"], "want LO..HI"),
+        (
+            &[&closed, "--rate", "1..2", "--header", "NoColon"],
+            "want 'Name: value'",
+        ),
+        (
+            &[&closed, "--rate", "1..2", "--body", "/no/such/file"],
+            "--body /no/such/file",
+        ),
+        (&[&closed, "--rate", "1..2"], "a first request failed"),
+    ];
+    for (args, message) in cases {
+        let started = Instant::now();
+        let out = load(args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stdout}\n{stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: no table: {stdout}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+    // Both models, or neither: usage errors.
+    let out = load(&[&closed, "--rate", "1..2", "--concurrency", "1..2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = load(&[&closed]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out)
+            .1
+            .contains("give --rate LO..HI or --concurrency LO..HI")
+    );
+}
