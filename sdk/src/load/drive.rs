@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use std::time::Instant;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 use super::Outcome;
 
@@ -58,6 +58,11 @@ fn drain_for(step: Duration) -> Duration {
 /// even interval and timed from that moment, so a service that stalls
 /// cannot hide its queue (coordinated omission). At most `max_in_flight`
 /// at once; one that cannot start is an error.
+///
+/// The schedule is kept by a thread of its own, sleeping on the OS timer
+/// (tens of microseconds late at most, where the runtime's timer rounds to
+/// a millisecond and would send a millisecond's requests at once, each
+/// already late), and never held up by the runtime's work.
 pub(super) async fn open<F, Fut>(
     f: &Arc<F>,
     rate: f64,
@@ -73,45 +78,71 @@ where
     let slots = Arc::new(Semaphore::new(max_in_flight));
     let total = (rate * step.as_secs_f64()).round().max(1.0) as u64;
     let start = Instant::now();
-    let at = |n: u64| start + Duration::from_secs_f64(n as f64 / rate);
-    let mut refused = 0u64;
-    let mut sent = 0u64;
-    while sent < total {
-        // Everything due by now, then sleep until the next one is due (the
-        // timer's granularity sends the requests of a millisecond together;
-        // each is still timed from its own schedule).
-        let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
-        while sent < due {
-            let scheduled = at(sent);
-            match slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let (f, tally) = (f.clone(), tally.clone());
-                    tokio::spawn(async move {
-                        let error = f().await.is_error();
-                        tally.end(scheduled.elapsed(), error);
-                        drop(permit);
-                    });
-                }
-                Err(_) => refused += 1,
-            }
-            sent += 1;
-        }
-        if sent < total {
-            tokio::time::sleep_until(at(sent)).await;
+    let at = move |n: u64| start + Duration::from_secs_f64(n as f64 / rate);
+    // Stops the schedule if this level is dropped (the run was stopped).
+    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Cancel {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
         }
     }
+    let _cancel = Cancel(cancelled.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let pacer = {
+        let (f, tally, slots) = (f.clone(), tally.clone(), slots.clone());
+        tokio::task::spawn_blocking(move || {
+            precise_sleeps();
+            let mut refused = 0u64;
+            for n in 0..total {
+                let scheduled = at(n);
+                let now = Instant::now();
+                if scheduled > now {
+                    std::thread::sleep(scheduled - now);
+                }
+                if cancelled.load(Ordering::Relaxed) {
+                    break;
+                }
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (f, tally) = (f.clone(), tally.clone());
+                        runtime.spawn(async move {
+                            let error = f().await.is_error();
+                            tally.end(scheduled.elapsed(), error);
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            refused
+        })
+    };
+    let refused = pacer.await.unwrap_or(0);
     let last = at(total - 1);
     let (out, waited) = drain(&slots, max_in_flight, step).await;
     let ended = tally.ended.load(Ordering::Relaxed);
     let mut latencies = std::mem::take(&mut *tally.latencies.lock());
     // Those still out: at least as late as the drain was long.
-    let late = u64::try_from((Instant::now() - last).as_nanos()).unwrap_or(u64::MAX);
+    let late = u64::try_from(last.elapsed().as_nanos()).unwrap_or(u64::MAX);
     latencies.extend(std::iter::repeat_n(late, out));
     Measured {
         latencies,
         errors: tally.errors.load(Ordering::Relaxed) + refused + out as u64,
         requests: total,
-        achieved: ended as f64 / (waited - start).as_secs_f64(),
+        achieved: ended as f64 / waited.duration_since(start).as_secs_f64(),
+    }
+}
+
+/// Makes this thread's sleeps end within microseconds of their deadline
+/// (Linux lets a normal thread's timers fire up to 50 µs late, to batch
+/// wake-ups), so the schedule's own lateness stays out of the latencies.
+fn precise_sleeps() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `PR_SET_TIMERSLACK` takes a number of nanoseconds and only
+    // changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong, 0, 0, 0);
     }
 }
 
@@ -126,7 +157,7 @@ where
     let tally = Arc::new(Tally::default());
     let slots = Arc::new(Semaphore::new(callers));
     let start = Instant::now();
-    let stop = start + step;
+    let stop = Instant::now() + step;
     let sent = Arc::new(AtomicU64::new(0));
     for _ in 0..callers {
         let (f, tally, sent) = (f.clone(), tally.clone(), sent.clone());
@@ -153,7 +184,7 @@ where
         latencies,
         errors: tally.errors.load(Ordering::Relaxed) + out as u64,
         requests: sent.load(Ordering::Relaxed),
-        achieved: ended as f64 / (waited - start).as_secs_f64(),
+        achieved: ended as f64 / waited.duration_since(start).as_secs_f64(),
     }
 }
 

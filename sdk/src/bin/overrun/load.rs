@@ -52,9 +52,15 @@ pub(crate) struct Load {
     /// of 400 and above) at most this.
     #[arg(long, default_value = "1%")]
     error_rate: String,
-    /// Most requests out at once (open model); one more is an error.
+    /// Most requests out at once (open model), waiting for a connection
+    /// included; one more is an error.
     #[arg(long, default_value_t = 10_000)]
     max_in_flight: usize,
+    /// Connections to the server (open model; the closed model opens one
+    /// per caller). A request waits for a free one, and that wait counts
+    /// in its latency.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
     /// Writes the report as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -101,6 +107,8 @@ fn duration(flag: &str, text: &str) -> Result<Duration, String> {
 /// What every request sends.
 struct Target {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// One permit per connection: at most that many requests on the wire.
+    connections: tokio::sync::Semaphore,
     method: Method,
     uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -122,6 +130,11 @@ impl Target {
     /// One request, its body read to the end (so the connection is kept
     /// for the next): the status, or why there is none.
     async fn send(&self) -> Result<u16, String> {
+        let _connection = self
+            .connections
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
         let resp = self
             .client
             .request(self.request())
@@ -150,7 +163,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl Load {
     /// Checks everything (a first request included) before any load.
-    fn target(&self) -> Result<Target, String> {
+    fn target(&self, connections: usize) -> Result<Target, String> {
         let uri: Uri = self
             .url
             .parse()
@@ -195,6 +208,7 @@ impl Load {
             .build_http();
         Ok(Target {
             client,
+            connections: tokio::sync::Semaphore::new(connections),
             method,
             uri,
             headers,
@@ -225,6 +239,9 @@ impl Load {
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".to_owned());
         }
+        if self.connections == 0 {
+            return Err("--connections must be at least 1".to_owned());
+        }
         enum Model {
             Rate(f64, f64),
             Concurrency(usize, usize),
@@ -246,7 +263,11 @@ impl Load {
             }
             _ => return Err("give --rate LO..HI or --concurrency LO..HI".to_owned()),
         };
-        let target = self.target()?;
+        let connections = match model {
+            Model::Rate(..) => self.connections,
+            Model::Concurrency(_, hi) => hi,
+        };
+        let target = self.target(connections)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -8,7 +8,8 @@
 //! overrun load <URL> [--method GET] [--header 'K: V']... [--body FILE]
 //!              (--rate 100..50000 | --concurrency 1..512) [--step 3s]
 //!              [--p50 D] [--p95 D] [--p99 D] [--error-rate 1%]
-//!              [--max-in-flight N] [--json out.json] [--svg out.svg]
+//!              [--max-in-flight N] [--connections 64]
+//!              [--json out.json] [--svg out.svg]
 //! ```
 //!
 //! `diff` exit status: 0 no regression, 1 at least one site regressed, 2 bad

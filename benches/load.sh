@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The load driver beside oha, in one run, against the same service (the
+# service example, release build), on this machine (issue "Load tests to
+# the breaking point"):
+#
+# 1. the driver's own ceiling against a closure that does nothing
+#    (`cargo bench --bench load_driver`);
+# 2. the highest rate each achieves over HTTP with 64 connections:
+#    `oha -c 64` and `overrun load --concurrency 64..64`;
+# 3. p50 and p99 at a fixed rate below saturation (a third of oha's
+#    highest), both corrected for coordinated omission
+#    (`oha -q R --latency-correction`, `overrun load --rate R..R`);
+# 4. the service's breaking point with OVERRUN=off and on, back to back.
+#
+# Prints `LOAD|…` lines and a summary; `benches/results/` keeps a run.
+# Installs oha if missing (`--locked`: without it its newest dependencies
+# want a newer rustc than this machine has).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+STEP="${STEP:-5s}"
+PORT="${PORT:-3111}"
+URL="http://127.0.0.1:$PORT/users/1"
+
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release -p overrun --features cli --bin overrun
+cargo build --release -p overrun-examples-exporters --example service
+BIN=target/release/overrun
+SERVICE=target/release/examples/service
+OUT="$(mktemp -d)"
+trap 'kill "${PID:-0}" 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+start() { # $1: the OVERRUN variable ("" for on)
+    OVERRUN="$1" "$SERVICE" --listen "127.0.0.1:$PORT" >"$OUT/service.log" 2>&1 &
+    PID=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "the service did not start:" >&2
+    cat "$OUT/service.log" >&2
+    exit 1
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+oha_json() { oha --no-tui --output-format json "$@" "$URL"; }
+# `overrun load` exits 0/1/3 by what it found; only 2 is a failure here.
+overrun_load() { "$BIN" load "$URL" "$@" || [ $? -ne 2 ]; }
+
+echo "== 1. the driver against a no-op closure"
+cargo bench -p overrun-benches --bench load_driver | tee "$OUT/driver.txt" | grep -v '^LOAD'
+
+start ""
+echo "== 2. highest rate, 64 connections, $STEP"
+oha_json -z "$STEP" -c 64 >"$OUT/oha_max.json"
+overrun_load --concurrency 64..64 --step "$STEP" --p99 10s --error-rate 100% \
+    --json "$OUT/ov_max.json" >/dev/null 2>&1
+RATE="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['summary']['requestsPerSec'] / 3))" "$OUT/oha_max.json")"
+echo "== 3. a fixed rate of $RATE req/s, $STEP"
+oha_json -z "$STEP" -c 64 -q "$RATE" --latency-correction >"$OUT/oha_fixed.json"
+overrun_load --rate "$RATE..$RATE" --step "$STEP" --p99 10s --json "$OUT/ov_fixed.json" >/dev/null 2>&1
+stop
+
+echo "== 4. the breaking point (p99 at most 10ms), OVERRUN=off then on"
+HI="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['summary']['requestsPerSec'] * 2))" "$OUT/oha_max.json")"
+for mode in off on; do
+    start "$([ "$mode" = off ] && echo off || echo '')"
+    overrun_load --rate "250..$HI" --step 2s --p99 10ms --json "$OUT/bp_$mode.json" \
+        >"$OUT/bp_$mode.txt" 2>/dev/null
+    stop
+    cat "$OUT/bp_$mode.txt"
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+j = lambda name: json.load(open(f"{out}/{name}"))
+driver = [l.strip() for l in open(f"{out}/driver.txt") if l.startswith("LOAD_DRIVER")]
+for l in driver:
+    print(l)
+oha_max, ov_max = j("oha_max.json"), j("ov_max.json")
+oha_rps, ov_rps = oha_max["summary"]["requestsPerSec"], ov_max["steps"][0]["achieved"]
+print(f"LOAD|max_rate|oha|{oha_rps:.0f}|overrun|{ov_rps:.0f}|ratio|{ov_rps / oha_rps:.3f}")
+print(f"  highest rate, 64 connections: oha {oha_rps:.0f}/s, overrun {ov_rps:.0f}/s "
+      f"({ov_rps / oha_rps * 100:.1f}% of oha; goal ≥ 80%)")
+oha_f, ov_f = j("oha_fixed.json"), j("ov_fixed.json")["steps"][0]
+for q in ("p50", "p99"):
+    o = oha_f["latencyPercentiles"][q] * 1e9
+    v = ov_f[f"{q}_ns"]
+    print(f"LOAD|fixed_rate|{ov_f['offered']:.0f}|{q}|oha|{o:.0f}|overrun|{v}|ratio|{v / o:.3f}")
+    print(f"  {q} at {ov_f['offered']:.0f} req/s: oha {o / 1e6:.3f} ms, overrun {v / 1e6:.3f} ms "
+          f"({(v / o - 1) * 100:+.1f}%; goal within 10%)")
+off, on = j("bp_off.json"), j("bp_on.json")
+b_off, b_on = off["breaking_point"], on["breaking_point"]
+print(f"LOAD|breaking_point|off|{b_off}|on|{b_on}|ratio|{(b_on or 0) / (b_off or 1):.3f}")
+print(f"  breaking point (p99 ≤ 10 ms): OVERRUN=off {b_off} req/s, on {b_on} req/s "
+      f"(on/off {(b_on or 0) / (b_off or 1):.3f})")
+PY
