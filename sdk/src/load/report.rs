@@ -200,7 +200,14 @@ impl LoadReport {
     pub fn to_svg(&self) -> String {
         let (w, h, left, right, top, bottom) = (760.0, 400.0, 70.0, 70.0, 30.0, 50.0);
         let (pw, ph) = (w - left - right, h - top - bottom);
-        let mut steps: Vec<&Step> = self.steps.iter().collect();
+        // One point per level: its last run (a confirmation, or a level
+        // bisection came back to).
+        let mut steps: Vec<&Step> = Vec::new();
+        for s in self.steps.iter().rev() {
+            if !steps.iter().any(|t| t.offered == s.offered) {
+                steps.push(s);
+            }
+        }
         steps.sort_by(|a, b| a.offered.total_cmp(&b.offered));
         let lo = steps
             .first()
@@ -267,7 +274,13 @@ impl LoadReport {
                 r
             );
         }
+        // Level labels, skipping those that would overlap the last one.
+        let mut last_label = f64::NEG_INFINITY;
         for s in &steps {
+            if x(s.offered) - last_label < 45.0 {
+                continue;
+            }
+            last_label = x(s.offered);
             let _ = writeln!(
                 svg,
                 r##"<text x="{:.1}" y="{}" text-anchor="middle">{:.0}</text>"##,
@@ -315,11 +328,16 @@ impl LoadReport {
         }
         if let Some(b) = self.breaking_point.filter(|_| self.end == End::Found) {
             let bx = x(b);
+            // The label on the side with room.
+            let (lx, anchor) = if bx > left + pw * 0.7 {
+                (bx - 4.0, "end")
+            } else {
+                (bx + 4.0, "start")
+            };
             let _ = writeln!(
                 svg,
-                r##"<line x1="{bx:.1}" y1="{top}" x2="{bx:.1}" y2="{}" stroke="black" stroke-dasharray="4 4"/><text x="{:.1}" y="{}">breaking point {b:.0}</text>"##,
+                r##"<line x1="{bx:.1}" y1="{top}" x2="{bx:.1}" y2="{}" stroke="black" stroke-dasharray="4 4"/><text x="{lx:.1}" y="{}" text-anchor="{anchor}">breaking point {b:.0}</text>"##,
                 top + ph,
-                bx + 4.0,
                 top + 14.0
             );
         }
