@@ -107,6 +107,55 @@ async fn the_closed_model_finds_how_many_callers_the_service_holds() {
     assert_eq!(report.breaking_point(), Some(PERMITS as f64));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_level_of_a_second_or_more_drains_its_callers_without_errors() {
+    let permits = Arc::new(Semaphore::new(PERMITS));
+    let report = overrun::load::run(move || serve(permits.clone()))
+        .concurrency(2..=2)
+        .step("1s")
+        .p99("1s")
+        .await;
+    assert_eq!(report.end(), End::HighestPasses);
+    let s = &report.steps()[0];
+    assert_eq!(s.errors, 0, "{s:?}");
+    assert!(s.requests > 100 && s.p99_ns < 100_000_000, "{s:?}");
+}
+
+/// Counts the request futures alive.
+struct Alive(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_still_out_when_a_level_ends_are_cut_off_as_errors() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let alive = Arc::new(AtomicUsize::new(0));
+    let count = alive.clone();
+    // A service that never answers.
+    let report = overrun::load::run(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+        let guard = Alive(count.clone());
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        }
+    })
+    .rate(20.0..=40.0)
+    .step("200ms")
+    .p99("1s")
+    .await;
+    assert_eq!(report.end(), End::LowestFails);
+    let s = &report.steps()[0];
+    assert_eq!((s.errors, s.requests), (4, 4), "{s:?}");
+    // Timed to the moment they were cut off: the drain, at least a second.
+    assert!(s.p50_ns >= 1_000_000_000, "{s:?}");
+    assert_eq!(alive.load(Ordering::SeqCst), 0, "a request still running");
+}
+
 #[overrun::measure(budget = "20ms")]
 async fn query(permits: Arc<Semaphore>) {
     serve(permits).await;

@@ -163,7 +163,7 @@ fn exit_1_when_the_lowest_level_fails_and_3_when_the_highest_passes() {
 #[test]
 fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
     let url = format!("http://{}/", server());
-    let child = overrun()
+    let mut child = overrun()
         .args([
             "load",
             &url,
@@ -178,14 +178,24 @@ fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1_800));
+    // Once a level has ended (the run is under way, Ctrl-C watched).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("overrun load: level ") {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "{seen}"
+        );
+        seen.push_str(&line);
+    }
     // SAFETY: `kill` with a child's pid and a signal number has no memory
     // effects on this process.
     let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(sent, 0);
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{seen}");
     assert!(
         stdout.contains("stopped before the search ended"),
         "{stdout}"
@@ -202,7 +212,7 @@ fn bad_input_is_refused_before_any_load_with_exit_2() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed = format!("http://{}/", free.local_addr().unwrap());
     drop(free);
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 14] = [
         (&["not a url", "--rate", "1..2"], "is not a URL"),
         (&["localhost:8080/x", "--rate", "1..2"], "is not a URL"),
         (
@@ -221,6 +231,32 @@ fn bad_input_is_refused_before_any_load_with_exit_2() {
             "--body /no/such/file",
         ),
         (&[&closed, "--rate", "1..2"], "a first request failed"),
+        (
+            &[&closed, "--concurrency", "1..99999999999"],
+            "from 1 to 100000 callers",
+        ),
+        (
+            &[&closed, "--rate", "1..2", "--error-rate", "1%%"],
+            "want a percentage",
+        ),
+        (
+            &[&closed, "--rate", "1..2", "--timeout", "soon"],
+            "--timeout",
+        ),
+        (
+            &[&closed, "--rate", "1..2", "--json", "/no/such/dir/out.json"],
+            "/no/such/dir/out.json",
+        ),
+        (
+            &[
+                &closed,
+                "--rate",
+                "1..2",
+                "--connections",
+                "18446744073709551615",
+            ],
+            "--connections",
+        ),
     ];
     for (args, message) in cases {
         let started = Instant::now();

@@ -1,29 +1,34 @@
 //! One load level: requests at a rate (open model) or from a number of
 //! callers (closed model) for one step, and what they measured.
+//!
+//! Every request ends in the level's tally exactly once: when its future
+//! completes, or as an error when it is dropped first — it panicked, or the
+//! level ended and cut it off. A level ends when its requests are done, or
+//! a drain time after its schedule (as long as the step, at least a second)
+//! when the rest are cut off: nothing of one level runs into the next.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use std::time::Instant;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use super::Outcome;
 
 /// What one level's requests measured.
 pub(super) struct Measured {
-    /// Latencies of the requests that ended, ns: from the moment each was
-    /// scheduled (open model) or started (closed model).
+    /// Latencies of every request sent, ns: from the moment each was
+    /// scheduled (open model) or started (closed model) to its end, or to
+    /// the moment it was cut off.
     pub(super) latencies: Vec<u64>,
-    /// Requests that ended in an error, could not start (`max_in_flight`
-    /// reached) or had not ended when the level's drain ran out.
+    /// Requests that failed, panicked, were cut off, could not start
+    /// (`max_in_flight` reached) or could not be sent in time.
     pub(super) errors: u64,
-    /// Requests sent or refused.
+    /// Requests scheduled (open model) or started (closed model).
     pub(super) requests: u64,
-    /// Requests that ended (with or without an error) per second of the
-    /// level, its drain included.
+    /// Requests that completed per second of the level, its drain included.
     pub(super) achieved: f64,
 }
 
@@ -32,24 +37,71 @@ pub(super) struct Measured {
 struct Tally {
     latencies: Mutex<Vec<u64>>,
     errors: AtomicU64,
+    /// Requests that ended (each once).
     ended: AtomicU64,
+    /// Of those, the ones whose future completed.
+    completed: AtomicU64,
 }
 
 impl Tally {
-    fn end(&self, latency: Duration, error: bool) {
+    fn end(&self, latency: Duration, error: bool, completed: bool) {
         self.latencies
             .lock()
             .push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         if error {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
+        if completed {
+            self.completed.fetch_add(1, Ordering::Relaxed);
+        }
         self.ended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// How long a level waits for its last requests after its step: as long as
-/// the step, at least a second. Requests still out then are errors, their
-/// latency counted as at least that wait.
+/// One request's entry in the tally, made when it starts: recorded when it
+/// completes, or as an error (timed to that moment) if it is dropped first.
+struct Entry {
+    tally: Arc<Tally>,
+    from: Instant,
+    done: bool,
+}
+
+impl Entry {
+    fn complete(mut self, error: bool) {
+        self.done = true;
+        self.tally.end(self.from.elapsed(), error, true);
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if !self.done {
+            self.tally.end(self.from.elapsed(), true, false);
+        }
+    }
+}
+
+/// Runs one request timed from `from`, until it completes or the level is
+/// over.
+async fn request<F, Fut>(f: &F, tally: Arc<Tally>, from: Instant, over: &mut watch::Receiver<bool>)
+where
+    F: Fn() -> Fut,
+    Fut: Future,
+    Fut::Output: Outcome,
+{
+    let entry = Entry {
+        tally,
+        from,
+        done: false,
+    };
+    tokio::select! {
+        out = f() => entry.complete(out.is_error()),
+        _ = over.wait_for(|&over| over) => {}
+    }
+}
+
+/// How long a level waits for its last requests after its schedule: as
+/// long as the step, at least a second.
 fn drain_for(step: Duration) -> Duration {
     step.max(Duration::from_secs(1))
 }
@@ -57,7 +109,9 @@ fn drain_for(step: Duration) -> Duration {
 /// Open model: `rate` requests per second for `step`, each scheduled at an
 /// even interval and timed from that moment, so a service that stalls
 /// cannot hide its queue (coordinated omission). At most `max_in_flight`
-/// at once; one that cannot start is an error.
+/// at once; one that cannot start is an error, and so is one the schedule
+/// could not send within a tenth of the step of its time (the driver's own
+/// ceiling: the level is not what it says).
 ///
 /// The schedule is kept by a thread of its own, sleeping on the OS timer
 /// (tens of microseconds late at most, where the runtime's timer rounds to
@@ -76,73 +130,132 @@ where
 {
     let tally = Arc::new(Tally::default());
     let slots = Arc::new(Semaphore::new(max_in_flight));
+    let (over_tx, over) = watch::channel(false);
     let total = (rate * step.as_secs_f64()).round().max(1.0) as u64;
     let start = Instant::now();
-    let at = move |n: u64| start + Duration::from_secs_f64(n as f64 / rate);
+    let late = (step / 10).max(Duration::from_millis(100));
+    let stop = Arc::new(AtomicBool::new(false));
     // Stops the schedule if this level is dropped (the run was stopped).
-    let cancelled = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    struct Cancel(Arc<std::sync::atomic::AtomicBool>);
-    impl Drop for Cancel {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-    let _cancel = Cancel(cancelled.clone());
-    let runtime = tokio::runtime::Handle::current();
-    let pacer = {
-        let (f, tally, slots) = (f.clone(), tally.clone(), slots.clone());
-        tokio::task::spawn_blocking(move || {
-            precise_sleeps();
-            let mut refused = 0u64;
-            for n in 0..total {
-                let scheduled = at(n);
+    let _stop_on_drop = SetOnDrop(stop.clone());
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let pacer = Pacer {
+        runtime: tokio::runtime::Handle::current(),
+        f: f.clone(),
+        tally: tally.clone(),
+        slots: slots.clone(),
+        over,
+        stop,
+        start,
+        rate,
+        total,
+        late,
+    };
+    std::thread::Builder::new()
+        .name("overrun-load".into())
+        .spawn(move || {
+            let _ = done_tx.send(pacer.run());
+        })
+        .expect("a thread for the load schedule");
+    let (sent, not_sent) = done.await.expect("the load schedule's thread ended early");
+    let end_of_schedule = Instant::now();
+    finish(
+        &tally,
+        &slots,
+        max_in_flight,
+        &over_tx,
+        end_of_schedule + drain_for(step),
+        start,
+        total,
+        sent,
+        not_sent,
+    )
+    .await
+}
+
+/// The open model's schedule, on its own thread.
+struct Pacer<F> {
+    runtime: tokio::runtime::Handle,
+    f: Arc<F>,
+    tally: Arc<Tally>,
+    slots: Arc<Semaphore>,
+    over: watch::Receiver<bool>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    rate: f64,
+    total: u64,
+    late: Duration,
+}
+
+impl<F, Fut> Pacer<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
+    /// Sends the schedule's requests: (spawned, refused or not sent).
+    fn run(self) -> (u64, u64) {
+        precise_sleeps();
+        let (mut spawned, mut not_sent) = (0u64, 0u64);
+        for n in 0..self.total {
+            let scheduled = self.start + Duration::from_secs_f64(n as f64 / self.rate);
+            // Sleep in slices, so a stop is seen within 10 ms at any rate.
+            loop {
                 let now = Instant::now();
-                if scheduled > now {
-                    std::thread::sleep(scheduled - now);
-                }
-                if cancelled.load(Ordering::Relaxed) {
+                if scheduled <= now || self.stop.load(Ordering::Relaxed) {
                     break;
                 }
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let (f, tally) = (f.clone(), tally.clone());
-                        runtime.spawn(async move {
-                            let error = f().await.is_error();
-                            tally.end(scheduled.elapsed(), error);
-                            drop(permit);
-                        });
-                    }
-                    Err(_) => refused += 1,
-                }
+                std::thread::sleep((scheduled - now).min(Duration::from_millis(10)));
             }
-            refused
-        })
-    };
-    let refused = pacer.await.unwrap_or(0);
-    let last = at(total - 1);
-    let (out, waited) = drain(&slots, max_in_flight, step).await;
-    let ended = tally.ended.load(Ordering::Relaxed);
-    let mut latencies = std::mem::take(&mut *tally.latencies.lock());
-    // Those still out: at least as late as the drain was long.
-    let late = u64::try_from(last.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    latencies.extend(std::iter::repeat_n(late, out));
-    Measured {
-        latencies,
-        errors: tally.errors.load(Ordering::Relaxed) + refused + out as u64,
-        requests: total,
-        achieved: ended as f64 / waited.duration_since(start).as_secs_f64(),
+            if self.stop.load(Ordering::Relaxed) {
+                return (spawned, not_sent + self.total - n);
+            }
+            if scheduled.elapsed() > self.late {
+                not_sent += 1;
+                continue;
+            }
+            match self.slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let (f, tally, mut over) =
+                        (self.f.clone(), self.tally.clone(), self.over.clone());
+                    self.runtime.spawn(async move {
+                        request(&*f, tally, scheduled, &mut over).await;
+                        drop(permit);
+                    });
+                    spawned += 1;
+                }
+                Err(_) => not_sent += 1,
+            }
+        }
+        (spawned, not_sent)
     }
 }
 
-/// Makes this thread's sleeps end within microseconds of their deadline
-/// (Linux lets a normal thread's timers fire up to 50 µs late, to batch
-/// wake-ups), so the schedule's own lateness stays out of the latencies.
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Makes the calling thread's sleeps end within microseconds of their
+/// deadline (Linux lets a normal thread's timers fire up to 50 µs late, to
+/// batch wake-ups), so the schedule's own lateness stays out of the
+/// latencies. Called on the schedule's own thread only.
 fn precise_sleeps() {
     #[cfg(target_os = "linux")]
-    // SAFETY: `PR_SET_TIMERSLACK` takes a number of nanoseconds and only
-    // changes this thread's timer slack.
+    // SAFETY: `prctl(PR_SET_TIMERSLACK, ns)` changes the calling thread's
+    // timer slack and nothing else; the variadic call passes every argument
+    // as the `unsigned long` the kernel reads.
     unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_SET_TIMERSLACK,
+            1_000 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        );
     }
 }
 
@@ -156,44 +269,69 @@ where
 {
     let tally = Arc::new(Tally::default());
     let slots = Arc::new(Semaphore::new(callers));
+    let (over_tx, over) = watch::channel(false);
     let start = Instant::now();
-    let stop = Instant::now() + step;
+    let stop = start + step;
     let sent = Arc::new(AtomicU64::new(0));
     for _ in 0..callers {
-        let (f, tally, sent) = (f.clone(), tally.clone(), sent.clone());
+        let (f, tally, sent, mut over) = (f.clone(), tally.clone(), sent.clone(), over.clone());
         let permit = slots
             .clone()
             .try_acquire_owned()
             .expect("one slot per caller");
         tokio::spawn(async move {
-            while Instant::now() < stop {
+            while Instant::now() < stop && !*over.borrow() {
                 sent.fetch_add(1, Ordering::Relaxed);
-                let began = Instant::now();
-                let error = f().await.is_error();
-                tally.end(began.elapsed(), error);
+                request(&*f, tally.clone(), Instant::now(), &mut over).await;
             }
             drop(permit);
         });
     }
-    let (out, waited) = drain(&slots, callers, step).await;
-    let ended = tally.ended.load(Ordering::Relaxed);
-    let mut latencies = std::mem::take(&mut *tally.latencies.lock());
-    let late = u64::try_from(step.as_nanos()).unwrap_or(u64::MAX);
-    latencies.extend(std::iter::repeat_n(late, out));
-    Measured {
-        latencies,
-        errors: tally.errors.load(Ordering::Relaxed) + out as u64,
-        requests: sent.load(Ordering::Relaxed),
-        achieved: ended as f64 / waited.duration_since(start).as_secs_f64(),
-    }
+    tokio::time::sleep_until(stop.into()).await;
+    let sent = sent.load(Ordering::Relaxed);
+    finish(
+        &tally,
+        &slots,
+        callers,
+        &over_tx,
+        stop + drain_for(step),
+        start,
+        sent,
+        sent,
+        0,
+    )
+    .await
 }
 
-/// Waits until every slot is back or the drain time is up: (requests still
-/// out, when the wait ended).
-async fn drain(slots: &Arc<Semaphore>, all: usize, step: Duration) -> (usize, Instant) {
-    let all_back = slots.acquire_many(u32::try_from(all).unwrap_or(u32::MAX));
-    match tokio::time::timeout(drain_for(step), all_back).await {
-        Ok(_) => (0, Instant::now()),
-        Err(_) => (all - slots.available_permits(), Instant::now()),
+/// Ends a level: waits until every slot is back or `deadline`, cuts off
+/// what is still out, and reads the tally.
+#[allow(clippy::too_many_arguments, reason = "one level's parts, in one place")]
+async fn finish(
+    tally: &Tally,
+    slots: &Semaphore,
+    all: usize,
+    over: &watch::Sender<bool>,
+    deadline: Instant,
+    start: Instant,
+    requests: u64,
+    spawned: u64,
+    not_sent: u64,
+) -> Measured {
+    let all = u32::try_from(all).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout_at(deadline.into(), slots.acquire_many(all)).await;
+    let waited = Instant::now();
+    // Cut off the rest; each records itself as it is dropped.
+    let _ = over.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(all)).await;
+    let ended = tally.ended.load(Ordering::Relaxed);
+    let latencies = std::mem::take(&mut *tally.latencies.lock());
+    // Requests that did not even end when cut off (stuck in blocking code).
+    let stuck = spawned.saturating_sub(ended);
+    Measured {
+        latencies,
+        errors: tally.errors.load(Ordering::Relaxed) + not_sent + stuck,
+        requests,
+        achieved: tally.completed.load(Ordering::Relaxed) as f64
+            / waited.duration_since(start).as_secs_f64(),
     }
 }

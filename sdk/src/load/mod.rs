@@ -196,7 +196,8 @@ where
     }
 
     /// Pass line: the share of requests that failed at most this (`"1%"`,
-    /// `"0.1%"`; 1% unless set). Panics on a malformed percentage.
+    /// `"0.1%"`; 1% unless set; see [`parse_percent`]). Panics on a
+    /// malformed percentage.
     #[track_caller]
     pub fn error_rate(mut self, rate: &str) -> Self {
         let share = parse_percent(rate).unwrap_or_else(|| {
@@ -257,8 +258,15 @@ where
     }
 }
 
-/// `"1%"` → 0.01.
-fn parse_percent(s: &str) -> Option<f64> {
+/// Parses a share of requests given as a percentage, `"1%"` → 0.01 (0 to
+/// 100%), as [`Load::error_rate`] and `overrun load --error-rate` take it.
+///
+/// ```
+/// assert_eq!(overrun::load::parse_percent("0.5%"), Some(0.005));
+/// assert_eq!(overrun::load::parse_percent("1%%"), None);
+/// assert_eq!(overrun::load::parse_percent("1"), None);
+/// ```
+pub fn parse_percent(s: &str) -> Option<f64> {
     let v: f64 = s.trim().strip_suffix('%')?.trim().parse().ok()?;
     (v.is_finite() && (0.0..=100.0).contains(&v)).then_some(v / 100.0)
 }
@@ -268,6 +276,9 @@ fn parse_percent(s: &str) -> Option<f64> {
 struct SiteTotals {
     name: &'static str,
     module: &'static str,
+    /// Where it is: two sites may share a name and a module.
+    file: &'static str,
+    line: u32,
     calls: u64,
     errors: u64,
     self_ns: u64,
@@ -282,10 +293,13 @@ fn site_totals() -> Vec<SiteTotals> {
         .map(|s: &SiteSnapshot| SiteTotals {
             name: s.name,
             module: s.module,
+            file: s.file,
+            line: s.line,
             calls: s.calls,
             errors: s.errors,
             self_ns: s.self_ns,
-            violations: s.violations.total(),
+            // Per call: a poll's violations are counted against polls.
+            violations: s.violations.time + s.violations.allocs + s.violations.bytes,
             budgeted: s.budget.time_ns.is_some()
                 || s.budget.allocs.is_some()
                 || s.budget.bytes.is_some()
@@ -301,7 +315,7 @@ fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, 
         .filter_map(|a| {
             let b = before
                 .iter()
-                .find(|b| (b.name, b.module) == (a.name, a.module));
+                .find(|b| (b.name, b.module, b.file, b.line) == (a.name, a.module, a.file, a.line));
             let (calls, errors, self_ns, violations) = match b {
                 Some(b) => (
                     a.calls.saturating_sub(b.calls),
@@ -315,6 +329,8 @@ fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, 
                 SiteStep {
                     function: a.name,
                     module: a.module,
+                    file: a.file,
+                    line: a.line,
                     calls,
                     errors,
                     self_ns,
@@ -329,6 +345,10 @@ fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, 
 /// A site over its budgets in more than this share of its calls fails the
 /// level (when the budgets are the pass line).
 const BUDGET_SHARE: f64 = 0.01;
+
+/// Growth of self time per call since the lowest level that names a site
+/// the bottleneck when no budget was broken.
+const GROWTH: f64 = 1.5;
 
 struct Search<F> {
     load: Load<F>,
@@ -405,39 +425,37 @@ where
             return;
         };
         let mut fail = level;
-        // Bisection, then the level found run again; a failed confirmation
-        // counts as a failure there and the search goes on below it (twice
-        // at most).
-        for _ in 0..3 {
+        // Bisection, then the level found run again. A failed confirmation
+        // counts as a failure there, and the search goes on between it and
+        // the highest level below that passed; it ends, since the failing
+        // end only falls and levels that passed are finitely many.
+        loop {
             while !self.close(pass, fail) {
                 let mid = self.between(pass, fail);
                 if self.level(mid).await {
                     pass = mid;
+                    self.pass = Some(pass);
                 } else {
                     fail = mid;
+                    self.fail = Some(fail);
                 }
             }
-            self.pass = Some(pass);
-            self.fail = Some(fail);
             if self.level(pass).await {
                 return;
             }
             fail = pass;
-            match self
+            self.fail = Some(fail);
+            let below = self
                 .steps
                 .iter()
                 .filter(|s| s.passed && s.offered < pass)
                 .map(|s| s.offered)
-                .max_by(f64::total_cmp)
-            {
+                .max_by(f64::total_cmp);
+            self.pass = below;
+            match below {
                 Some(below) => pass = below,
-                None => {
-                    self.pass = None;
-                    return;
-                }
+                None => return,
             }
-            self.pass = Some(pass);
-            self.fail = Some(fail);
         }
     }
 
@@ -553,18 +571,25 @@ where
             let base = lowest
                 .sites
                 .iter()
-                .find(|b| (b.function, b.module) == (s.function, s.module))
+                .find(|b| {
+                    (b.function, b.module, b.file, b.line) == (s.function, s.module, s.file, s.line)
+                })
                 .map(per_call);
             match base {
                 Some(base) if base > 0.0 => per_call(s) / base,
                 _ => 1.0,
             }
         };
-        let s = failed.sites.iter().max_by(|a, b| {
-            growth(a)
-                .total_cmp(&growth(b))
-                .then(share(a).total_cmp(&share(b)))
-        })?;
+        // Only a real growth names one (a lowest level that fails does not).
+        let s = failed
+            .sites
+            .iter()
+            .filter(|s| growth(s) >= GROWTH)
+            .max_by(|a, b| {
+                growth(a)
+                    .total_cmp(&growth(b))
+                    .then(share(a).total_cmp(&share(b)))
+            })?;
         Some(Bottleneck {
             function: s.function,
             module: s.module,

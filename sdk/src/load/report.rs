@@ -43,13 +43,17 @@ pub struct SiteStep {
     pub function: &'static str,
     /// Its module (a span's target).
     pub module: &'static str,
+    /// Its file (two sites may share a name and a module).
+    pub file: &'static str,
+    /// Its line.
+    pub line: u32,
     /// Calls during the level.
     pub calls: u64,
     /// Calls that returned `Err` or panicked.
     pub errors: u64,
     /// Time inside it, callees excluded, ns.
     pub self_ns: u64,
-    /// Calls (or polls) over one of its budgets.
+    /// Calls over its time, allocation or bytes budget.
     pub violations: u64,
 }
 
@@ -78,7 +82,8 @@ pub enum End {
     /// A level failed inside the range: the breaking point is the highest
     /// level below it that passed (confirmed by running it again).
     Found,
-    /// The lowest level already failed.
+    /// No level passed: the lowest failed, or every level that had passed
+    /// failed when run again to confirm it.
     LowestFails,
     /// The highest level still passed.
     HighestPasses,
@@ -346,7 +351,7 @@ impl LoadReport {
     }
 }
 
-/// Nanoseconds as milliseconds, for the table.
+/// Nanoseconds, for the table.
 fn ms(ns: u64) -> String {
-    format!("{:.2}ms", ns as f64 / 1e6)
+    crate::vocab::units::fmt_ns(ns)
 }

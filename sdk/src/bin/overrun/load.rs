@@ -56,11 +56,14 @@ pub(crate) struct Load {
     /// included; one more is an error.
     #[arg(long, default_value_t = 10_000)]
     max_in_flight: usize,
-    /// Connections to the server (open model; the closed model opens one
-    /// per caller). A request waits for a free one, and that wait counts
-    /// in its latency.
+    /// Requests on the wire at once, each on a kept-alive connection (open
+    /// model; the closed model has one per caller). A request waits for its
+    /// turn, and the wait counts in its latency.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// A request not answered (its whole body) within this is an error.
+    #[arg(long, default_value = "30s")]
+    timeout: String,
     /// Writes the report as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -75,6 +78,9 @@ const LOWEST_FAILS: u8 = 1;
 const BAD_INPUT: u8 = 2;
 const HIGHEST_PASSES: u8 = 3;
 const INTERRUPTED: u8 = 130;
+
+/// Most connections or callers (each a connection, a task and a socket).
+const MOST: usize = 100_000;
 
 /// `lo..hi` (or `lo..=hi`) of numbers.
 fn range<T: std::str::FromStr + PartialOrd + Copy>(
@@ -109,6 +115,7 @@ struct Target {
     client: Client<HttpConnector, Full<Bytes>>,
     /// One permit per connection: at most that many requests on the wire.
     connections: tokio::sync::Semaphore,
+    timeout: Duration,
     method: Method,
     uri: Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -135,17 +142,27 @@ impl Target {
             .acquire()
             .await
             .map_err(|e| e.to_string())?;
-        let resp = self
-            .client
-            .request(self.request())
+        let exchange = async {
+            let resp = self
+                .client
+                .request(self.request())
+                .await
+                .map_err(|e| error_chain(&e))?;
+            let status = resp.status().as_u16();
+            resp.into_body()
+                .collect()
+                .await
+                .map_err(|e| error_chain(&e))?;
+            Ok(status)
+        };
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|e| error_chain(&e))?;
-        let status = resp.status().as_u16();
-        resp.into_body()
-            .collect()
-            .await
-            .map_err(|e| error_chain(&e))?;
-        Ok(status)
+            .map_err(|_| {
+                format!(
+                    "no answer within {}",
+                    fmt_ns(self.timeout.as_nanos() as u64)
+                )
+            })?
     }
 }
 
@@ -163,7 +180,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl Load {
     /// Checks everything (a first request included) before any load.
-    fn target(&self, connections: usize) -> Result<Target, String> {
+    fn target(&self, connections: usize, timeout: Duration) -> Result<Target, String> {
         let uri: Uri = self
             .url
             .parse()
@@ -205,10 +222,12 @@ impl Load {
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(connections)
             .build_http();
         Ok(Target {
             client,
             connections: tokio::sync::Semaphore::new(connections),
+            timeout,
             method,
             uri,
             headers,
@@ -225,22 +244,20 @@ impl Load {
                 .map(|(name, v)| Ok((name, v.as_deref().map(|v| duration(name, v)).transpose()?)))
                 .collect::<Result<_, String>>()?;
         let error_rate = self.error_rate.trim();
-        if !error_rate.ends_with('%')
-            || error_rate
-                .trim_end_matches('%')
-                .trim()
-                .parse::<f64>()
-                .map_or(true, |v| !(0.0..=100.0).contains(&v))
-        {
+        if overrun::load::parse_percent(error_rate).is_none() {
             return Err(format!(
                 "--error-rate {error_rate:?}: want a percentage such as 1%"
             ));
         }
+        let timeout = duration("timeout", &self.timeout)?;
         if self.max_in_flight == 0 {
             return Err("--max-in-flight must be at least 1".to_owned());
         }
-        if self.connections == 0 {
-            return Err("--connections must be at least 1".to_owned());
+        if !(1..=MOST).contains(&self.connections) {
+            return Err(format!(
+                "--connections {}: from 1 to {MOST}",
+                self.connections
+            ));
         }
         enum Model {
             Rate(f64, f64),
@@ -256,8 +273,8 @@ impl Load {
             }
             (None, Some(c)) => {
                 let (lo, hi) = range::<usize>("concurrency", c)?;
-                if lo == 0 {
-                    return Err(format!("--concurrency {c:?}: at least 1 caller"));
+                if lo == 0 || hi > MOST {
+                    return Err(format!("--concurrency {c:?}: from 1 to {MOST} callers"));
                 }
                 Model::Concurrency(lo, hi)
             }
@@ -267,7 +284,19 @@ impl Load {
             Model::Rate(..) => self.connections,
             Model::Concurrency(_, hi) => hi,
         };
-        let target = self.target(connections)?;
+        let target = self.target(connections, timeout)?;
+        // The output files, made now: a bad path is bad input, before any
+        // load is sent.
+        let create = |path: &Option<PathBuf>| {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::File::create(p)
+                        .map(|f| (p.clone(), f))
+                        .map_err(|e| format!("{}: {e}", p.display()))
+                })
+                .transpose()
+        };
+        let (json, svg) = (create(&self.json)?, create(&self.svg)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -316,11 +345,12 @@ impl Load {
             eprintln!("overrun load: {} {} , {} a level", self.method, self.url, fmt_ns(step.as_nanos() as u64));
             let report = load.await;
             print!("{}", report.table());
-            if let Some(path) = &self.json {
-                std::fs::write(path, report.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            if let Some(path) = &self.svg {
-                std::fs::write(path, report.to_svg()).map_err(|e| format!("{}: {e}", path.display()))?;
+            use std::io::Write as _;
+            for (file, text) in [(json, report.to_json()), (svg, report.to_svg())] {
+                if let Some((path, mut file)) = file {
+                    file.write_all(text.as_bytes())
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                }
             }
             Ok(ExitCode::from(match report.end() {
                 End::Found => FOUND,

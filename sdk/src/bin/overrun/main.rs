@@ -51,7 +51,7 @@ enum Command {
     Check(Check),
     /// Loads an HTTP endpoint at rising rates (or callers) and finds its
     /// breaking point: the highest level that meets the pass lines.
-    Load(load::Load),
+    Load(Box<load::Load>),
 }
 
 #[derive(Debug, clap::Args)]
