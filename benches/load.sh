@@ -10,7 +10,8 @@
 # 3. p50 and p99 at a fixed rate below saturation (a third of oha's
 #    highest), both corrected for coordinated omission
 #    (`oha -q R --latency-correction`, `overrun load --rate R..R`);
-# 4. the service's breaking point with OVERRUN=off and on, back to back.
+# 4. the service's breaking point with OVERRUN=off and on, back to back,
+#    ROUNDS times (2 unless set): single searches here move by a quarter.
 #
 # Prints `LOAD|…` lines and a summary; `benches/results/` keeps a run.
 # Installs oha if missing (`--locked`: without it its newest dependencies
@@ -60,14 +61,18 @@ oha_json -z "$STEP" -c 64 -q "$RATE" --latency-correction >"$OUT/oha_fixed.json"
 overrun_load --rate "$RATE..$RATE" --step "$STEP" --p99 10s --json "$OUT/ov_fixed.json" >/dev/null 2>&1
 stop
 
-echo "== 4. the breaking point (p99 at most 10ms), OVERRUN=off then on"
+ROUNDS="${ROUNDS:-2}"
+echo "== 4. the breaking point (p99 at most 10ms), OVERRUN=off then on, $ROUNDS rounds"
 HI="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['summary']['requestsPerSec'] * 2))" "$OUT/oha_max.json")"
-for mode in off on; do
-    start "$([ "$mode" = off ] && echo off || echo '')"
-    overrun_load --rate "250..$HI" --step 2s --p99 10ms --json "$OUT/bp_$mode.json" \
-        >"$OUT/bp_$mode.txt" 2>/dev/null
-    stop
-    cat "$OUT/bp_$mode.txt"
+for round in $(seq "$ROUNDS"); do
+    for mode in off on; do
+        start "$([ "$mode" = off ] && echo off || echo '')"
+        overrun_load --rate "250..$HI" --step 2s --p99 10ms --json "$OUT/bp_${mode}_$round.json" \
+            >"$OUT/bp_${mode}_$round.txt" 2>/dev/null
+        stop
+        echo "-- round $round, OVERRUN=$mode"
+        cat "$OUT/bp_${mode}_$round.txt"
+    done
 done
 
 python3 - "$OUT" <<'PY'
@@ -89,9 +94,16 @@ for q in ("p50", "p99"):
     print(f"LOAD|fixed_rate|{ov_f['offered']:.0f}|{q}|oha|{o:.0f}|overrun|{v}|ratio|{v / o:.3f}")
     print(f"  {q} at {ov_f['offered']:.0f} req/s: oha {o / 1e6:.3f} ms, overrun {v / 1e6:.3f} ms "
           f"({(v / o - 1) * 100:+.1f}%; goal within 10%)")
-off, on = j("bp_off.json"), j("bp_on.json")
-b_off, b_on = off["breaking_point"], on["breaking_point"]
-print(f"LOAD|breaking_point|off|{b_off}|on|{b_on}|ratio|{(b_on or 0) / (b_off or 1):.3f}")
-print(f"  breaking point (p99 ≤ 10 ms): OVERRUN=off {b_off} req/s, on {b_on} req/s "
-      f"(on/off {(b_on or 0) / (b_off or 1):.3f})")
+import glob, statistics
+rounds = sorted(int(p.rsplit("_", 1)[1][:-5]) for p in glob.glob(f"{out}/bp_off_*.json"))
+ratios = []
+for r in rounds:
+    b_off = j(f"bp_off_{r}.json")["breaking_point"] or 0
+    b_on = j(f"bp_on_{r}.json")["breaking_point"] or 0
+    ratio = b_on / b_off if b_off else 0
+    ratios.append(ratio)
+    print(f"LOAD|breaking_point|round|{r}|off|{b_off:.0f}|on|{b_on:.0f}|ratio|{ratio:.3f}")
+    print(f"  breaking point (p99 ≤ 10 ms), round {r}: OVERRUN=off {b_off:.0f} req/s, "
+          f"on {b_on:.0f} req/s (on/off {ratio:.3f})")
+print(f"LOAD|breaking_point|median_ratio|{statistics.median(ratios):.3f}")
 PY
