@@ -350,14 +350,164 @@ const BUDGET_SHARE: f64 = 0.01;
 /// the bottleneck when no budget was broken.
 const GROWTH: f64 = 1.5;
 
-struct Search<F> {
+/// The ends of the search as it goes: the highest level that passed (once
+/// the search ends, one that held when run again) and the lowest that
+/// failed.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Bounds {
+    pass: Option<f64>,
+    fail: Option<f64>,
+    /// Levels found that failed when run again, so far.
+    unconfirmed: u32,
+}
+
+/// Levels found that may fail when run again before the search gives up:
+/// a service whose levels do not hold has no breaking point to name.
+const CONFIRMATIONS: u32 = 3;
+
+/// Runs load levels for [`search`].
+trait Levels {
+    /// Runs `level`: whether it met every pass line.
+    fn run(&mut self, level: f64) -> impl Future<Output = bool> + Send;
+    /// The highest level below `level` that passed when it ran.
+    fn passed_below(&self, level: f64) -> Option<f64>;
+}
+
+impl Model {
+    fn range(self) -> (f64, f64) {
+        match self {
+            Model::Rate(lo, hi) => (lo, hi),
+            Model::Concurrency(lo, hi) => (lo as f64, hi as f64),
+        }
+    }
+
+    /// The ramp's next level after `level`.
+    fn twice(self, level: f64) -> f64 {
+        let (_, hi) = self.range();
+        match self {
+            Model::Rate(..) => (level * 2.0).min(hi),
+            Model::Concurrency(..) => (level * 2.0).min(hi).round(),
+        }
+    }
+
+    /// Whether `pass` and `fail` are close enough: within 5%, or adjacent
+    /// caller counts.
+    fn close(self, pass: f64, fail: f64) -> bool {
+        match self {
+            Model::Rate(..) => fail <= pass * 1.05,
+            Model::Concurrency(..) => fail - pass <= 1.0 || fail <= pass * 1.05,
+        }
+    }
+
+    /// The level between `pass` and `fail` to try next.
+    fn between(self, pass: f64, fail: f64) -> f64 {
+        let mid = (pass * fail).sqrt();
+        match self {
+            Model::Rate(..) => mid,
+            Model::Concurrency(..) => mid.round().clamp(pass + 1.0, fail - 1.0),
+        }
+    }
+}
+
+/// The search for the breaking point, keeping `bounds` current as it goes
+/// (a stopped search reports what it had): the doubling ramp until a level
+/// fails; bisection to within 5%; the level found run again. A failed
+/// confirmation counts as a failure there, and the search goes on between
+/// it and the highest level below that passed; after [`CONFIRMATIONS`]
+/// failed confirmations it names no level.
+async fn search(model: Model, levels: &mut impl Levels, bounds: &mut Bounds) {
+    let (lo, hi) = model.range();
+    let mut level = lo;
+    loop {
+        if levels.run(level).await {
+            bounds.pass = Some(level);
+            if level >= hi {
+                return;
+            }
+            level = model.twice(level);
+        } else {
+            bounds.fail = Some(level);
+            break;
+        }
+    }
+    let Some(mut pass) = bounds.pass else {
+        return;
+    };
+    let mut fail = level;
+    loop {
+        while !model.close(pass, fail) {
+            let mid = model.between(pass, fail);
+            if levels.run(mid).await {
+                pass = mid;
+                bounds.pass = Some(pass);
+            } else {
+                fail = mid;
+                bounds.fail = Some(fail);
+            }
+        }
+        if levels.run(pass).await {
+            return;
+        }
+        fail = pass;
+        bounds.fail = Some(fail);
+        bounds.unconfirmed += 1;
+        if bounds.unconfirmed >= CONFIRMATIONS {
+            bounds.pass = None;
+            return;
+        }
+        bounds.pass = levels.passed_below(pass);
+        match bounds.pass {
+            Some(below) => pass = below,
+            None => return,
+        }
+    }
+}
+
+/// Runs the levels of a [`Load`] and keeps what they measured.
+struct Runner<F> {
     load: Load<F>,
     steps: Vec<Step>,
     /// Budgeted sites, per step (same order as `steps`).
     budgeted: Vec<Vec<bool>>,
+}
+
+impl<F, Fut> Levels for Runner<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
+    fn run(&mut self, level: f64) -> impl Future<Output = bool> + Send {
+        self.level(level)
+    }
+
+    fn passed_below(&self, level: f64) -> Option<f64> {
+        self.steps
+            .iter()
+            .filter(|s| s.passed && s.offered < level)
+            .map(|s| s.offered)
+            .max_by(f64::total_cmp)
+    }
+}
+
+struct Search<F> {
+    runner: Runner<F>,
+    bounds: Bounds,
     stopped: bool,
-    pass: Option<f64>,
-    fail: Option<f64>,
+}
+
+impl<F> Search<F> {
+    fn new(load: Load<F>) -> Self {
+        Self {
+            runner: Runner {
+                load,
+                steps: Vec::new(),
+                budgeted: Vec::new(),
+            },
+            bounds: Bounds::default(),
+            stopped: false,
+        }
+    }
 }
 
 impl<F, Fut> Search<F>
@@ -366,99 +516,51 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Outcome,
 {
-    fn new(load: Load<F>) -> Self {
-        Self {
-            load,
-            steps: Vec::new(),
-            budgeted: Vec::new(),
-            stopped: false,
-            pass: None,
-            fail: None,
-        }
-    }
-
-    fn range(&self) -> (f64, f64) {
-        match self.load.model {
-            Model::Rate(lo, hi) => (lo, hi),
-            Model::Concurrency(lo, hi) => (lo as f64, hi as f64),
-        }
-    }
-
-    /// Whether `pass` and `fail` are close enough: within 5%, or adjacent
-    /// caller counts.
-    fn close(&self, pass: f64, fail: f64) -> bool {
-        match self.load.model {
-            Model::Rate(..) => fail <= pass * 1.05,
-            Model::Concurrency(..) => fail - pass <= 1.0 || fail <= pass * 1.05,
-        }
-    }
-
-    /// The level between `pass` and `fail` to try next.
-    fn between(&self, pass: f64, fail: f64) -> f64 {
-        let mid = (pass * fail).sqrt();
-        match self.load.model {
-            Model::Rate(..) => mid,
-            Model::Concurrency(..) => mid.round().clamp(pass + 1.0, fail - 1.0),
-        }
-    }
-
     async fn run(&mut self) {
-        let (lo, hi) = self.range();
-        // The ramp.
-        let mut level = lo;
-        loop {
-            if self.level(level).await {
-                self.pass = Some(level);
-                if level >= hi {
-                    return;
-                }
-                level = match self.load.model {
-                    Model::Rate(..) => (level * 2.0).min(hi),
-                    Model::Concurrency(..) => (level * 2.0).min(hi).round(),
-                };
-            } else {
-                self.fail = Some(level);
-                break;
-            }
-        }
-        let Some(mut pass) = self.pass else {
-            return;
-        };
-        let mut fail = level;
-        // Bisection, then the level found run again. A failed confirmation
-        // counts as a failure there, and the search goes on between it and
-        // the highest level below that passed; it ends, since the failing
-        // end only falls and levels that passed are finitely many.
-        loop {
-            while !self.close(pass, fail) {
-                let mid = self.between(pass, fail);
-                if self.level(mid).await {
-                    pass = mid;
-                    self.pass = Some(pass);
-                } else {
-                    fail = mid;
-                    self.fail = Some(fail);
-                }
-            }
-            if self.level(pass).await {
-                return;
-            }
-            fail = pass;
-            self.fail = Some(fail);
-            let below = self
-                .steps
-                .iter()
-                .filter(|s| s.passed && s.offered < pass)
-                .map(|s| s.offered)
-                .max_by(f64::total_cmp);
-            self.pass = below;
-            match below {
-                Some(below) => pass = below,
-                None => return,
-            }
-        }
+        search(self.runner.load.model, &mut self.runner, &mut self.bounds).await;
     }
 
+    fn report(self) -> LoadReport {
+        let (_, hi) = self.runner.load.model.range();
+        let Bounds {
+            pass,
+            fail,
+            unconfirmed,
+        } = self.bounds;
+        let end = if self.stopped {
+            End::Stopped
+        } else if unconfirmed >= CONFIRMATIONS {
+            End::Unsteady
+        } else if fail.is_none() {
+            End::HighestPasses
+        } else if pass.is_none() {
+            End::LowestFails
+        } else {
+            End::Found
+        };
+        let breaking_point = match end {
+            End::HighestPasses => Some(hi),
+            _ => pass,
+        };
+        LoadReport {
+            breaking_point,
+            end,
+            bottleneck: self.runner.bottleneck(),
+            model: match self.runner.load.model {
+                Model::Rate(..) => "rate",
+                Model::Concurrency(..) => "concurrency",
+            },
+            steps: self.runner.steps,
+        }
+    }
+}
+
+impl<F, Fut> Runner<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Outcome,
+{
     /// Runs one level; whether it passed.
     async fn level(&mut self, level: f64) -> bool {
         let before = site_totals();
@@ -601,38 +703,127 @@ where
             ),
         })
     }
-
-    fn report(self) -> LoadReport {
-        let (_, hi) = self.range();
-        let end = if self.stopped {
-            End::Stopped
-        } else if self.fail.is_none() {
-            End::HighestPasses
-        } else if self.pass.is_none() {
-            End::LowestFails
-        } else {
-            End::Found
-        };
-        let breaking_point = match end {
-            End::HighestPasses => Some(hi),
-            _ => self.pass,
-        };
-        LoadReport {
-            breaking_point,
-            end,
-            bottleneck: self.bottleneck(),
-            model: match self.load.model {
-                Model::Rate(..) => "rate",
-                Model::Concurrency(..) => "concurrency",
-            },
-            steps: self.steps,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Levels of a service that holds up to `capacity`; the levels in
+    /// `flaky` fail the first time they run anyway.
+    struct Fake {
+        capacity: f64,
+        flaky: Vec<f64>,
+        /// Every level run a second time fails.
+        never_holds: bool,
+        ran: Vec<(f64, bool)>,
+    }
+
+    impl Fake {
+        fn new(capacity: f64) -> Self {
+            Self {
+                capacity,
+                flaky: Vec::new(),
+                never_holds: false,
+                ran: Vec::new(),
+            }
+        }
+    }
+
+    impl Levels for Fake {
+        fn run(&mut self, level: f64) -> impl Future<Output = bool> + Send {
+            let flaky = self.flaky.iter().position(|&l| l == level);
+            let again = self.ran.iter().any(|r| r.0 == level);
+            let passed = level <= self.capacity && flaky.is_none() && !(self.never_holds && again);
+            if let Some(i) = flaky {
+                self.flaky.remove(i);
+            }
+            self.ran.push((level, passed));
+            std::future::ready(passed)
+        }
+
+        fn passed_below(&self, level: f64) -> Option<f64> {
+            self.ran
+                .iter()
+                .filter(|(l, p)| *p && *l < level)
+                .map(|(l, _)| *l)
+                .max_by(f64::total_cmp)
+        }
+    }
+
+    fn searched(model: Model, levels: &mut Fake) -> Bounds {
+        let mut bounds = Bounds::default();
+        crate::tasks::block_on(search(model, levels, &mut bounds));
+        bounds
+    }
+
+    #[test]
+    fn the_ramp_doubles_then_bisection_ends_within_5_percent_and_confirms() {
+        let mut fake = Fake::new(3_000.0);
+        let b = searched(Model::Rate(100.0, 50_000.0), &mut fake);
+        let ramp: Vec<f64> = fake.ran.iter().take(6).map(|r| r.0).collect();
+        assert_eq!(ramp, [100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0]);
+        let (pass, fail) = (b.pass.unwrap(), b.fail.unwrap());
+        assert!(
+            pass <= 3_000.0 && fail > 3_000.0 && fail <= pass * 1.05,
+            "{b:?}"
+        );
+        // The last level run is the one found, run again, and it held.
+        assert_eq!(fake.ran.last(), Some(&(pass, true)));
+        assert_eq!(fake.ran.iter().filter(|r| r.0 == pass).count(), 2);
+    }
+
+    #[test]
+    fn the_ends_of_the_range() {
+        let mut fake = Fake::new(1e9);
+        let b = searched(Model::Rate(10.0, 100.0), &mut fake);
+        assert_eq!((b.pass, b.fail), (Some(100.0), None), "the highest passes");
+        let ran: Vec<f64> = fake.ran.iter().map(|r| r.0).collect();
+        assert_eq!(ran, [10.0, 20.0, 40.0, 80.0, 100.0]);
+        let mut fake = Fake::new(5.0);
+        let b = searched(Model::Rate(10.0, 100.0), &mut fake);
+        assert_eq!((b.pass, b.fail), (None, Some(10.0)), "the lowest fails");
+        assert_eq!(fake.ran.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_confirmation_moves_the_search_below_and_what_it_names_held() {
+        let mut fake = Fake::new(3_000.0);
+        let first = searched(Model::Rate(100.0, 50_000.0), &mut fake)
+            .pass
+            .unwrap();
+        // The same service, its first confirmation failing.
+        let mut fake = Fake::new(3_000.0);
+        fake.flaky = vec![first];
+        let b = searched(Model::Rate(100.0, 50_000.0), &mut fake);
+        let pass = b.pass.unwrap();
+        assert!(pass < first && b.fail == Some(first), "{b:?}");
+        assert_eq!(fake.ran.last(), Some(&(pass, true)), "confirmed");
+        // No level holds when run again: after three tries the search ends,
+        // naming none.
+        let mut never = Fake::new(3_000.0);
+        never.never_holds = true;
+        let b = searched(Model::Rate(100.0, 50_000.0), &mut never);
+        assert_eq!(
+            (b.pass, b.unconfirmed),
+            (None, CONFIRMATIONS),
+            "{:?}",
+            never.ran
+        );
+        assert!(never.ran.len() < 30, "{:?}", never.ran);
+    }
+
+    #[test]
+    fn callers_are_whole_and_the_search_ends_next_to_the_capacity() {
+        let mut fake = Fake::new(37.0);
+        let b = searched(Model::Concurrency(1, 512), &mut fake);
+        assert_eq!((b.pass, b.fail), (Some(37.0), Some(38.0)));
+        assert!(
+            fake.ran.iter().all(|r| r.0.fract() == 0.0),
+            "{:?}",
+            fake.ran
+        );
+    }
 
     #[test]
     fn percentages() {

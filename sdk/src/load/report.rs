@@ -89,6 +89,9 @@ pub enum End {
     HighestPasses,
     /// Stopped before the search ended (what was measured is kept).
     Stopped,
+    /// Three levels the search found failed when run again: the service
+    /// does not hold a level steadily enough to name a breaking point.
+    Unsteady,
 }
 
 /// The result of [`super::run`].
@@ -180,6 +183,12 @@ impl LoadReport {
             }
             (End::Stopped, _) => {
                 let _ = writeln!(out, "stopped before the search ended");
+            }
+            (End::Unsteady, _) => {
+                let _ = writeln!(
+                    out,
+                    "no breaking point: three levels found failed when run again"
+                );
             }
             _ => {
                 let _ = writeln!(out, "the lowest level already fails");

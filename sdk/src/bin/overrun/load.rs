@@ -354,7 +354,7 @@ impl Load {
             }
             Ok(ExitCode::from(match report.end() {
                 End::Found => FOUND,
-                End::LowestFails => LOWEST_FAILS,
+                End::LowestFails | End::Unsteady => LOWEST_FAILS,
                 End::HighestPasses => HIGHEST_PASSES,
                 End::Stopped => INTERRUPTED,
                 _ => BAD_INPUT,

@@ -19,7 +19,8 @@
 //! of the report are warnings), 2 it is not (or the report is unreadable).
 //!
 //! `load` exit status: 0 a breaking point was found inside the range, 1 the
-//! lowest level already fails, 3 the highest level still passes, 2 bad
+//! lowest level already fails (or levels found did not hold when run
+//! again, three times), 3 the highest level still passes, 2 bad
 //! input (flags, URL, headers, body file, or nothing answering a first
 //! request; no load is sent), 130 stopped by Ctrl-C (what was measured is
 //! printed).
