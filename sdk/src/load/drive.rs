@@ -12,17 +12,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use tokio::sync::{Semaphore, watch};
 
 use super::Outcome;
+use crate::record::stats::{BUCKETS, Histogram, bucket_index};
 
 /// What one level's requests measured.
 pub(super) struct Measured {
-    /// Latencies of every request sent, ns: from the moment each was
+    /// Latencies of every request that ended, ns: from the moment each was
     /// scheduled (open model) or started (closed model) to its end, or to
     /// the moment it was cut off.
-    pub(super) latencies: Vec<u64>,
+    pub(super) latencies: Histogram,
     /// Requests that failed, panicked, were cut off, could not start
     /// (`max_in_flight` reached) or could not be sent in time.
     pub(super) errors: u64,
@@ -32,10 +32,12 @@ pub(super) struct Measured {
     pub(super) achieved: f64,
 }
 
-/// The requests of one level, as they end.
-#[derive(Default)]
+/// The requests of one level, as they end: latencies counted in the
+/// crate's own histogram buckets (an add per request, memory fixed
+/// whatever the number of requests).
 struct Tally {
-    latencies: Mutex<Vec<u64>>,
+    buckets: Box<[AtomicU64]>,
+    max: AtomicU64,
     errors: AtomicU64,
     /// Requests that ended (each once).
     ended: AtomicU64,
@@ -43,11 +45,23 @@ struct Tally {
     completed: AtomicU64,
 }
 
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            max: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Tally {
     fn end(&self, latency: Duration, error: bool, completed: bool) {
-        self.latencies
-            .lock()
-            .push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets[bucket_index(ns)].fetch_add(1, Ordering::Relaxed);
+        self.max.fetch_max(ns, Ordering::Relaxed);
         if error {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -60,20 +74,20 @@ impl Tally {
 
 /// One request's entry in the tally, made when it starts: recorded when it
 /// completes, or as an error (timed to that moment) if it is dropped first.
-struct Entry {
-    tally: Arc<Tally>,
+struct Entry<'a> {
+    tally: &'a Tally,
     from: Instant,
     done: bool,
 }
 
-impl Entry {
+impl Entry<'_> {
     fn complete(mut self, error: bool) {
         self.done = true;
         self.tally.end(self.from.elapsed(), error, true);
     }
 }
 
-impl Drop for Entry {
+impl Drop for Entry<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.tally.end(self.from.elapsed(), true, false);
@@ -83,7 +97,7 @@ impl Drop for Entry {
 
 /// Runs one request timed from `from`, until it completes or the level is
 /// over.
-async fn request<F, Fut>(f: &F, tally: Arc<Tally>, from: Instant, over: &mut watch::Receiver<bool>)
+async fn request<F, Fut>(f: &F, tally: &Tally, from: Instant, over: &mut watch::Receiver<bool>)
 where
     F: Fn() -> Fut,
     Fut: Future,
@@ -199,17 +213,15 @@ where
         for n in 0..self.total {
             let scheduled = self.start + Duration::from_secs_f64(n as f64 / self.rate);
             // Sleep in slices, so a stop is seen within 10 ms at any rate.
-            loop {
-                let now = Instant::now();
-                if scheduled <= now || self.stop.load(Ordering::Relaxed) {
-                    break;
-                }
+            let mut now = Instant::now();
+            while scheduled > now && !self.stop.load(Ordering::Relaxed) {
                 std::thread::sleep((scheduled - now).min(Duration::from_millis(10)));
+                now = Instant::now();
             }
             if self.stop.load(Ordering::Relaxed) {
                 return (spawned, not_sent + self.total - n);
             }
-            if scheduled.elapsed() > self.late {
+            if now.saturating_duration_since(scheduled) > self.late {
                 not_sent += 1;
                 continue;
             }
@@ -218,7 +230,7 @@ where
                     let (f, tally, mut over) =
                         (self.f.clone(), self.tally.clone(), self.over.clone());
                     self.runtime.spawn(async move {
-                        request(&*f, tally, scheduled, &mut over).await;
+                        request(&*f, &tally, scheduled, &mut over).await;
                         drop(permit);
                     });
                     spawned += 1;
@@ -282,7 +294,7 @@ where
         tokio::spawn(async move {
             while Instant::now() < stop && !*over.borrow() {
                 sent.fetch_add(1, Ordering::Relaxed);
-                request(&*f, tally.clone(), Instant::now(), &mut over).await;
+                request(&*f, &tally, Instant::now(), &mut over).await;
             }
             drop(permit);
         });
@@ -324,7 +336,12 @@ async fn finish(
     let _ = over.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(1), slots.acquire_many(all)).await;
     let ended = tally.ended.load(Ordering::Relaxed);
-    let latencies = std::mem::take(&mut *tally.latencies.lock());
+    let counts: Vec<u64> = tally
+        .buckets
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    let latencies = Histogram::from_dense(&counts, tally.max.load(Ordering::Relaxed), 1.0);
     // Requests that did not even end when cut off (stuck in blocking code).
     let stuck = spawned.saturating_sub(ended);
     Measured {

@@ -54,7 +54,6 @@ use std::time::Duration;
 pub use report::{Bottleneck, End, LoadReport, SiteStep, Step};
 
 use crate::read::snapshot::SiteSnapshot;
-use crate::record::stats::Histogram;
 use crate::vocab::units::TimeLimit;
 
 /// What a request's result says: an error or not. Implemented for `()`
@@ -309,7 +308,7 @@ fn site_totals() -> Vec<SiteTotals> {
 }
 
 /// What each site did between two totals (sites that ran only).
-fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, bool)> {
+fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<SiteStep> {
     after
         .iter()
         .filter_map(|a| {
@@ -325,19 +324,17 @@ fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, 
                 ),
                 None => (a.calls, a.errors, a.self_ns, a.violations),
             };
-            (calls > 0).then_some((
-                SiteStep {
-                    function: a.name,
-                    module: a.module,
-                    file: a.file,
-                    line: a.line,
-                    calls,
-                    errors,
-                    self_ns,
-                    violations,
-                },
-                a.budgeted,
-            ))
+            (calls > 0).then_some(SiteStep {
+                function: a.name,
+                module: a.module,
+                file: a.file,
+                line: a.line,
+                calls,
+                errors,
+                self_ns,
+                violations,
+                budgeted: a.budgeted,
+            })
         })
         .collect()
 }
@@ -345,6 +342,13 @@ fn sites_between(before: &[SiteTotals], after: &[SiteTotals]) -> Vec<(SiteStep, 
 /// A site over its budgets in more than this share of its calls fails the
 /// level (when the budgets are the pass line).
 const BUDGET_SHARE: f64 = 0.01;
+
+/// The share of `s`'s calls over its budgets, when it has budgets and that
+/// share is past [`BUDGET_SHARE`].
+fn over_budget(s: &SiteStep) -> Option<f64> {
+    let over = s.violations as f64 / s.calls.max(1) as f64;
+    (s.budgeted && over > BUDGET_SHARE).then_some(over)
+}
 
 /// Growth of self time per call since the lowest level that names a site
 /// the bottleneck when no budget was broken.
@@ -467,8 +471,6 @@ async fn search(model: Model, levels: &mut impl Levels, bounds: &mut Bounds) {
 struct Runner<F> {
     load: Load<F>,
     steps: Vec<Step>,
-    /// Budgeted sites, per step (same order as `steps`).
-    budgeted: Vec<Vec<bool>>,
 }
 
 impl<F, Fut> Levels for Runner<F>
@@ -502,7 +504,6 @@ impl<F> Search<F> {
             runner: Runner {
                 load,
                 steps: Vec::new(),
-                budgeted: Vec::new(),
             },
             bounds: Bounds::default(),
             stopped: false,
@@ -572,7 +573,7 @@ where
             Model::Concurrency(..) => drive::closed(&self.load.f, level as usize, step).await,
         };
         let sites = sites_between(&before, &site_totals());
-        let h = Histogram::from_values(measured.latencies.iter().copied());
+        let h = measured.latencies;
         let mut step = Step {
             offered: level,
             achieved: measured.achieved,
@@ -584,23 +585,22 @@ where
             requests: measured.requests,
             passed: true,
             failed_line: None,
-            sites: sites.iter().map(|(s, _)| s.clone()).collect(),
+            sites,
         };
-        step.failed_line = self.broken_line(&step, &sites);
+        step.failed_line = self.broken_line(&step);
         step.passed = step.failed_line.is_none();
         if let Some(progress) = &self.load.progress {
             progress(&step);
         }
         let passed = step.passed;
-        self.budgeted.push(sites.iter().map(|(_, b)| *b).collect());
         self.steps.push(step);
         passed
     }
 
     /// The first pass line `step` breaks, described.
-    fn broken_line(&self, step: &Step, sites: &[(SiteStep, bool)]) -> Option<String> {
+    fn broken_line(&self, step: &Step) -> Option<String> {
         let lines = self.load.lines;
-        let ms = |ns: u64| crate::vocab::units::fmt_ns(ns);
+        let ms = crate::vocab::units::fmt_ns;
         for (name, limit, value) in [
             ("p50", lines.p50, step.p50_ns),
             ("p95", lines.p95, step.p95_ns),
@@ -620,9 +620,8 @@ where
             ));
         }
         if lines.p50.is_none() && lines.p95.is_none() && lines.p99.is_none() {
-            for (s, budgeted) in sites {
-                let over = s.violations as f64 / s.calls as f64;
-                if *budgeted && over > BUDGET_SHARE {
+            for s in &step.sites {
+                if let Some(over) = over_budget(s) {
                     return Some(format!(
                         "{}::{} over its budget in {:.1}% of its calls",
                         s.module,
@@ -649,22 +648,15 @@ where
         let over = failed
             .sites
             .iter()
-            .zip(&self.budgeted[first_fail])
-            .filter(|(s, b)| **b && s.violations as f64 / s.calls as f64 > BUDGET_SHARE)
-            .max_by(|(a, _), (b, _)| {
-                (a.violations as f64 / a.calls as f64)
-                    .total_cmp(&(b.violations as f64 / b.calls as f64))
-            });
-        if let Some((s, _)) = over {
+            .filter_map(|s| Some((s, over_budget(s)?)))
+            .max_by(|(_, a), (_, b)| a.total_cmp(b));
+        if let Some((s, over)) = over {
             return Some(Bottleneck {
                 function: s.function,
                 module: s.module,
                 level: failed.offered,
                 share: share(s),
-                reason: format!(
-                    "over its budget in {:.1}% of its calls",
-                    s.violations as f64 * 100.0 / s.calls as f64
-                ),
+                reason: format!("over its budget in {:.1}% of its calls", over * 100.0),
             });
         }
         // Else the largest growth in self time per call since the lowest level.

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::vocab::units::fmt_ns;
+
 /// One load level, as measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -55,6 +57,8 @@ pub struct SiteStep {
     pub self_ns: u64,
     /// Calls over its time, allocation or bytes budget.
     pub violations: u64,
+    /// Whether it has a budget (only then can it fail a level).
+    pub budgeted: bool,
 }
 
 /// The function that broke first as load rose.
@@ -159,10 +163,10 @@ impl LoadReport {
                 "{:>12.1} {:>12.1} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
                 s.offered,
                 s.achieved,
-                ms(s.p50_ns),
-                ms(s.p95_ns),
-                ms(s.p99_ns),
-                ms(s.max_ns),
+                fmt_ns(s.p50_ns),
+                fmt_ns(s.p95_ns),
+                fmt_ns(s.p99_ns),
+                fmt_ns(s.max_ns),
                 s.errors,
                 match (&s.failed_line, s.passed) {
                     (_, true) => "pass".to_owned(),
@@ -358,9 +362,4 @@ impl LoadReport {
         svg.push_str("</svg>\n");
         svg
     }
-}
-
-/// Nanoseconds, for the table.
-fn ms(ns: u64) -> String {
-    crate::vocab::units::fmt_ns(ns)
 }

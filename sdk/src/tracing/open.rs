@@ -114,9 +114,13 @@ impl Slot {
         Some(unsafe { callsite.as_ref() })
     }
 
-    /// Frees the slot (the span closed).
+    /// Frees the slot (the span closed). The owner is cleared first: a
+    /// finder that sees the slot's next id (claimed by a compare-and-swap
+    /// that reads this release) sees no stale owner beside it, so another
+    /// layer's span of the same id is never taken for this one.
     #[inline]
     pub(super) fn close(&self) {
+        self.owner.store(0, Ordering::Relaxed);
         self.id.store(0, Ordering::Release);
     }
 }

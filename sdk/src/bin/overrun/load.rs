@@ -238,11 +238,13 @@ impl Load {
     pub(crate) fn run(&self) -> Result<ExitCode, String> {
         // Everything the flags say is checked before a runtime starts.
         let step = duration("step", &self.step)?;
-        let lines: Vec<(&str, Option<Duration>)> =
-            [("p50", &self.p50), ("p95", &self.p95), ("p99", &self.p99)]
-                .into_iter()
-                .map(|(name, v)| Ok((name, v.as_deref().map(|v| duration(name, v)).transpose()?)))
-                .collect::<Result<_, String>>()?;
+        let line =
+            |flag: &str, v: &Option<String>| v.as_deref().map(|v| duration(flag, v)).transpose();
+        let (p50, p95, p99) = (
+            line("p50", &self.p50)?,
+            line("p95", &self.p95)?,
+            line("p99", &self.p99)?,
+        );
         let error_rate = self.error_rate.trim();
         if overrun::load::parse_percent(error_rate).is_none() {
             return Err(format!(
@@ -328,21 +330,19 @@ impl Load {
                 Model::Rate(lo, hi) => load.rate(lo..=hi),
                 Model::Concurrency(lo, hi) => load.concurrency(lo..=hi),
             };
-            let mut any_line = false;
-            for (name, limit) in &lines {
-                if let Some(limit) = *limit {
-                    any_line = true;
-                    load = match *name {
-                        "p50" => load.p50(limit),
-                        "p95" => load.p95(limit),
-                        _ => load.p99(limit),
-                    };
-                }
+            if let Some(limit) = p50 {
+                load = load.p50(limit);
             }
-            if !any_line {
+            if let Some(limit) = p95 {
+                load = load.p95(limit);
+            }
+            if let Some(limit) = p99 {
+                load = load.p99(limit);
+            }
+            if p50.or(p95).or(p99).is_none() {
                 eprintln!("overrun load: no latency line (--p50, --p95, --p99): only the error rate fails a level");
             }
-            eprintln!("overrun load: {} {} , {} a level", self.method, self.url, fmt_ns(step.as_nanos() as u64));
+            eprintln!("overrun load: {} {}, {} a level", self.method, self.url, fmt_ns(step.as_nanos() as u64));
             let report = load.await;
             print!("{}", report.table());
             use std::io::Write as _;
