@@ -91,25 +91,58 @@ fn record(site: &'static Site, index: usize, call: Call) {
     let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(index)) else {
         return;
     };
-    bump(&cell.calls, 1);
+    count_one(cell, call.elapsed);
     if call.error {
         bump(&cell.rare().errors, 1);
     }
-    bump(&cell.total, call.elapsed);
     bump(&cell.self_time, call.self_time);
-    raise(&cell.max, call.elapsed);
     bump(&cell.allocs, call.allocs);
     bump(&cell.bytes, call.bytes);
-    cell.record_value(call.elapsed);
-    // One branch for all three limits; "no limit" is u64::MAX.
-    let over = (call.elapsed > site.time_ticks.load(Ordering::Relaxed))
-        | (call.allocs > site.allocs.load(Ordering::Relaxed))
-        | (call.bytes > site.bytes.load(Ordering::Relaxed));
-    if over {
+    if over_limits(site, call.elapsed, call.allocs, call.bytes) {
         // The figures by value, in registers: a struct passed by reference
         // would take room in the measured function's frame.
         over_budget(site, cell, call.elapsed, call.allocs, call.bytes);
     }
+}
+
+/// Counts one timed event of `elapsed` ticks in `cell` — a call, a task's
+/// poll, a lock's hold: the count, the time, the maximum and the histogram.
+#[inline(always)]
+pub(crate) fn count_one(cell: &SiteCell, elapsed: u64) {
+    bump(&cell.calls, 1);
+    bump(&cell.total, elapsed);
+    raise(&cell.max, elapsed);
+    cell.record_value(elapsed);
+}
+
+/// Whether a call is over any of its site's per-call limits, in one branch
+/// ("no limit" is `u64::MAX`).
+#[inline(always)]
+fn over_limits(site: &Site, elapsed: u64, allocs: u64, bytes: u64) -> bool {
+    (elapsed > site.time_ticks.load(Ordering::Relaxed))
+        | (allocs > site.allocs.load(Ordering::Relaxed))
+        | (bytes > site.bytes.load(Ordering::Relaxed))
+}
+
+/// This thread's cell of `site`; `None` when measuring is off, the site
+/// cannot register, or the thread is being torn down.
+#[inline(always)]
+pub(crate) fn own_cell(site: &'static Site) -> Option<&'static SiteCell> {
+    if !enabled() {
+        return None;
+    }
+    let index = site.index()?;
+    LOCAL.with(|l| l.shard()).map(|s| s.cell(index))
+}
+
+/// Counts one timed event of `site` on this thread (a tracked task's poll,
+/// a lock's hold); its cell, to check a limit against, or `None` as
+/// [`own_cell`].
+#[inline]
+pub(crate) fn record_sample(site: &'static Site, ticks: u64) -> Option<&'static SiteCell> {
+    let cell = own_cell(site)?;
+    count_one(cell, ticks);
+    Some(cell)
 }
 
 #[cold]
@@ -294,24 +327,6 @@ fn unwound(
         active: Some((site, index, scope)),
     }
     .record(true);
-}
-
-/// Counts one poll of a tracked task in its name's per-thread cell: the same
-/// single-writer path as a measured call (histogram, count, total, max).
-#[inline]
-pub(crate) fn record_task_poll(site: &'static Site, took: u64) {
-    if !enabled() {
-        return;
-    }
-    let Some(index) = site.index() else {
-        return;
-    };
-    if let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(index)) {
-        bump(&cell.calls, 1);
-        bump(&cell.total, took);
-        raise(&cell.max, took);
-        cell.record_value(took);
-    }
 }
 
 /// Marks the `async fn` body that is finishing on this thread as an error.
@@ -649,17 +664,11 @@ mod span {
         let elapsed = crate::record::clock::now().saturating_sub(start);
         let index = site.index()?;
         let cell = LOCAL.with(|l| l.shard()).map(|s| s.cell(index))?;
-        bump(&cell.calls, 1);
+        count_one(cell, elapsed);
         if error {
             bump(&cell.rare().errors, 1);
         }
-        bump(&cell.total, elapsed);
-        raise(&cell.max, elapsed);
-        cell.record_value(elapsed);
-        let over = (elapsed > site.time_ticks.load(Ordering::Relaxed))
-            | (allocs > site.allocs.load(Ordering::Relaxed))
-            | (bytes > site.bytes.load(Ordering::Relaxed));
-        over.then_some(CloseOver {
+        over_limits(site, elapsed, allocs, bytes).then_some(CloseOver {
             site,
             index,
             elapsed,

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use parking_lot::RwLock;
 
 use crate::record::clock;
-use crate::record::measure::enabled;
+use crate::record::measure::{own_cell, record_sample};
 use crate::record::site::{Site, SiteKind};
-use crate::record::stats::shard::{LOCAL, SiteCell, bump, raise};
+use crate::record::stats::shard::{SiteCell, bump, raise};
 use crate::record::stats::{Histogram, Totals};
 use crate::record::violation::{Violation, ViolationKind, publish};
 use crate::vocab::budget::{Budget, NONE, limit};
@@ -140,7 +140,7 @@ impl LockSite {
     /// (its wait of 0 is added to the histogram when it is read).
     #[inline(always)]
     pub(crate) fn acquired(&self, mode: Mode) {
-        if let Some(cell) = cell_of(self.mode_site(mode)) {
+        if let Some(cell) = own_cell(self.mode_site(mode)) {
             bump(&cell.calls, 1);
         }
     }
@@ -150,7 +150,7 @@ impl LockSite {
     #[cold]
     #[inline(never)]
     pub(crate) fn waited(&'static self, mode: Mode, ticks: u64) {
-        let Some(cell) = cell_of(self.mode_site(mode)) else {
+        let Some(cell) = own_cell(self.mode_site(mode)) else {
             return;
         };
         bump(&cell.rare().errors, 1);
@@ -170,7 +170,7 @@ impl LockSite {
         limit: u64,
         at: &'static Location<'static>,
     ) {
-        if let Some(cell) = cell_of(self.mode_site(mode)) {
+        if let Some(cell) = own_cell(self.mode_site(mode)) {
             self.violate(cell, ViolationKind::Wait, ticks, limit, at);
         }
     }
@@ -185,13 +185,9 @@ impl LockSite {
         reported: bool,
         at: &'static Location<'static>,
     ) {
-        let Some(cell) = cell_of(self.hold) else {
+        let Some(cell) = record_sample(self.hold, ticks) else {
             return;
         };
-        bump(&cell.calls, 1);
-        bump(&cell.total, ticks);
-        raise(&cell.max, ticks);
-        cell.record_value(ticks);
         if ticks > limit && !reported {
             self.violate(cell, ViolationKind::Hold, ticks, limit, at);
         }
@@ -206,7 +202,7 @@ impl LockSite {
         limit: u64,
         at: &'static Location<'static>,
     ) {
-        if let Some(cell) = cell_of(self.hold) {
+        if let Some(cell) = own_cell(self.hold) {
             self.violate(cell, ViolationKind::Hold, ticks, limit, at);
         }
     }
@@ -239,17 +235,6 @@ impl LockSite {
             clock::ticks_to_ns(limit),
         )
     }
-}
-
-/// This thread's cell of `site`; `None` when measuring is off, the site
-/// cannot register, or the thread is being torn down.
-#[inline(always)]
-fn cell_of(site: &'static Site) -> Option<&'static SiteCell> {
-    if !enabled() {
-        return None;
-    }
-    let index = site.index()?;
-    LOCAL.with(|l| l.shard()).map(|s| s.cell(index))
 }
 
 /// The figures of the locks of one name, as [`crate::snapshot`] gives them

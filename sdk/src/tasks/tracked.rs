@@ -186,7 +186,7 @@ fn record_poll(e: &Entry, start: u64, end: u64) {
         e.max_poll.store(took, Ordering::Relaxed);
     }
     e.state.store(IDLE, Ordering::Relaxed);
-    crate::record::measure::record_task_poll(e.site.polls_site, took);
+    let _ = crate::record::measure::record_sample(e.site.polls_site, took);
     if took > e.poll_budget() {
         poll_violation(e, took);
     }

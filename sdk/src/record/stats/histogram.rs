@@ -140,42 +140,11 @@ impl Histogram {
             *self = other.clone();
             return;
         }
-        let mut merged = Vec::with_capacity(self.buckets.len() + other.buckets.len());
-        let (mut a, mut b) = (
-            self.buckets.iter().peekable(),
-            other.buckets.iter().peekable(),
-        );
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&(i, x)), Some(&&(j, y))) if i == j => {
-                    a.next();
-                    b.next();
-                    (i, x + y)
-                }
-                (Some(&&x), Some(&&y)) => {
-                    if x.0 < y.0 {
-                        a.next();
-                        x
-                    } else {
-                        b.next();
-                        y
-                    }
-                }
-                (Some(&&x), None) => {
-                    a.next();
-                    x
-                }
-                (None, Some(&&y)) => {
-                    b.next();
-                    y
-                }
-                (None, None) => break,
-            };
-            merged.push(next);
+        let mut dense = vec![0u64; BUCKETS];
+        for &(i, c) in self.buckets.iter().chain(&other.buckets) {
+            dense[usize::from(i)] += c;
         }
-        self.buckets = merged;
-        self.count += other.count;
-        self.max = self.max.max(other.max);
+        *self = Self::from_dense(&dense, self.max.max(other.max), self.ns_per_tick);
     }
 
     /// Number of recorded values.
