@@ -4,8 +4,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "support/busy.rs"]
+mod busy;
+use busy::busy;
 #[path = "support/site.rs"]
 mod site;
 use site::site;
@@ -54,21 +57,14 @@ fn exact_counts_across_threads_and_json_agrees() {
     assert!(!snap.run.allocs_available);
 }
 
-fn spin(d: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
-
 #[overrun::measure]
 fn child_spin() {
-    spin(Duration::from_millis(3));
+    busy(Duration::from_millis(3));
 }
 
 #[overrun::measure]
 fn parent_spin() {
-    spin(Duration::from_millis(1));
+    busy(Duration::from_millis(1));
     child_spin();
     child_spin();
 }
@@ -214,7 +210,7 @@ async fn blocks_once() {
 async fn yields_often() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
-        spin(Duration::from_micros(200));
+        busy(Duration::from_micros(200));
     }
 }
 

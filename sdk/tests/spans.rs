@@ -15,6 +15,9 @@ use tracing_subscriber::{Layer, filter};
 #[global_allocator]
 static ALLOC: overrun::CountingAlloc = overrun::CountingAlloc::system();
 
+#[path = "support/busy.rs"]
+mod busy;
+use busy::busy;
 #[path = "support/site.rs"]
 mod site;
 use site::site;
@@ -93,13 +96,6 @@ fn violations_of(name: &str) -> Vec<Seen> {
         .filter(|e| e.target == "overrun" && e.field("function") == Some(name))
         .cloned()
         .collect()
-}
-
-fn busy(d: Duration) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < d {
-        std::hint::spin_loop();
-    }
 }
 
 #[test]
