@@ -91,7 +91,20 @@ impl Target {
 
     fn keys(self) -> &'static [&'static str] {
         match self {
-            Target::Measure => &["name", "budget", "allocs", "bytes", "poll"],
+            Target::Measure => &[
+                "name",
+                "budget",
+                "allocs",
+                "bytes",
+                "poll",
+                "p50",
+                "p90",
+                "p95",
+                "p99",
+                "p999",
+                "window",
+                "error_rate",
+            ],
             Target::Main => &["budget", "memory", "config"],
         }
     }
@@ -126,6 +139,11 @@ struct Args {
     allocs: Option<u64>,
     bytes: Option<u64>,
     poll: Option<(u64, Span)>,
+    /// Objectives over the window: `(quantile's variant, ns)` in key order.
+    quantiles: Vec<(&'static str, u64)>,
+    window: Option<(u64, Span)>,
+    /// Parts per million.
+    error_rate: Option<u64>,
     memory: Option<u64>,
     /// `#[main(config = "overrun.toml")]`: the policy file watched for the
     /// run.
@@ -162,6 +180,27 @@ fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
             "poll" => args.poll = Some((duration_arg(&value, "poll")?, value.span())),
             "allocs" => args.allocs = Some(count(&value, "allocs")?),
             "bytes" => args.bytes = Some(size_arg(&value, "bytes")?),
+            "p50" | "p90" | "p95" | "p99" | "p999" => {
+                let variant = match name.as_str() {
+                    "p50" => "P50",
+                    "p90" => "P90",
+                    "p95" => "P95",
+                    "p99" => "P99",
+                    _ => "P999",
+                };
+                args.quantiles.push((variant, duration_arg(&value, &name)?));
+            }
+            "window" => {
+                let ns = duration_arg(&value, "window")?;
+                if ns < 1_000_000_000 {
+                    return Err(syn::Error::new_spanned(
+                        &value,
+                        "`window` is at least \"1s\": objectives are evaluated off the call path, ten times per window",
+                    ));
+                }
+                args.window = Some((ns, key.span()));
+            }
+            "error_rate" => args.error_rate = Some(percent_arg(&value, "error_rate")?),
             "memory" => args.memory = Some(size_arg(&value, "memory")?),
             "config" => {
                 let path = string(&value, "config", "a path such as \"overrun.toml\"")?;
@@ -172,6 +211,15 @@ fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
             }
             _ => unreachable!("checked against the key list"),
         }
+    }
+    if let (Some((_, span)), true) = (
+        args.window,
+        args.quantiles.is_empty() && args.error_rate.is_none(),
+    ) {
+        return Err(syn::Error::new(
+            span,
+            "`window` is the window of an objective; add one, such as `p99 = \"50ms\"` or `error_rate = \"1%\"`",
+        ));
     }
     if let Some(name) = args.name.as_ref().filter(|n| n.value().trim().is_empty()) {
         return Err(syn::Error::new_spanned(name, "`name` cannot be empty"));
@@ -198,6 +246,12 @@ fn duration_arg(value: &Expr, key: &str) -> syn::Result<u64> {
         "a duration string such as \"250us\", \"2ms\" or \"3s\"",
     )?;
     overrun_literal::parse_duration(&lit.value())
+        .map_err(|e| syn::Error::new_spanned(&lit, format!("invalid `{key}`: {e}")))
+}
+
+fn percent_arg(value: &Expr, key: &str) -> syn::Result<u64> {
+    let lit = string(value, key, "a percentage such as \"1%\" or \"0.1%\"")?;
+    overrun_literal::parse_percent(&lit.value())
         .map_err(|e| syn::Error::new_spanned(&lit, format!("invalid `{key}`: {e}")))
 }
 
@@ -393,6 +447,16 @@ fn budget_expr(args: &Args) -> TokenStream2 {
     }
     if let Some((ns, _)) = args.poll {
         expr = quote!(#expr.with_poll_ns(#ns));
+    }
+    for (variant, ns) in &args.quantiles {
+        let variant = Ident::new(variant, Span::call_site());
+        expr = quote!(#expr.with_quantile_ns(::overrun::__private::Quantile::#variant, #ns));
+    }
+    if let Some((ns, _)) = args.window {
+        expr = quote!(#expr.with_window_ns(#ns));
+    }
+    if let Some(ppm) = args.error_rate {
+        expr = quote!(#expr.with_error_rate_ppm(#ppm));
     }
     expr
 }

@@ -38,6 +38,8 @@
 //! | `#[measure(budget = "100ms")]` | each call's wall time (`async fn`: first poll → completion) |
 //! | `#[measure(allocs = 10, bytes = "64KiB")]` | heap allocations / bytes per call, callees included |
 //! | `#[measure(poll = "1ms")]` | each single poll of an `async fn` |
+//! | `#[measure(p99 = "50ms", window = "5m")]` | the window's p99 (also `p50`, `p90`, `p95`, `p999`), off the call path ([`objective`]) |
+//! | `#[measure(error_rate = "1%")]` | the window's share of calls that failed ([`objective`]) |
 //! | `#[measure(name = "db.load")]` | (the name in reports; default: the function's) |
 //! | `#[main(budget = "3s", memory = "100MiB")]` | the whole run's wall time and peak RSS |
 //!
@@ -114,7 +116,7 @@ pub mod tracing;
 mod vocab;
 
 pub use read::{export, report};
-pub use record::{alloc, clock, stats, violation};
+pub use record::{alloc, clock, objective, stats, violation};
 pub use tools::{baseline, testing};
 pub use vocab::{budget, units};
 
@@ -122,6 +124,7 @@ pub use read::report::{Snapshot, report};
 pub use read::snapshot::snapshot;
 pub use record::alloc::CountingAlloc;
 pub use record::measure::{enabled, set_enabled};
+pub use record::objective::{Recovery, on_recovery};
 pub use record::site::{Site, SiteKind};
 pub use record::violation::{HookId, Violation, on_violation, remove_hook};
 #[cfg(feature = "tokio")]
@@ -231,7 +234,7 @@ pub mod __private {
     #[cfg(overrun_linker_list)]
     pub use crate::record::site::SITES;
     pub use crate::record::site::{Site, SiteKind};
-    pub use crate::vocab::budget::Budget;
+    pub use crate::vocab::budget::{Budget, Quantile};
     pub use core::any::type_name_of_val;
     pub use core::{file, line, module_path};
     pub use linkme;

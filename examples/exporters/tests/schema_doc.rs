@@ -22,6 +22,13 @@ async fn polled() {
     std::thread::sleep(Duration::from_micros(50));
 }
 
+/// Over both its objectives, once the evaluator has looked.
+#[overrun::measure(p99 = "1ns", error_rate = "1%", window = "1s")]
+fn over_its_objectives() -> Result<(), ()> {
+    std::thread::sleep(Duration::from_micros(50));
+    Err(())
+}
+
 /// Never called: listed in `never_ran`, with zero series.
 #[overrun::measure(budget = "1s")]
 fn never_called() {}
@@ -55,6 +62,17 @@ fn full_snapshot() -> overrun::Snapshot {
     std::thread::sleep(Duration::from_millis(5));
     drop(held);
     drop(run); // checks the run's budgets: a time and a memory violation
+    // The objectives' series with a window figure: after the evaluator's
+    // next tick (a tenth of the window) has seen the call.
+    let _ = over_its_objectives();
+    let start = std::time::Instant::now();
+    while !overrun::snapshot()
+        .site("over_its_objectives")
+        .is_some_and(|s| s.objectives.iter().all(|o| o.breached))
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no evaluation");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let snap = overrun::snapshot();
     assert!(!snap.run.violations.is_empty() && !snap.live_tasks.is_empty());
     assert!(snap.never_ran.iter().any(|s| s.name == "never_called"));

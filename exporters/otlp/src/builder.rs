@@ -354,7 +354,13 @@ impl Builder {
             // A task's violations carry the trace it was spawned in.
             overrun::tasks::on_spawn(crate::events::spawn_context);
         }
-        let hook = logs_enabled.then(|| overrun::on_violation(move |v| hook_queue.offer(v)));
+        let hook = logs_enabled.then(|| {
+            let recoveries = Arc::clone(&hook_queue);
+            (
+                overrun::on_violation(move |v| hook_queue.offer(v)),
+                overrun::on_recovery(move |r| recoveries.offer_recovery(r)),
+            )
+        });
         // The run ends without this handle being dropped (`process::exit`,
         // SIGTERM): one last round of metrics and events, bounded.
         let exit_hook = {

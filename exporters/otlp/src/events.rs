@@ -34,10 +34,14 @@ impl TraceRef {
     }
 }
 
-/// One violation with what only its own thread knows.
+/// One violation with what only its own thread knows, or an objective's
+/// recovery (from the evaluator's thread, no trace).
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub(crate) violation: Violation,
+    /// Set for a recovery: the record is `overrun.objective.recovered`,
+    /// and `violation` is unused.
+    pub(crate) recovery: Option<overrun::Recovery>,
     /// The thread's name; `None` for an unnamed thread (its id is in the
     /// violation, formatted on the exporter's thread).
     pub(crate) thread: Option<Arc<str>>,
@@ -59,6 +63,7 @@ impl Event {
         let trace = TraceRef::current();
         Self {
             violation: *v,
+            recovery: None,
             thread,
             trace,
             suppressed: 0,
@@ -271,6 +276,28 @@ impl Queue {
     /// Called on the violating thread: admits the event if its site and
     /// kind are within their limit; an admitted event carries how many of
     /// them were not sent since the previous one.
+    /// Queues an objective's recovery (never rate limited: one per
+    /// crossing back).
+    pub(crate) fn offer_recovery(&self, r: &overrun::Recovery) {
+        let mut event = Event::here(&Violation {
+            name: r.name,
+            module: r.module,
+            file: r.file,
+            line: r.line,
+            kind: overrun::ViolationKind::Objective,
+            observed: r.observed,
+            limit: r.limit,
+            thread: std::thread::current().id(),
+            unix_nanos: r.unix_nanos,
+            seq: 0,
+            objective: Some(r.objective),
+        });
+        event.recovery = Some(*r);
+        if self.push_back([event]) {
+            self.batch_ready.notify_one();
+        }
+    }
+
     pub(crate) fn offer(&self, v: &Violation) {
         let Some(suppressed) = self.limits.admit(v) else {
             return;
@@ -370,6 +397,7 @@ mod tests {
             thread: std::thread::current().id(),
             unix_nanos,
             seq,
+            objective: None,
         }
     }
 

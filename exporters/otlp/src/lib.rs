@@ -132,7 +132,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-pub use encode::EVENT_NAME;
+pub use encode::{EVENT_NAME, RECOVERED_EVENT_NAME};
 
 /// Default upper bounds of the duration histograms, in seconds: 1 µs to
 /// 10 s, three per decade (the same as the Prometheus exporter's).
@@ -351,7 +351,8 @@ impl Shared {
 /// by the same timeout.
 pub struct OtlpExporter {
     shared: Arc<Shared>,
-    hook: Option<overrun::HookId>,
+    /// The violation hook and the recovery hook (logs exported).
+    hook: Option<(overrun::HookId, overrun::HookId)>,
     exit_hook: Option<overrun::run::ExitHookId>,
     stop: tokio::sync::watch::Sender<bool>,
     done: std::sync::mpsc::Receiver<()>,
@@ -489,8 +490,9 @@ impl OtlpExporter {
     }
 
     fn stop_now(&mut self) {
-        if let Some(hook) = self.hook.take() {
-            overrun::remove_hook(hook);
+        if let Some((violations, recoveries)) = self.hook.take() {
+            overrun::remove_hook(violations);
+            overrun::remove_hook(recoveries);
         }
         if let Some(hook) = self.exit_hook.take() {
             overrun::run::remove_exit_hook(hook);

@@ -20,6 +20,9 @@
 //! assert!(parse_duration("10 parsecs").is_err());
 //! ```
 //!
+//! Error-rate objectives are percentages, read in parts per million:
+//! `parse_percent("0.1%")` is `Ok(1_000)`.
+//!
 //! # Syntax
 //!
 //! A duration is one or more `<number><unit>` terms, optionally separated by
@@ -157,6 +160,53 @@ pub fn parse_size(text: &str) -> Result<u64, LiteralError> {
     Ok(value)
 }
 
+/// Parses a percentage literal (`"1%"`, `"0.1%"`, `"99.9 %"`) into parts per
+/// million: an error-rate objective.
+///
+/// ```
+/// assert_eq!(overrun_literal::parse_percent("1%"), Ok(10_000));
+/// assert_eq!(overrun_literal::parse_percent("0.05%"), Ok(500));
+/// assert!(overrun_literal::parse_percent("1").is_err());
+/// assert!(overrun_literal::parse_percent("120%").is_err());
+/// ```
+///
+/// # Errors
+///
+/// No `%` sign, a number that is not a plain decimal, more than 100%, or a
+/// fraction finer than a part per million (`"0.00001%"`).
+pub fn parse_percent(text: &str) -> Result<u64, LiteralError> {
+    let trimmed = text.trim();
+    let Some(number) = trimmed.strip_suffix('%').map(str::trim_end) else {
+        return Err(LiteralError::new(format!(
+            "`{trimmed}` is not a percentage; write it with a `%` sign, as in \"1%\" or \"0.1%\""
+        )));
+    };
+    if number.starts_with('-') {
+        return Err(LiteralError::new(format!(
+            "a percentage cannot be negative: `{trimmed}`"
+        )));
+    }
+    if number.is_empty()
+        || !number
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '_')
+    {
+        return Err(LiteralError::new(format!(
+            "expected a number before `%` in `{trimmed}`, as in \"1%\" or \"0.1%\""
+        )));
+    }
+    // One percent is 10 000 parts per million.
+    let ppm = scaled(number, 10_000).ok_or_else(|| {
+        LiteralError::new(format!(
+            "`{trimmed}` is finer than a part per million (0.0001%) or is not a number"
+        ))
+    })?;
+    if ppm > 1_000_000 {
+        return Err(LiteralError::new(format!("`{trimmed}` is over 100%")));
+    }
+    Ok(ppm)
+}
+
 /// Parses one `<number><unit>` term at the start of `text`; returns its value
 /// in base units and the text after it.
 fn term<'a>(
@@ -240,6 +290,32 @@ fn scaled(number: &str, scale: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("100%"), Ok(1_000_000));
+        assert_eq!(parse_percent(" 2.5 % "), Ok(25_000));
+        assert_eq!(parse_percent("0%"), Ok(0));
+        assert_eq!(parse_percent("0.0001%"), Ok(1));
+        for bad in [
+            "", "%", "1", "-1%", "0.00001%", "100.5%", "1e2%", "1.2.3%", "x%",
+        ] {
+            let err = parse_percent(bad).unwrap_err();
+            assert!(!err.message().is_empty(), "{bad:?}");
+        }
+        assert!(
+            parse_percent("1")
+                .unwrap_err()
+                .message()
+                .contains("`%` sign")
+        );
+        assert!(
+            parse_percent("100.5%")
+                .unwrap_err()
+                .message()
+                .contains("over 100%")
+        );
+    }
 
     #[test]
     fn durations() {

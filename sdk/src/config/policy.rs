@@ -8,7 +8,9 @@ use std::sync::Arc;
 use toml::de::{DeTable, DeValue};
 
 use super::ConfigError;
-use crate::vocab::budget::{Budget, NONE, parse_duration, parse_size};
+use crate::vocab::budget::{
+    Budget, FIELDS, MIN_WINDOW_NS, NONE, parse_duration, parse_percent, parse_size,
+};
 
 /// Where a budget in force came from: the code, or a rule of a file.
 ///
@@ -176,7 +178,16 @@ impl<const N: usize> Rule<N> {
 }
 
 /// The fields of a `[[budget]]` rule, in this order.
-const BUDGET_FIELDS: [&str; 4] = ["time", "allocs", "bytes", "poll"];
+const BUDGET_FIELDS: [&str; BUDGET_LEN] = {
+    let mut names = [""; BUDGET_LEN];
+    let mut i = 0;
+    while i < BUDGET_LEN {
+        names[i] = FIELDS[i].0;
+        i += 1;
+    }
+    names
+};
+const BUDGET_LEN: usize = FIELDS.len();
 /// The fields of a `[[task]]` rule.
 const TASK_FIELDS: [&str; 2] = ["lifetime", "poll"];
 /// The fields of `[run]`.
@@ -204,7 +215,7 @@ pub(crate) struct TaskLimits {
 #[derive(Debug, Clone)]
 pub struct Policy {
     path: Arc<str>,
-    budgets: Vec<Rule<4>>,
+    budgets: Vec<Rule<BUDGET_LEN>>,
     tasks: Vec<Rule<2>>,
     run: Option<(u32, [Option<Set>; 2])>,
     /// Budget rules by [`Pattern::key`]: a site looks up only the keys its
@@ -355,8 +366,13 @@ impl Policy {
     }
 
     /// Per budget field, the rule that sets it for this function.
-    fn budget_rules(&self, module: &str, name: &str, env: Option<&str>) -> [Option<&Rule<4>>; 4] {
-        let mut won: [Option<&Rule<4>>; 4] = [None; 4];
+    fn budget_rules(
+        &self,
+        module: &str,
+        name: &str,
+        env: Option<&str>,
+    ) -> [Option<&Rule<BUDGET_LEN>>; BUDGET_LEN] {
+        let mut won: [Option<&Rule<BUDGET_LEN>>; BUDGET_LEN] = [None; BUDGET_LEN];
         let mut consider = |i: usize| {
             let rule = &self.budgets[i];
             if !applies(rule.env.as_deref(), env) || !rule.pattern.matches(module, name) {
@@ -562,8 +578,9 @@ fn rule<const N: usize>(
     })
 }
 
-/// A field's value: a duration (`time`, `poll`, `lifetime`), a size
-/// (`bytes`, `memory`) or a count (`allocs`); `"none"` removes the limit.
+/// A field's value: a duration (`time`, `poll`, `lifetime`, the quantiles
+/// `p50` … `p999`, `window`), a size (`bytes`, `memory`), a percentage
+/// (`error_rate`) or a count (`allocs`); `"none"` removes the limit.
 fn value_of(key: &str, v: &toml::Spanned<DeValue<'_>>, at: &At<'_>) -> Result<Set, ConfigError> {
     let value = v.get_ref();
     let err = |m: String| at(v.span(), Some(key), m);
@@ -571,11 +588,22 @@ fn value_of(key: &str, v: &toml::Spanned<DeValue<'_>>, at: &At<'_>) -> Result<Se
         return Ok(Set { value: NONE });
     }
     let parsed = match key {
-        "time" | "poll" | "lifetime" => match value.as_str() {
-            Some(s) => parse_duration(s).map_err(|e| err(e.to_string()))?,
+        "time" | "poll" | "lifetime" | "p50" | "p90" | "p95" | "p99" | "p999" | "window" => {
+            match value.as_str() {
+                Some(s) => parse_duration(s).map_err(|e| err(e.to_string()))?,
+                None => {
+                    return Err(err(expected(
+                        "a duration such as \"50ms\", or \"none\"",
+                        value,
+                    )));
+                }
+            }
+        }
+        "error_rate" => match value.as_str() {
+            Some(s) => parse_percent(s).map_err(|e| err(e.to_string()))?,
             None => {
                 return Err(err(expected(
-                    "a duration such as \"50ms\", or \"none\"",
+                    "a percentage such as \"1%\", or \"none\"",
                     value,
                 )));
             }
@@ -595,6 +623,11 @@ fn value_of(key: &str, v: &toml::Spanned<DeValue<'_>>, at: &At<'_>) -> Result<Se
             _ => return Err(err(expected("a count such as 100, or \"none\"", value))),
         },
     };
+    if key == "window" && parsed < MIN_WINDOW_NS {
+        return Err(err(
+            "a window is at least \"1s\": objectives are evaluated ten times per window".into(),
+        ));
+    }
     Ok(Set { value: parsed })
 }
 

@@ -28,9 +28,11 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::read::snapshot::{SiteSnapshot, Snapshot};
+use crate::record::objective::ObjectiveStatus;
 use crate::record::stats::Histogram;
 use crate::sync::LockStats;
 use crate::tasks::TaskStats;
+use crate::vocab::budget::Objective;
 
 /// The `module` label of a lock's budget violations (`function` is the
 /// lock's name, [`crate::sync`]).
@@ -145,6 +147,16 @@ metrics! {
     ALLOCATED_BYTES = "overrun.allocated_bytes", Counter, "By", "Heap bytes allocated during calls, callees included.";
     /// The time budget of one call in force.
     BUDGET = "overrun.budget", Gauge, "s", "The time budget of one call in force (the code's, or a policy file's).";
+    /// A latency objective over a window, by `quantile` ([`crate::objective`]).
+    OBJECTIVE = "overrun.objective", Gauge, "s", "A latency objective over a window: the most the window's quantile may be.";
+    /// The window's observed quantile, at the evaluator's last tick.
+    OBJECTIVE_WINDOW = "overrun.objective.window", Gauge, "s", "The quantile of the calls in the objective's window, at the evaluator's last tick.";
+    /// An error-rate objective over a window.
+    OBJECTIVE_ERROR_RATIO = "overrun.objective.error_ratio", Gauge, "1", "An error-rate objective over a window: the most the share of failed calls in the window may be.";
+    /// The window's observed share of failed calls.
+    OBJECTIVE_WINDOW_ERROR_RATIO = "overrun.objective.window_error_ratio", Gauge, "1", "The share of failed calls in the objective's window, at the evaluator's last tick.";
+    /// Whether an objective is breached now (`quantile` is `error_rate` for the error rate).
+    OBJECTIVE_BREACHED = "overrun.objective.breached", Gauge, "{objective}", "1 while the window's figure is over its objective, else 0 (quantile=\"error_rate\" for the error-rate objective).";
     /// Budget violations by kind, of sites, tasks and the run.
     BUDGET_VIOLATIONS = "overrun.budget.violations", Counter, "{violation}", "Calls, polls, tasks or runs over their budget, by kind.";
     /// Tasks created.
@@ -424,6 +436,56 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
         per_site(&|s| s.budget.time_ns.map(|ns| Value::Float(seconds(ns)))),
     );
 
+    let objective_points = |f: &dyn Fn(&ObjectiveStatus) -> Option<(f64, bool)>| -> Vec<Point<'_>> {
+        sites
+            .iter()
+            .flat_map(|s| {
+                s.objectives.iter().filter_map(move |o| {
+                    let (value, with_quantile) = f(o)?;
+                    let mut labels = site_labels(s);
+                    if with_quantile {
+                        labels.push(("quantile", o.objective.label()));
+                    }
+                    Some(Point {
+                        labels,
+                        value: Value::Float(value),
+                    })
+                })
+            })
+            .collect()
+    };
+    let latency = |o: &ObjectiveStatus| matches!(o.objective, Objective::Quantile(_));
+    push!(
+        &OBJECTIVE,
+        objective_points(&|o| latency(o).then(|| (seconds(o.limit), true))),
+    );
+    push!(
+        &OBJECTIVE_WINDOW,
+        objective_points(&|o| {
+            latency(o)
+                .then_some(o.observed)
+                .flatten()
+                .map(|ns| (seconds(ns), true))
+        }),
+    );
+    push!(
+        &OBJECTIVE_ERROR_RATIO,
+        objective_points(&|o| (!latency(o)).then(|| (o.limit as f64 / 1e6, false))),
+    );
+    push!(
+        &OBJECTIVE_WINDOW_ERROR_RATIO,
+        objective_points(&|o| {
+            (!latency(o))
+                .then_some(o.observed)
+                .flatten()
+                .map(|ppm| (ppm as f64 / 1e6, false))
+        }),
+    );
+    push!(
+        &OBJECTIVE_BREACHED,
+        objective_points(&|o| Some((if o.breached { 1.0 } else { 0.0 }, true))),
+    );
+
     let mut violations = Vec::new();
     for s in sites {
         for (kind, n) in s.violation_counts() {
@@ -679,6 +741,11 @@ mod tests {
             "overrun_allocated_bytes_total",
             "overrun_budget_seconds",
             "overrun_budget_violations_total",
+            "overrun_objective_seconds",
+            "overrun_objective_window_seconds",
+            "overrun_objective_breached",
+            "overrun_objective_error_ratio",
+            "overrun_objective_window_error_ratio",
             "overrun_tasks_live",
             "overrun_task_busy_seconds_total",
             "overrun_task_poll_duration_seconds",

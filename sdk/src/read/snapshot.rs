@@ -7,11 +7,12 @@
 
 use serde::Serialize;
 
+use crate::record::objective::ObjectiveStatus;
 use crate::record::site::Site;
 use crate::record::site::{self, SiteKind};
 use crate::record::stats::{Histogram, Totals, collect};
 use crate::run::{RunBudget, RunViolation};
-use crate::vocab::budget::limit;
+use crate::vocab::budget::{Budget, limit};
 use crate::vocab::kind::ViolationKind;
 
 /// Version of the JSON report format.
@@ -64,6 +65,7 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
     let to_ns = crate::record::clock::ticks_to_ns;
     let h = &t.histogram;
     let (budget, budget_source) = crate::config::state::in_force(site);
+    let objectives = objectives_of(site, &budget);
     SiteSnapshot {
         name: site.name(),
         module: site.module(),
@@ -91,9 +93,31 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
             allocs: t.violations[1],
             bytes: t.violations[2],
             poll: t.violations[3],
+            objective: objectives.iter().map(|o| o.breaches).sum(),
         },
+        objectives,
         histogram: t.histogram,
     }
+}
+
+/// The objectives of `budget` (the budget in force), each with what the
+/// evaluator last saw of it.
+fn objectives_of(site: &Site, budget: &Budget) -> Vec<ObjectiveStatus> {
+    let seen = site
+        .registered_index()
+        .map(crate::record::objective::status)
+        .unwrap_or_default();
+    let window_ns = budget.objectives.window_ns();
+    budget
+        .objectives
+        .targets()
+        .map(|(objective, limit)| {
+            seen.iter()
+                .find(|s| s.objective == objective && s.limit == limit && s.window_ns == window_ns)
+                .copied()
+                .unwrap_or_else(|| ObjectiveStatus::unseen(objective, limit, window_ns))
+        })
+        .collect()
 }
 
 fn site_budget(budget: &crate::vocab::budget::Budget) -> SiteBudget {
@@ -239,6 +263,11 @@ pub struct SiteSnapshot {
     pub code_budget: SiteBudget,
     /// Calls over budget, by kind.
     pub violations: SiteViolations,
+    /// The objectives in force over a window (`p99 = "50ms"`), with the
+    /// window's figure at the evaluator's last tick and whether it is over
+    /// ([`crate::objective`]); empty for a site without one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<ObjectiveStatus>,
     /// The latency histogram. In the JSON, its non-empty buckets as
     /// `[lower_ns, upper_ns, count]`, ascending (what `overrun diff` tests
     /// changes against).
@@ -267,6 +296,11 @@ impl SiteSnapshot {
             (ViolationKind::Allocs, v.allocs, b.allocs.is_some()),
             (ViolationKind::Bytes, v.bytes, b.bytes.is_some()),
             (ViolationKind::Poll, v.poll, b.poll_ns.is_some()),
+            (
+                ViolationKind::Objective,
+                v.objective,
+                !self.objectives.is_empty(),
+            ),
         ]
         .into_iter()
         .filter(|&(_, n, declared)| declared || n > 0)
@@ -316,12 +350,19 @@ pub struct SiteViolations {
     pub bytes: u64,
     /// Polls over the poll budget.
     pub poll: u64,
+    /// Times an objective's window went over it (once per crossing).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub objective: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SiteViolations {
     /// All kinds together.
     pub fn total(&self) -> u64 {
-        self.time + self.allocs + self.bytes + self.poll
+        self.time + self.allocs + self.bytes + self.poll + self.objective
     }
 }
 

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod clock;
 pub(crate) mod hooks;
 pub(crate) mod measure;
+pub mod objective;
 pub(crate) mod once;
 pub(crate) mod periodic;
 pub(crate) mod site;

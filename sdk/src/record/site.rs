@@ -278,6 +278,7 @@ impl Site {
             let budget = POLICY.get().map_or(self.budget, |policy| policy(self));
             self.apply_budget(&budget);
             self.id.store(index as u32 + 1, Ordering::Release);
+            crate::record::objective::set(self, index, budget.objectives);
             Some(index)
         })
     }
@@ -335,8 +336,12 @@ impl Site {
         self.identity.store(boxed, Ordering::Release);
     }
 
-    /// Stores `budget` as the limits checked on every call.
-    pub(crate) fn apply_budget(&self, budget: &Budget) {
+    /// Stores `budget` as the limits checked on every call, and its
+    /// objectives as those the evaluator checks (a registered site).
+    pub(crate) fn apply_budget(&'static self, budget: &Budget) {
+        if let Some(index) = self.registered_index() {
+            crate::record::objective::set(self, index, budget.objectives);
+        }
         self.time_ticks
             .store(clock::ns_to_ticks(budget.time_ns), Ordering::Relaxed);
         self.poll_ticks

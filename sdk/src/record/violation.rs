@@ -25,7 +25,7 @@ pub use crate::vocab::kind::ViolationKind;
 /// let v = overrun::Violation {
 ///     name: "parse", module: "app", file: "src/main.rs", line: 3,
 ///     kind: overrun::ViolationKind::Time, observed: 3_000_000, limit: 2_000_000,
-///     thread: std::thread::current().id(), unix_nanos: 0, seq: 0,
+///     thread: std::thread::current().id(), unix_nanos: 0, seq: 0, objective: None,
 /// };
 /// assert_eq!(v.to_string(), "parse (src/main.rs:3): time 3.00ms over budget 2.00ms");
 /// ```
@@ -49,6 +49,10 @@ pub struct Violation {
     pub thread: ThreadId,
     /// When it was detected, nanoseconds since the Unix epoch.
     pub unix_nanos: u64,
+    /// For [`ViolationKind::Objective`], which objective (a quantile, or
+    /// the error rate, whose `observed` and `limit` are in parts per
+    /// million of the window's calls); `None` for every other kind.
+    pub objective: Option<crate::vocab::budget::Objective>,
     /// A number no other violation event of the process has, increasing
     /// on each thread (0 until it is published). Threads take numbers in
     /// blocks of 256, so the numbers of two threads do not tell which came
@@ -73,6 +77,7 @@ impl Violation {
             kind,
             observed,
             limit,
+            objective: None,
             // May allocate on a thread's first use: never charge a call.
             thread: crate::record::alloc::uncounted(|| std::thread::current().id()),
             unix_nanos: 0,
@@ -81,8 +86,41 @@ impl Violation {
     }
 }
 
+impl Violation {
+    /// The unit of `observed` and `limit`: the kind's
+    /// ([`ViolationKind::unit`]), or `ppm` for an error-rate objective.
+    ///
+    /// ```
+    /// # let v = overrun::Violation {
+    /// #     name: "parse", module: "app", file: "src/main.rs", line: 3,
+    /// #     kind: overrun::ViolationKind::Time, observed: 3_000_000, limit: 2_000_000,
+    /// #     thread: std::thread::current().id(), unix_nanos: 0, seq: 0, objective: None,
+    /// # };
+    /// assert_eq!(v.unit(), "ns");
+    /// ```
+    pub fn unit(&self) -> &'static str {
+        match self.objective {
+            Some(o) => o.unit(),
+            None => self.kind.unit(),
+        }
+    }
+}
+
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(objective) = self.objective {
+            let show = |v| crate::vocab::units::fmt_objective(objective, v);
+            return write!(
+                f,
+                "{} ({}:{}): {} {} over objective {}",
+                self.name,
+                self.file,
+                self.line,
+                objective.key(),
+                show(self.observed),
+                show(self.limit)
+            );
+        }
         let show = |v: u64| match self.kind.unit() {
             "ns" => crate::vocab::units::fmt_ns(v),
             "bytes" => crate::vocab::units::fmt_bytes(v),
@@ -108,7 +146,7 @@ type Hooks = Option<Arc<Vec<(u64, Hook)>>>;
 
 /// Identifies a hook registered with [`on_violation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HookId(u64);
+pub struct HookId(pub(crate) u64);
 
 static HOOKS: RwLock<Hooks> = RwLock::new(None);
 static NEXT_HOOK: AtomicU64 = AtomicU64::new(0);
@@ -203,7 +241,7 @@ fn with_hooks(f: impl FnOnce(&[(u64, Hook)])) {
 /// assert!(overrun::remove_hook(id));
 /// ```
 pub fn on_violation(hook: impl Fn(&Violation) + Send + Sync + 'static) -> HookId {
-    let id = NEXT_HOOK.fetch_add(1, Ordering::Relaxed);
+    let id = next_hook_id().0;
     let mut hooks = HOOKS.write();
     let mut list: Vec<(u64, Hook)> = hooks.as_deref().cloned().unwrap_or_default();
     list.push((id, Arc::new(hook)));
@@ -224,6 +262,9 @@ pub fn on_violation(hook: impl Fn(&Violation) + Send + Sync + 'static) -> HookId
 /// assert!(!overrun::remove_hook(id));
 /// ```
 pub fn remove_hook(id: HookId) -> bool {
+    if crate::record::objective::remove_recovery_hook(id) {
+        return true;
+    }
     let mut hooks = HOOKS.write();
     let Some(list) = hooks.as_deref() else {
         return false;
@@ -236,6 +277,16 @@ pub fn remove_hook(id: HookId) -> bool {
         HOOKS_GENERATION.fetch_add(1, Ordering::Release);
     }
     removed
+}
+
+/// A hook id no other hook has (violation and recovery hooks alike).
+pub(crate) fn next_hook_id() -> HookId {
+    HookId(NEXT_HOOK.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Counts a hook call that panicked.
+pub(crate) fn count_hook_panic() {
+    HOOK_PANICS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// How many hook calls panicked.

@@ -15,9 +15,10 @@ use tracing_subscriber::registry::LookupSpan;
 use super::{callsites, open};
 use crate::config::Pattern;
 use crate::record::measure::{span_close, span_enter, span_exit, span_interval};
+use crate::record::objective::{Recovery, on_recovery};
 use crate::record::site::{Site, SiteKind};
 use crate::record::violation::{HookId, Violation, on_violation, remove_hook};
-use crate::vocab::budget::{Budget, parse_duration, parse_size};
+use crate::vocab::budget::{Budget, MIN_WINDOW_NS, parse_duration, parse_percent, parse_size};
 use crate::vocab::units::{SizeLimit, TimeLimit};
 
 /// The layer that measures spans: see [`crate::tracing`].
@@ -43,7 +44,7 @@ pub struct BudgetLayer {
 
 /// The hook that turns violations into events, shared by every layer with
 /// events on: (layers using it, the hook while there are any).
-static EVENTS_HOOK: Mutex<(usize, Option<HookId>)> = Mutex::new((0, None));
+static EVENTS_HOOK: Mutex<(usize, Option<(HookId, HookId)>)> = Mutex::new((0, None));
 
 impl std::fmt::Debug for BudgetLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,11 +64,18 @@ struct Rule {
 
 /// The span fields that carry budgets, in the order of [`Budget`]'s fields
 /// as `Budget::set_field` numbers them.
-const FIELDS: [&str; 4] = [
+const FIELDS: [&str; 11] = [
     "overrun.budget",
     "overrun.allocs",
     "overrun.bytes",
     "overrun.poll",
+    "overrun.p50",
+    "overrun.p90",
+    "overrun.p95",
+    "overrun.p99",
+    "overrun.p999",
+    "overrun.window",
+    "overrun.error_rate",
 ];
 
 /// A layer that measures the spans it sees; add it to a
@@ -206,7 +214,7 @@ impl BudgetLayer {
         let mut hook = EVENTS_HOOK.lock();
         hook.0 += 1;
         if hook.1.is_none() {
-            hook.1 = Some(on_violation(emit));
+            hook.1 = Some((on_violation(emit), on_recovery(emit_recovery)));
         }
     }
 }
@@ -219,9 +227,10 @@ impl Drop for BudgetLayer {
         let mut hook = EVENTS_HOOK.lock();
         hook.0 -= 1;
         if hook.0 == 0
-            && let Some(id) = hook.1.take()
+            && let Some((violations, recoveries)) = hook.1.take()
         {
-            remove_hook(id);
+            remove_hook(violations);
+            remove_hook(recoveries);
         }
     }
 }
@@ -440,7 +449,8 @@ fn emit(v: &Violation) {
                 kind = v.kind.as_str(),
                 observed = v.observed,
                 limit = v.limit,
-                unit = v.kind.unit(),
+                unit = v.unit(),
+                objective = v.objective.map(|o| o.key()),
                 file = v.file,
                 line = v.line,
                 "budget violation"
@@ -451,6 +461,23 @@ fn emit(v: &Violation) {
         Some(parent) => warn_with!(parent: parent,),
         None => warn_with!(),
     }
+}
+
+/// An objective met again after a breach, as an INFO event.
+fn emit_recovery(r: &Recovery) {
+    ::tracing::info!(
+        target: "overrun",
+        function = r.name,
+        module = r.module,
+        objective = r.objective.key(),
+        observed = r.observed,
+        limit = r.limit,
+        unit = r.objective.unit(),
+        window_ns = r.window_ns,
+        file = r.file,
+        line = r.line,
+        "objective recovered"
+    );
 }
 
 /// Whether the fields record an `error` (any value but `false`).
@@ -492,7 +519,16 @@ impl Fields {
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         let parsed = match field.name() {
-            "overrun.budget" | "overrun.poll" => parse_duration(value).map_err(|e| e.to_string()),
+            "overrun.budget" | "overrun.poll" | "overrun.p50" | "overrun.p90" | "overrun.p95"
+            | "overrun.p99" | "overrun.p999" => parse_duration(value).map_err(|e| e.to_string()),
+            "overrun.window" => parse_duration(value)
+                .map_err(|e| e.to_string())
+                .and_then(|ns| {
+                    (ns >= MIN_WINDOW_NS)
+                        .then_some(ns)
+                        .ok_or_else(|| "a window is at least \"1s\"".to_owned())
+                }),
+            "overrun.error_rate" => parse_percent(value).map_err(|e| e.to_string()),
             "overrun.bytes" => parse_size(value).map_err(|e| e.to_string()),
             _ => value
                 .trim()

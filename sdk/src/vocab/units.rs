@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-pub use overrun_literal::{LiteralError, parse_duration, parse_size};
+pub use overrun_literal::{LiteralError, parse_duration, parse_percent, parse_size};
 
 /// Something that can be read as a duration budget: a literal such as
 /// `"50us"` (same syntax as the attributes) or a [`Duration`].
@@ -83,6 +83,31 @@ pub fn fmt_bytes(bytes: u64) -> String {
         1024..1_048_576 => precise(v / 1024.0, "KiB"),
         1_048_576..1_073_741_824 => precise(v / 1_048_576.0, "MiB"),
         _ => precise(v / 1_073_741_824.0, "GiB"),
+    }
+}
+
+/// Formats an objective's figure for people: a duration for a quantile,
+/// a percentage for the error rate (given in parts per million).
+///
+/// ```
+/// use overrun::budget::{Objective, Quantile};
+/// use overrun::units::fmt_objective;
+/// assert_eq!(fmt_objective(Objective::Quantile(Quantile::P99), 50_000_000), "50.0ms");
+/// assert_eq!(fmt_objective(Objective::ErrorRate, 12_500), "1.25%");
+/// ```
+pub fn fmt_objective(objective: crate::vocab::budget::Objective, value: u64) -> String {
+    match objective {
+        crate::vocab::budget::Objective::Quantile(_) => fmt_ns(value),
+        crate::vocab::budget::Objective::ErrorRate => {
+            let percent = value as f64 / 10_000.0;
+            if percent >= 10.0 || percent == percent.trunc() {
+                format!("{percent:.0}%")
+            } else if percent >= 1.0 {
+                format!("{percent:.2}%")
+            } else {
+                format!("{percent:.3}%")
+            }
+        }
     }
 }
 

@@ -1,10 +1,10 @@
-//! Violation events as OTLP log records.
+//! Violation events, and objectives' recoveries, as OTLP log records.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::{EVENT_NAME, attributes, kv, kv_int, scope, string};
+use super::{EVENT_NAME, RECOVERED_EVENT_NAME, attributes, kv, kv_int, scope, string};
 use crate::events::Event;
 
 /// The violation events as one logs request.
@@ -34,7 +34,7 @@ fn record(e: &Event) -> LogRecord {
         kv("overrun.kind", v.kind.as_str()),
         kv_int("overrun.observed", as_int(v.observed)),
         kv_int("overrun.limit", as_int(v.limit)),
-        kv("overrun.unit", v.kind.unit()),
+        kv("overrun.unit", v.unit()),
         kv(
             "thread.name",
             e.thread
@@ -44,6 +44,12 @@ fn record(e: &Event) -> LogRecord {
         kv("code.file.path", v.file),
         kv_int("code.line.number", i64::from(v.line)),
     ]);
+    if let Some(objective) = v.objective {
+        attributes.push(kv("overrun.objective", objective.key()));
+    }
+    if let Some(r) = &e.recovery {
+        attributes.push(kv_int("overrun.window_ns", as_int(r.window_ns)));
+    }
     if e.suppressed > 0 {
         // Violations of this site and kind not sent since its last event.
         attributes.push(kv_int("overrun.suppressed", as_int(e.suppressed)));
@@ -52,17 +58,27 @@ fn record(e: &Event) -> LogRecord {
         Some(t) => (t.trace_id.to_vec(), t.span_id.to_vec(), u32::from(t.flags)),
         None => (Vec::new(), Vec::new(), 0),
     };
+    // A recovery is not a violation: INFO, under its own event name.
+    let (severity, text, body, name) = match &e.recovery {
+        Some(r) => (
+            SeverityNumber::Info,
+            "INFO",
+            r.to_string(),
+            RECOVERED_EVENT_NAME,
+        ),
+        None => (SeverityNumber::Warn, "WARN", v.to_string(), EVENT_NAME),
+    };
     LogRecord {
         time_unix_nano: v.unix_nanos,
         observed_time_unix_nano: v.unix_nanos,
-        severity_number: SeverityNumber::Warn as i32,
-        severity_text: "WARN".to_owned(),
-        body: string(v.to_string()),
+        severity_number: severity as i32,
+        severity_text: text.to_owned(),
+        body: string(body),
         attributes,
         flags,
         trace_id,
         span_id,
-        event_name: EVENT_NAME.to_owned(),
+        event_name: name.to_owned(),
         ..LogRecord::default()
     }
 }

@@ -28,6 +28,14 @@ pub(crate) use resource::{from_sdk, resource};
 /// ```
 pub const EVENT_NAME: &str = "overrun.budget.violation";
 
+/// The event name of the log record of an objective met again after a
+/// breach (severity INFO; a recovery is not a violation).
+///
+/// ```
+/// assert_eq!(overrun_otlp::RECOVERED_EVENT_NAME, "overrun.objective.recovered");
+/// ```
+pub const RECOVERED_EVENT_NAME: &str = "overrun.objective.recovered";
+
 fn string(v: impl Into<String>) -> Option<AnyValue> {
     Some(AnyValue {
         value: Some(AnyInner::StringValue(v.into())),
@@ -65,6 +73,7 @@ pub(crate) fn attributes(labels: &[(&'static str, &str)]) -> Vec<KeyValue> {
             "signal" => "overrun.signal",
             "reason" => "overrun.reason",
             "result" => "overrun.result",
+            "quantile" => "overrun.quantile",
             other => other,
         };
         out.push(kv(key, v));

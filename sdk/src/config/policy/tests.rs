@@ -1,4 +1,5 @@
 use super::*;
+use crate::vocab::budget::{Objective, Quantile};
 
 fn policy(text: &str) -> Policy {
     Policy::parse("overrun.toml", text).unwrap_or_else(|e| panic!("{e}"))
@@ -206,6 +207,31 @@ fn task_and_run_rules() {
 }
 
 #[test]
+fn objectives_are_budget_fields_with_a_window() {
+    let p = policy(
+        "[[budget]]\nmatch = \"app::handlers::*\"\np99 = \"50ms\"\nerror_rate = \"0.5%\"\n\
+         window = \"1m\"\n\
+         [[budget]]\nmatch = \"app::handlers::health\"\np99 = \"none\"\n",
+    );
+    let (b, source) = p.budget_for("app::handlers", "get_user", Budget::none(), None);
+    assert_eq!(
+        b.objectives.targets().collect::<Vec<_>>(),
+        [
+            (Objective::Quantile(Quantile::P99), 50_000_000),
+            (Objective::ErrorRate, 5_000)
+        ]
+    );
+    assert_eq!(b.objectives.window_ns(), 60_000_000_000);
+    assert_eq!(source.to_string(), "overrun.toml:1");
+    // A more specific rule removes one objective; the others stay.
+    let (b, _) = p.budget_for("app::handlers", "health", Budget::none(), None);
+    assert_eq!(
+        b.objectives.targets().collect::<Vec<_>>(),
+        [(Objective::ErrorRate, 5_000)]
+    );
+}
+
+#[test]
 fn errors_name_the_file_line_column_and_key() {
     assert_eq!(
         error("[[budget]]\nmatch = \"f\"\ntime = \"5xs\"\n"),
@@ -215,7 +241,23 @@ fn errors_name_the_file_line_column_and_key() {
     assert_eq!(
         error("[[budget]]\nmatch = \"f\"\ntiem = \"5ms\"\n"),
         "overrun.toml:3:1: `tiem`: unknown key; expected `match`, `env` or one of \
-         [\"time\", \"allocs\", \"bytes\", \"poll\"]"
+         [\"time\", \"allocs\", \"bytes\", \"poll\", \"p50\", \"p90\", \"p95\", \"p99\", \
+         \"p999\", \"window\", \"error_rate\"]"
+    );
+    assert_eq!(
+        error("[[budget]]\nmatch = \"f\"\np99 = \"50\"\n"),
+        "overrun.toml:3:7: `p99`: `50` has no unit; expected one of ns, us, ms, s, m, h \
+         (e.g. \"250us\", \"1.5ms\", \"3s\")"
+    );
+    assert_eq!(
+        error("[[budget]]\nmatch = \"f\"\nerror_rate = \"1\"\n"),
+        "overrun.toml:3:14: `error_rate`: `1` is not a percentage; write it with a `%` sign, \
+         as in \"1%\" or \"0.1%\""
+    );
+    assert_eq!(
+        error("[[budget]]\nmatch = \"f\"\np99 = \"5ms\"\nwindow = \"500ms\"\n"),
+        "overrun.toml:4:10: `window`: a window is at least \"1s\": objectives are evaluated \
+         ten times per window"
     );
     assert_eq!(
         error("[[budget]]\nmatch = \"app::[db]\"\n"),

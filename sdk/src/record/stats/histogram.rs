@@ -147,6 +147,29 @@ impl Histogram {
         *self = Self::from_dense(&dense, self.max.max(other.max), self.ns_per_tick);
     }
 
+    /// The values recorded after `earlier`, a histogram of the same
+    /// values taken before (bucket by bucket, `self - earlier`). The
+    /// largest is estimated by the top non-empty bucket's upper edge
+    /// (at most the largest of all).
+    pub(crate) fn since(&self, earlier: &Histogram) -> Histogram {
+        if earlier.count == 0 {
+            return self.clone();
+        }
+        let mut dense = vec![0u64; BUCKETS];
+        for &(i, c) in &self.buckets {
+            dense[usize::from(i)] = c;
+        }
+        for &(i, c) in &earlier.buckets {
+            let d = &mut dense[usize::from(i)];
+            *d = d.saturating_sub(c);
+        }
+        let max = dense.iter().rposition(|&c| c != 0).map_or(0, |top| {
+            let (low, width) = bounds(top);
+            (low + width - 1).min(self.max)
+        });
+        Self::from_dense(&dense, max, self.ns_per_tick)
+    }
+
     /// Number of recorded values.
     pub fn count(&self) -> u64 {
         self.count
@@ -263,6 +286,19 @@ mod tests {
         assert_eq!(empty, a);
         a.merge(&Histogram::default());
         assert_eq!(a.count(), 12);
+    }
+
+    #[test]
+    fn since_is_what_came_after() {
+        let before = Histogram::from_values([5, 100, 100]);
+        let after = Histogram::from_values([5, 100, 100, 7, 100, 3_000]);
+        let window = after.since(&before);
+        assert_eq!(window.count(), 3);
+        assert_eq!(window.quantile(0.5), 100);
+        let (low, width) = bounds(index(3_000));
+        assert!(window.max() >= low && window.max() < low + width);
+        assert_eq!(after.since(&Histogram::default()), after);
+        assert_eq!(after.since(&after).count(), 0);
     }
 
     #[test]

@@ -1,0 +1,4 @@
+#[overrun::measure(window = "1m")]
+fn f() {}
+
+fn main() { f() }
