@@ -160,6 +160,8 @@ expect "get_user time violations" 'overrun_budget_violations_total{function="get
 expect "histogram count" 'overrun_duration_seconds_count{function="slow"}' "$((over + within))"
 expect "over-budget calls above 20ms" \
     'overrun_duration_seconds_count{function="slow"} - ignoring(le) overrun_duration_seconds_bucket{function="slow",le="0.025"}' "$over"
+expect "the budget (20 ms) is a bucket bound of its own" \
+    'overrun_duration_seconds_count{function="slow"} - ignoring(le) overrun_duration_seconds_bucket{function="slow",le="0.02"}' "$over"
 expect "the service's own metrics on the same endpoint" 'service_user_lookups_total' "$users"
 expect "budget gauge" 'overrun_budget_seconds{function="slow"}' "0.02"
 expect "a tracing span's calls" 'overrun_calls_total{function="search",module="service"}' "$((span_over + span_within))"
@@ -213,6 +215,13 @@ check "promtool check metrics (a scrape)" sh -c "
 "
 check "promtool check rules" promtool check rules "$here/alerts.yml"
 check "promtool test rules" promtool test rules "$here/alerts_test.yml"
+# `overrun rules`: the objectives' burn-rate alerts, written from a policy
+# file, clean under promtool and passing its unit tests.
+cp "$here/objectives/objectives_test.yml" "$work/"
+cargo run -q -p overrun --all-features --bin overrun -- \
+    rules --config "$here/objectives/objectives.toml" >"$work/objectives.rules.yml"
+check "overrun rules: promtool check rules" promtool check rules "$work/objectives.rules.yml"
+check "overrun rules: promtool test rules" promtool test rules "$work/objectives_test.yml"
 check "dashboard is JSON whose metrics exist in a scrape" python3 - "$here/grafana-dashboard.json" "$work/scrape.txt" <<'PY'
 import json, re, sys
 dash = json.load(open(sys.argv[1]))

@@ -231,6 +231,7 @@ pub mod __private {
     pub use crate::read::report::Run;
     pub use crate::record::measure::is_err::{NotResult, ResultErr};
     pub use crate::record::measure::{Guard, Instrumented, mark_async_error};
+    pub use crate::record::objective::Ticker as ObjectiveTicker;
     #[cfg(overrun_linker_list)]
     pub use crate::record::site::SITES;
     pub use crate::record::site::{Site, SiteKind};

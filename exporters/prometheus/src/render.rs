@@ -79,8 +79,17 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
                 histogram,
                 count,
                 sum_seconds,
+                thresholds_ns,
             } => {
                 let sep = if labels.is_empty() { "" } else { "," };
+                // The site's budget and objective thresholds are bounds too.
+                let own;
+                let bounds = if thresholds_ns.is_empty() {
+                    bounds
+                } else {
+                    own = export::bounds_with(bounds, thresholds_ns);
+                    &own[..]
+                };
                 for (le, cumulative) in bounds.iter().zip(histogram.cumulative_counts(bounds)) {
                     let _ = writeln!(
                         out,

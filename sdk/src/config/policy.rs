@@ -9,7 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::ConfigError;
 use crate::vocab::budget::{
-    Budget, FIELDS, MIN_WINDOW_NS, NONE, parse_duration, parse_percent, parse_size,
+    Budget, FIELDS, MIN_WINDOW_NS, NONE, Objectives, parse_duration, parse_percent, parse_size,
 };
 
 /// Where a budget in force came from: the code, or a rule of a file.
@@ -457,6 +457,48 @@ impl Policy {
             path: self.path.clone(),
             line,
         }
+    }
+
+    /// The `[[budget]]` rules that set an objective, for environment
+    /// `env` (those of another environment left out), each with its rule
+    /// and the objectives it sets (a field it sets to `"none"` is none):
+    /// for `overrun rules` without a report.
+    ///
+    /// ```
+    /// let policy = overrun::config::Policy::parse(
+    ///     "overrun.toml",
+    ///     "[[budget]]\nmatch = \"get_*\"\np99 = \"50ms\"\n[[budget]]\nmatch = \"x\"\ntime = \"1s\"\n",
+    /// )
+    /// .unwrap();
+    /// let rules = policy.objective_rules(None);
+    /// assert_eq!(rules.len(), 1);
+    /// assert_eq!(rules[0].0.pattern, "get_*");
+    /// assert_eq!(rules[0].1.quantiles[3], 50_000_000);
+    /// ```
+    pub fn objective_rules(&self, env: Option<&str>) -> Vec<(RuleInfo, Objectives)> {
+        self.budgets
+            .iter()
+            .filter(|r| applies(r.env.as_deref(), env))
+            .filter_map(|r| {
+                let mut budget = Budget::none();
+                for (field, set) in r.fields.iter().enumerate() {
+                    if let Some(set) = set {
+                        budget.set_field(field, set.value);
+                    }
+                }
+                budget.objectives.is_set().then(|| {
+                    (
+                        RuleInfo {
+                            line: r.line,
+                            section: "budget",
+                            pattern: r.pattern.as_str().to_owned(),
+                            env: r.env.clone(),
+                        },
+                        budget.objectives,
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Every rule, as `(line, section, pattern, env)`: for `overrun check`.

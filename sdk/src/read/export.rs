@@ -258,6 +258,32 @@ pub fn check_buckets(bounds: &[f64]) -> Result<(), BucketsError> {
     }
 }
 
+/// The bounds of one histogram series: the exporter's `bounds` (seconds,
+/// ascending) with the series' `thresholds_ns` added, ascending, each once.
+///
+/// ```
+/// use overrun::export::bounds_with;
+/// assert_eq!(bounds_with(&[0.01, 0.1], &[50_000_000]), [0.01, 0.05, 0.1]);
+/// assert_eq!(bounds_with(&[0.01, 0.1], &[10_000_000]), [0.01, 0.1]);
+/// ```
+pub fn bounds_with(bounds: &[f64], thresholds_ns: &[u64]) -> Vec<f64> {
+    let mut all: Vec<f64> = bounds.to_vec();
+    all.extend(thresholds_ns.iter().map(|&ns| threshold_seconds(ns)));
+    all.sort_by(f64::total_cmp);
+    all.dedup();
+    all
+}
+
+/// A threshold in nanoseconds as the bucket bound (seconds) the exporters
+/// add: `overrun rules` writes `le` from the same conversion.
+///
+/// ```
+/// assert_eq!(overrun::export::threshold_seconds(50_000_000).to_string(), "0.05");
+/// ```
+pub fn threshold_seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
 /// A point's value.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -276,6 +302,11 @@ pub enum Value<'a> {
         count: u64,
         /// Sum of values, seconds.
         sum_seconds: f64,
+        /// Bounds (ns, ascending) this series adds to the exporter's own: a
+        /// site's time budget and its objectives' thresholds, so a backend's
+        /// `le` bucket sits at each of them ([`bounds_with`]). Empty for
+        /// other histograms.
+        thresholds_ns: &'a [u64],
     },
 }
 
@@ -418,6 +449,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     // that falls).
                     count: s.histogram.count(),
                     sum_seconds: seconds(s.total_ns),
+                    thresholds_ns: &s.thresholds_ns,
                 },
             })
             .collect(),
@@ -559,6 +591,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
             histogram: &t.poll_histogram,
             count: t.poll_histogram.count(),
             sum_seconds: seconds(t.busy_ns),
+            thresholds_ns: &[],
         }),
     );
     push!(
@@ -591,6 +624,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     histogram,
                     count: histogram.count(),
                     sum_seconds: seconds(total_ns),
+                    thresholds_ns: &[],
                 },
             });
         }
@@ -611,6 +645,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     histogram: &l.hold_histogram,
                     count: l.hold_histogram.count(),
                     sum_seconds: seconds(l.total_hold_ns),
+                    thresholds_ns: &[],
                 },
             })
             .collect(),

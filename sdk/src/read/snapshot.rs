@@ -95,9 +95,29 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
             poll: t.violations[3],
             objective: objectives.iter().map(|o| o.breaches).sum(),
         },
+        thresholds_ns: thresholds(&budget),
         objectives,
         histogram: t.histogram,
     }
+}
+
+/// The time budget and the latency objectives' limits of `budget`, ns,
+/// ascending, each once.
+fn thresholds(budget: &Budget) -> Vec<u64> {
+    let mut all: Vec<u64> = limit(budget.time_ns)
+        .into_iter()
+        .chain(
+            budget
+                .objectives
+                .targets()
+                .filter(|(o, _)| matches!(o, crate::vocab::budget::Objective::Quantile(_)))
+                .map(|(_, ns)| ns),
+        )
+        .filter(|&ns| ns > 0)
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// The objectives of `budget` (the budget in force), each with what the
@@ -121,11 +141,19 @@ fn objectives_of(site: &Site, budget: &Budget) -> Vec<ObjectiveStatus> {
 }
 
 fn site_budget(budget: &crate::vocab::budget::Budget) -> SiteBudget {
+    let o = &budget.objectives;
     SiteBudget {
         time_ns: limit(budget.time_ns),
         allocs: limit(budget.allocs),
         bytes: limit(budget.bytes),
         poll_ns: limit(budget.poll_ns),
+        p50_ns: limit(o.quantiles[0]),
+        p90_ns: limit(o.quantiles[1]),
+        p95_ns: limit(o.quantiles[2]),
+        p99_ns: limit(o.quantiles[3]),
+        p999_ns: limit(o.quantiles[4]),
+        error_rate_ppm: limit(o.error_rate_ppm),
+        window_ns: o.is_set().then(|| o.window_ns()),
     }
 }
 
@@ -273,6 +301,12 @@ pub struct SiteSnapshot {
     /// changes against).
     #[serde(serialize_with = "sparse_buckets")]
     pub histogram: Histogram,
+    /// The site's time budget and its latency objectives' thresholds, ns,
+    /// ascending, each once: the exporters add them to this site's bucket
+    /// bounds, so a backend counts calls at or under each (not in the
+    /// JSON).
+    #[serde(skip)]
+    pub thresholds_ns: Vec<u64>,
 }
 
 impl SiteSnapshot {
@@ -336,6 +370,28 @@ pub struct SiteBudget {
     pub bytes: Option<u64>,
     /// Per poll, ns.
     pub poll_ns: Option<u64>,
+    /// Objective on the window's median, ns (absent when not set, as are
+    /// the other objectives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_ns: Option<u64>,
+    /// Objective on the window's 90th percentile, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90_ns: Option<u64>,
+    /// Objective on the window's 95th percentile, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95_ns: Option<u64>,
+    /// Objective on the window's 99th percentile, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_ns: Option<u64>,
+    /// Objective on the window's 99.9th percentile, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p999_ns: Option<u64>,
+    /// Objective on the window's errors, per million calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate_ppm: Option<u64>,
+    /// The objectives' window, ns (only with an objective).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_ns: Option<u64>,
 }
 
 /// Violations of one site, by kind.

@@ -229,6 +229,34 @@ fn start() {
     });
 }
 
+/// An evaluator of its own over every site with objectives, ticked on
+/// demand: the `objectives` bench times its ticks (the evaluator thread
+/// runs the same code). Not public API.
+#[doc(hidden)]
+pub struct Ticker(Evaluator);
+
+impl Ticker {
+    /// Watches the sites that have objectives now.
+    #[allow(clippy::new_without_default, reason = "a bench tool, not a value")]
+    pub fn new() -> Self {
+        let mut evaluator = Evaluator::default();
+        if let Some(table) = TABLE.lock().as_ref() {
+            evaluator.reconcile(&table.wanted);
+        }
+        Self(evaluator)
+    }
+
+    /// One tick of every site watched, now; returns how many.
+    pub fn tick(&mut self) -> usize {
+        let now = Instant::now();
+        for w in self.0.watched.values_mut() {
+            w.next = now;
+        }
+        self.0.tick(now);
+        self.0.watched.len()
+    }
+}
+
 /// A cumulative mark of one site.
 struct Mark {
     at: Instant,
@@ -341,7 +369,7 @@ impl Evaluator {
     }
 
     /// Takes a mark of every site due and evaluates its window.
-    pub(crate) fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant) {
         let mut changed = false;
         for (&index, w) in &mut self.watched {
             if w.next > now {

@@ -18,6 +18,7 @@ pub(crate) enum Prev {
         count: u64,
         sum: f64,
         buckets: Vec<u64>,
+        bounds: Vec<f64>,
     },
 }
 
@@ -107,7 +108,8 @@ impl DeltaState {
                 }
                 Some(Data::Histogram(h)) => {
                     h.aggregation_temporality = AggregationTemporality::Delta as i32;
-                    for p in &mut h.data_points {
+                    let mut relaid = Vec::new();
+                    for (i, p) in h.data_points.iter_mut().enumerate() {
                         let key = series_key(&m.name, &p.attributes);
                         let (old, since) = self.baseline(&key);
                         p.start_time_unix_nano = since;
@@ -115,6 +117,7 @@ impl DeltaState {
                             count: p.count,
                             sum: p.sum.unwrap_or(0.0),
                             buckets: p.bucket_counts.clone(),
+                            bounds: p.explicit_bounds.clone(),
                         };
                         // The maximum is over the whole run, not this window.
                         p.max = None;
@@ -122,8 +125,19 @@ impl DeltaState {
                             count,
                             sum,
                             buckets,
+                            bounds,
                         }) = old
                         {
+                            if *bounds != p.explicit_bounds {
+                                // Its bounds moved (a policy changed the
+                                // site's budget or objectives): buckets of
+                                // two layouts cannot be subtracted. This
+                                // export only takes the new baseline; the
+                                // next one is a delta again.
+                                next.push((key, cumulative, p.time_unix_nano));
+                                relaid.push(i);
+                                continue;
+                            }
                             p.count -= count;
                             p.sum = p.sum.map(|s| s - sum);
                             for (b, old) in p.bucket_counts.iter_mut().zip(buckets) {
@@ -132,6 +146,11 @@ impl DeltaState {
                         }
                         next.push((key, cumulative, p.time_unix_nano));
                     }
+                    let mut i = 0;
+                    h.data_points.retain(|_| {
+                        i += 1;
+                        !relaid.contains(&(i - 1))
+                    });
                 }
                 _ => {}
             }

@@ -57,12 +57,15 @@ impl Encoder<'_> {
             histogram,
             count,
             sum_seconds,
+            thresholds_ns,
         } = p.value
         else {
             return None;
         };
-        let cumulative = histogram.cumulative_counts(self.bounds);
-        let mut bucket_counts = Vec::with_capacity(self.bounds.len() + 1);
+        // The site's budget and objective thresholds are bounds too.
+        let bounds = overrun::export::bounds_with(self.bounds, thresholds_ns);
+        let cumulative = histogram.cumulative_counts(&bounds);
+        let mut bucket_counts = Vec::with_capacity(bounds.len() + 1);
         let mut last = 0;
         for c in cumulative {
             bucket_counts.push(c - last);
@@ -76,7 +79,7 @@ impl Encoder<'_> {
             count,
             sum: Some(sum_seconds),
             bucket_counts,
-            explicit_bounds: self.bounds.to_vec(),
+            explicit_bounds: bounds,
             max: (count > 0).then(|| histogram.max() as f64 / 1e9),
             ..HistogramDataPoint::default()
         })

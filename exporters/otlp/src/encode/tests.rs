@@ -214,6 +214,7 @@ fn histogram_buckets_add_up() {
             histogram: &h,
             count: 4,
             sum_seconds: 1e-8,
+            thresholds_ns: &[],
         },
     );
     e.add(&export::DURATION, &[point]);
@@ -224,6 +225,30 @@ fn histogram_buckets_add_up() {
     assert_eq!(p.bucket_counts, [1, 1, 1, 1]);
     assert_eq!(p.explicit_bounds, [0.000_001, 0.001, 1.0]);
     assert_eq!(p.max, Some(20.0));
+
+    // A site's budget and objective thresholds are bounds of its own point.
+    let point = Point::new(
+        Vec::new(),
+        Value::Histogram {
+            histogram: &h,
+            count: 4,
+            sum_seconds: 1e-8,
+            thresholds_ns: &[1_000_000, 5_000_000_000],
+        },
+    );
+    let mut e = Encoder {
+        start: 0,
+        now: 1,
+        bounds: &[0.000_001, 0.001, 1.0],
+        metrics: Vec::new(),
+    };
+    e.add(&export::DURATION, &[point]);
+    let Some(Data::Histogram(hist)) = &e.metrics[0].data else {
+        panic!()
+    };
+    let p = &hist.data_points[0];
+    assert_eq!(p.explicit_bounds, [0.000_001, 0.001, 1.0, 5.0]);
+    assert_eq!(p.bucket_counts, [1, 1, 1, 0, 1]);
 }
 
 #[test]
@@ -308,4 +333,79 @@ fn resource_layers_env_and_builder() {
         panic!("no service.name")
     };
     assert!(name.starts_with("unknown_service:"), "{name}");
+}
+
+#[overrun::measure]
+fn relaid_fn() {}
+
+/// The `overrun.duration` point of `relaid_fn` in `req`, if it is there.
+fn relaid_point(
+    req: &mut ExportMetricsServiceRequest,
+) -> Option<&mut opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint> {
+    let name = string(format!("{}::relaid_fn", module_path!()));
+    req.resource_metrics
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_metrics)
+        .flat_map(|s| &mut s.metrics)
+        .filter(|m| m.name == "overrun.duration")
+        .find_map(|m| match &mut m.data {
+            Some(Data::Histogram(h)) => h
+                .data_points
+                .iter_mut()
+                .find(|p| p.attributes[0].value == name),
+            _ => None,
+        })
+}
+
+/// Every request of a snapshot taken now, at `now`, with one more bound
+/// (a threshold a policy added) on `relaid_fn`'s histogram when `moved`.
+fn relaid_requests(now: u64, moved: bool) -> Vec<ExportMetricsServiceRequest> {
+    let mut reqs = metrics(
+        &overrun::snapshot(),
+        &Resource::default(),
+        &[0.001],
+        Health::default(),
+        1,
+        now,
+    );
+    if moved {
+        for req in &mut reqs {
+            if let Some(p) = relaid_point(req) {
+                p.explicit_bounds.insert(0, 0.000_5);
+                p.bucket_counts.insert(0, 0);
+            }
+        }
+    }
+    reqs
+}
+
+#[test]
+fn a_histogram_whose_bounds_moved_takes_a_new_baseline() {
+    let mut delta = DeltaState::new(1);
+    let mut export = |now: u64, moved: bool| -> Option<(u64, u64)> {
+        let mut reqs = relaid_requests(now, moved);
+        let mut found = None;
+        for req in &mut reqs {
+            let accepted = delta.apply(req);
+            delta.accept(accepted);
+            if let Some(p) = relaid_point(req) {
+                assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
+                found = Some((p.count, p.start_time_unix_nano));
+            }
+        }
+        found
+    };
+    relaid_fn();
+    relaid_fn();
+    assert_eq!(export(2, false), Some((2, 1)));
+    relaid_fn();
+    // New bounds: no subtraction across layouts; this export only takes the
+    // new baseline (the point is left out, not sent wrong).
+    assert_eq!(export(3, true), None);
+    relaid_fn();
+    assert_eq!(
+        export(4, true),
+        Some((1, 3)),
+        "a delta again, from the new baseline"
+    );
 }

@@ -10,6 +10,7 @@
 //!              [--p50 D] [--p95 D] [--p99 D] [--error-rate 1%]
 //!              [--max-in-flight N] [--connections 64]
 //!              [--json out.json] [--svg out.svg]
+//! overrun rules [--config FILE] [--sites REPORT.json] [--env NAME]
 //! ```
 //!
 //! `diff` exit status: 0 no regression, 1 at least one site regressed, 2 bad
@@ -17,6 +18,10 @@
 //!
 //! `check` exit status: 0 the policy file is valid (rules that match no site
 //! of the report are warnings), 2 it is not (or the report is unreadable).
+//!
+//! `rules` writes Prometheus alerting rules for every objective on stdout
+//! (see `rules.rs`); exit status 0, or 2 on bad input (no objective source,
+//! an unreadable or invalid file).
 //!
 //! `load` exit status: 0 a breaking point was found inside the range, 1 the
 //! lowest level already fails (or levels found did not hold when run
@@ -26,6 +31,7 @@
 //! printed).
 
 mod load;
+mod rules;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +59,10 @@ enum Command {
     /// Loads an HTTP endpoint at rising rates (or callers) and finds its
     /// breaking point: the highest level that meets the pass lines.
     Load(Box<load::Load>),
+    /// Writes Prometheus alerting rules for every objective (`p99 = "50ms"`,
+    /// `error_rate = "1%"`) of a report's sites or a policy file:
+    /// multi-window, multi-burn-rate alerts (page and ticket).
+    Rules(rules::Rules),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,8 +81,28 @@ struct Check {
 struct ReportSite {
     name: String,
     module: String,
+    /// The code's budget.
     budget: overrun::Budget,
+    /// The budget in force when the report was written.
+    in_force: overrun::Budget,
     source: String,
+}
+
+/// A budget from a report's JSON object (`budget` or `code_budget`).
+fn budget_of(b: &serde_json::Value) -> overrun::Budget {
+    use overrun::budget::Quantile;
+    let field = |k: &str| b[k].as_u64().unwrap_or(overrun::budget::NONE);
+    let mut budget = overrun::Budget::none()
+        .with_time_ns(field("time_ns"))
+        .with_allocs(field("allocs"))
+        .with_bytes(field("bytes"))
+        .with_poll_ns(field("poll_ns"))
+        .with_error_rate_ppm(field("error_rate_ppm"))
+        .with_window_ns(field("window_ns"));
+    for q in Quantile::ALL {
+        budget = budget.with_quantile_ns(q, field(&format!("{}_ns", q.key())));
+    }
+    budget
 }
 
 impl Check {
@@ -175,15 +205,11 @@ fn read_report(path: &std::path::Path) -> Result<(Vec<ReportSite>, Vec<String>),
             } else {
                 &s["budget"]
             };
-            let field = |k: &str| b[k].as_u64().unwrap_or(overrun::budget::NONE);
             sites.push(ReportSite {
                 name: name.to_owned(),
                 module: module.to_owned(),
-                budget: overrun::Budget::none()
-                    .with_time_ns(field("time_ns"))
-                    .with_allocs(field("allocs"))
-                    .with_bytes(field("bytes"))
-                    .with_poll_ns(field("poll_ns")),
+                budget: budget_of(b),
+                in_force: budget_of(&s["budget"]),
                 source: if s["code_budget"].is_object() {
                     "code".to_owned()
                 } else {
@@ -324,6 +350,7 @@ fn main() -> ExitCode {
         Some(Command::Diff(diff)) => diff.run(),
         Some(Command::Check(check)) => check.run(),
         Some(Command::Load(load)) => load.run(),
+        Some(Command::Rules(rules)) => rules.run(),
         None => {
             // As before clap: no command prints the usage and succeeds.
             use clap::CommandFactory;

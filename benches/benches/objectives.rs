@@ -1,0 +1,90 @@
+//! Objectives over a window (`overrun::objective`): what the evaluator
+//! costs per site per tick (1 000 sites with objectives, each called on
+//! this thread, so each tick merges and differences real histograms), and
+//! the per-call cost of a function with an objective beside the same
+//! function without one and the floors, in the same run: an objective adds
+//! nothing to the call path, so the two must not differ.
+
+use std::sync::OnceLock;
+
+use overrun_benches::{batch, floors, work};
+
+floors!();
+
+#[overrun::measure(budget = "1s")]
+fn without_objective(x: u64) -> u64 {
+    work(x)
+}
+
+#[overrun::measure(budget = "1s", p99 = "50ms", error_rate = "1%")]
+fn with_objective(x: u64) -> u64 {
+    work(x)
+}
+
+/// Sites with a p99 and an error-rate objective, each called 100 times
+/// at a spread of durations, registered once per process.
+const SITES: u32 = 1_000;
+
+fn sites_with_objectives() {
+    use overrun::__private::{Budget, Guard, Quantile, Site, SiteKind};
+    static MADE: OnceLock<()> = OnceLock::new();
+    MADE.get_or_init(|| {
+        for i in 0..SITES {
+            let name: &'static str = Box::leak(format!("objective_{i}").into_boxed_str());
+            let site: &'static Site = Box::leak(Box::new(Site::new(
+                name,
+                "app::slo",
+                file!(),
+                i,
+                SiteKind::Sync,
+                Budget::none()
+                    .with_quantile_ns(Quantile::P99, 50_000_000)
+                    .with_error_rate_ppm(10_000)
+                    .with_window_ns(300_000_000_000),
+            )));
+            for n in 0..100u64 {
+                let guard = Guard::enter(site);
+                std::hint::black_box(work(n * 1_000));
+                guard.finish(n % 50 == 0);
+            }
+        }
+    });
+}
+
+/// One tick of the evaluator over the 1 000 sites: per site, a merge of
+/// its histogram across threads, the difference with the mark a window
+/// older, a p99 and an error rate. Divide by 1 000 for the cost per site.
+#[divan::bench(sample_count = 50)]
+fn evaluator_tick_1000_sites(bencher: divan::Bencher<'_, '_>) {
+    sites_with_objectives();
+    let mut ticker = overrun::__private::ObjectiveTicker::new();
+    assert!(ticker.tick() >= SITES as usize);
+    bencher.bench_local(|| ticker.tick());
+}
+
+/// A call with a budget and no objective.
+#[divan::bench]
+fn overrun_measure_without_objective() -> u64 {
+    batch(without_objective)
+}
+
+/// The same call with a p99 and an error-rate objective.
+#[divan::bench]
+fn overrun_measure_with_objective() -> u64 {
+    batch(with_objective)
+}
+
+fn main() {
+    without_objective(1);
+    with_objective(1);
+    sites_with_objectives();
+    let snap = overrun::snapshot();
+    assert_eq!(snap.site("with_objective").unwrap().objectives.len(), 2);
+    assert!(
+        snap.site("without_objective")
+            .unwrap()
+            .objectives
+            .is_empty()
+    );
+    divan::main();
+}

@@ -1,0 +1,124 @@
+//! `overrun rules`, end to end: the real binary on a real report (this
+//! test's own snapshot, with objectives in code) and on a policy file; bad
+//! input exits 2. (promtool checks and tests the rules it writes in
+//! `exporters/prometheus/e2e.sh`.)
+#![cfg(feature = "cli")]
+
+use std::path::PathBuf;
+
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{overrun, scratch};
+
+#[overrun::measure(p99 = "50ms", error_rate = "0.5%", window = "10m")]
+fn with_objectives() -> Result<(), ()> {
+    Ok(())
+}
+
+#[overrun::measure(budget = "10ms")]
+fn without_objectives() {}
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let path = scratch("rules").join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rules(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = overrun().arg("rules").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn rules_from_a_report_and_from_a_policy_file() {
+    with_objectives().unwrap();
+    without_objectives();
+    let report = write("report.json", &overrun::snapshot().to_json());
+    let report = report.to_str().unwrap();
+
+    let (code, yaml, err) = rules(&["--sites", report]);
+    assert_eq!(code, Some(0), "{err}");
+    let site = r#"function="with_objectives",module="rules_cli""#;
+    // The p99's bad calls are those over the bucket the exporters add at
+    // exactly 50 ms; the error rate's, the failed calls.
+    assert!(
+        yaml.contains(&format!(
+            r#"rate(overrun_duration_seconds_bucket{{{site},le="0.05"}}[5m])"#
+        )),
+        "{yaml}"
+    );
+    assert!(yaml.contains(&format!("rate(overrun_errors_total{{{site}}}[3d])")));
+    // Seven windows recorded per objective, two alerts per objective.
+    assert_eq!(yaml.matches("- record: ").count(), 14);
+    assert_eq!(
+        yaml.matches("- alert: OverrunObjectiveBurnRatePage")
+            .count(),
+        2
+    );
+    assert_eq!(
+        yaml.matches("- alert: OverrunObjectiveBurnRateTicket")
+            .count(),
+        2
+    );
+    // Page: 14.4x and 6x the budget of bad calls (1% for a p99, 0.5% for
+    // the error rate).
+    assert!(yaml.contains(&format!(
+        r#"overrun:objective_bad_ratio:rate5m{{{site},objective="p99"}} > {}"#,
+        14.4 * (1.0 - 0.99)
+    )));
+    assert!(yaml.contains(&format!(
+        r#"overrun:objective_bad_ratio:rate1h{{{site},objective="error_rate"}} > {}"#,
+        14.4 * 0.005
+    )));
+    assert!(
+        !yaml.contains("without_objectives"),
+        "no objective, no rule"
+    );
+
+    // A policy file over the code's objectives: its p99 moves the bucket.
+    let policy = write(
+        "overrun.toml",
+        "[[budget]]\nmatch = \"with_objectives\"\np99 = \"20ms\"\nerror_rate = \"none\"\n",
+    );
+    let policy = policy.to_str().unwrap();
+    let (code, yaml, err) = rules(&["--sites", report, "--config", policy]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(yaml.contains(r#"le="0.02""#), "{yaml}");
+    assert!(!yaml.contains("error_rate"), "the file removed it");
+
+    // The policy file alone: its patterns become matchers.
+    let (code, yaml, err) = rules(&["--config", policy]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        yaml.contains(r#"{function=~"with_objectives",le="0.02"}"#),
+        "{yaml}"
+    );
+
+    // Nothing to alert on: an empty group, said on stderr.
+    let empty = write("none.toml", "[[budget]]\nmatch = \"x\"\ntime = \"1s\"\n");
+    let (code, yaml, err) = rules(&["--config", empty.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert!(yaml.contains("rules: []"), "{yaml}");
+    assert!(err.contains("no objective"), "{err}");
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message() {
+    let (code, _, err) = rules(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--sites REPORT.json, --config FILE"), "{err}");
+    let (code, _, err) = rules(&["--sites", "/nonexistent/report.json"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot read the report"), "{err}");
+    let bad = write(
+        "bad.toml",
+        "[[budget]]\nmatch = \"f\"\np99 = \"5 parsecs\"\n",
+    );
+    let (code, _, err) = rules(&["--config", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("bad.toml:3:7: `p99`"), "{err}");
+}
