@@ -222,6 +222,19 @@ cargo run -q -p overrun --all-features --bin overrun -- \
     rules --config "$here/objectives/objectives.toml" >"$work/objectives.rules.yml"
 check "overrun rules: promtool check rules" promtool check rules "$work/objectives.rules.yml"
 check "overrun rules: promtool test rules" promtool test rules "$work/objectives_test.yml"
+# From a report whose site names are hostile to YAML and PromQL (quotes,
+# `: `, ` #`, backslashes, a method's `<A as B>::`).
+cat >"$work/hostile-report.json" <<'JSON'
+{"version": 1, "sites": [
+  {"name": "db: load #1 \"x\" \\ y", "module": "app", "budget": {"p99_ns": 50000000, "error_rate_ppm": 10000}},
+  {"name": "<A as Display>::fmt", "module": "app::ui", "budget": {"p999_ns": 2000000}}
+], "never_ran": []}
+JSON
+cargo run -q -p overrun --all-features --bin overrun -- \
+    rules --sites "$work/hostile-report.json" >"$work/hostile.rules.yml"
+check "overrun rules on hostile names: promtool check rules" promtool check rules "$work/hostile.rules.yml"
+check "overrun rules on hostile names: every objective has its alerts" \
+    test "$(grep -c 'alert: OverrunObjectiveBurnRatePage' "$work/hostile.rules.yml")" = 3
 check "dashboard is JSON whose metrics exist in a scrape" python3 - "$here/grafana-dashboard.json" "$work/scrape.txt" <<'PY'
 import json, re, sys
 dash = json.load(open(sys.argv[1]))

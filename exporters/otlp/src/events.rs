@@ -39,8 +39,9 @@ impl TraceRef {
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
     pub(crate) violation: Violation,
-    /// Set for a recovery: the record is `overrun.objective.recovered`,
-    /// and `violation` is unused.
+    /// Set for a recovery: the record is `overrun.objective.recovered`
+    /// (its `violation` carries the site, the objective and the figures for
+    /// the attributes).
     pub(crate) recovery: Option<overrun::Recovery>,
     /// The thread's name; `None` for an unnamed thread (its id is in the
     /// violation, formatted on the exporter's thread).
@@ -273,9 +274,6 @@ impl Queue {
         }
     }
 
-    /// Called on the violating thread: admits the event if its site and
-    /// kind are within their limit; an admitted event carries how many of
-    /// them were not sent since the previous one.
     /// Queues an objective's recovery (never rate limited: one per
     /// crossing back).
     pub(crate) fn offer_recovery(&self, r: &overrun::Recovery) {
@@ -298,6 +296,9 @@ impl Queue {
         }
     }
 
+    /// Called on the violating thread: admits the event if its site and
+    /// kind are within their limit; an admitted event carries how many of
+    /// them were not sent since the previous one.
     pub(crate) fn offer(&self, v: &Violation) {
         let Some(suppressed) = self.limits.admit(v) else {
             return;

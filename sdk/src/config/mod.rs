@@ -80,7 +80,7 @@ use crate::record::hooks::HookList;
 
 #[cfg(feature = "tracing")]
 pub(crate) use policy::Pattern;
-pub use policy::{BudgetSource, Policy, RuleInfo};
+pub use policy::{BudgetSource, ObjectiveRule, Policy, RuleInfo};
 pub(crate) use watch::main_config;
 pub use watch::{ConfigWatch, watch};
 

@@ -9,7 +9,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::ConfigError;
 use crate::vocab::budget::{
-    Budget, FIELDS, MIN_WINDOW_NS, NONE, Objectives, parse_duration, parse_percent, parse_size,
+    Budget, FIELDS, MIN_WINDOW_NS, NONE, Objective, Objectives, parse_duration, parse_percent,
+    parse_size,
 };
 
 /// Where a budget in force came from: the code, or a rule of a file.
@@ -472,13 +473,18 @@ impl Policy {
     /// .unwrap();
     /// let rules = policy.objective_rules(None);
     /// assert_eq!(rules.len(), 1);
-    /// assert_eq!(rules[0].0.pattern, "get_*");
-    /// assert_eq!(rules[0].1.quantiles[3], 50_000_000);
+    /// assert_eq!(rules[0].rule.pattern, "get_*");
+    /// assert_eq!(rules[0].objectives.quantiles[3], 50_000_000);
+    /// assert!(rules[0].overridden_by.is_empty());
     /// ```
-    pub fn objective_rules(&self, env: Option<&str>) -> Vec<(RuleInfo, Objectives)> {
-        self.budgets
+    pub fn objective_rules(&self, env: Option<&str>) -> Vec<ObjectiveRule> {
+        let applicable: Vec<&Rule<BUDGET_LEN>> = self
+            .budgets
             .iter()
             .filter(|r| applies(r.env.as_deref(), env))
+            .collect();
+        applicable
+            .iter()
             .filter_map(|r| {
                 let mut budget = Budget::none();
                 for (field, set) in r.fields.iter().enumerate() {
@@ -486,16 +492,31 @@ impl Policy {
                         budget.set_field(field, set.value);
                     }
                 }
-                budget.objectives.is_set().then(|| {
-                    (
-                        RuleInfo {
-                            line: r.line,
-                            section: "budget",
-                            pattern: r.pattern.as_str().to_owned(),
-                            env: r.env.clone(),
-                        },
-                        budget.objectives,
-                    )
+                if !budget.objectives.is_set() {
+                    return None;
+                }
+                // Where both match a function, a rule that ranks higher and
+                // sets the same objective (to anything, `"none"` too) wins.
+                let overridden_by = budget
+                    .objectives
+                    .targets()
+                    .flat_map(|(objective, _)| {
+                        let field = objective_field(objective);
+                        applicable
+                            .iter()
+                            .filter(move |o| o.fields[field].is_some() && o.rank() > r.rank())
+                            .map(move |o| (objective, o.pattern.as_str().to_owned()))
+                    })
+                    .collect();
+                Some(ObjectiveRule {
+                    rule: RuleInfo {
+                        line: r.line,
+                        section: "budget",
+                        pattern: r.pattern.as_str().to_owned(),
+                        env: r.env.clone(),
+                    },
+                    objectives: budget.objectives,
+                    overridden_by,
                 })
             })
             .collect()
@@ -552,6 +573,27 @@ pub struct RuleInfo {
     pub pattern: String,
     /// Its `env`, if any.
     pub env: Option<String>,
+}
+
+/// A `[[budget]]` rule that sets an objective: [`Policy::objective_rules`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ObjectiveRule {
+    /// The rule.
+    pub rule: RuleInfo,
+    /// The objectives it sets (one it sets to `"none"` is none).
+    pub objectives: Objectives,
+    /// Per objective it sets, the patterns of the rules that win over it
+    /// where both match (they rank higher and set the same objective).
+    pub overridden_by: Vec<(Objective, String)>,
+}
+
+/// The budget field of an objective (in [`FIELDS`] order).
+fn objective_field(objective: Objective) -> usize {
+    match objective {
+        Objective::Quantile(q) => 4 + q as usize,
+        Objective::ErrorRate => 10,
+    }
 }
 
 /// A rule without `env` applies everywhere; one with `env` only there.

@@ -93,7 +93,9 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
             allocs: t.violations[1],
             bytes: t.violations[2],
             poll: t.violations[3],
-            objective: objectives.iter().map(|o| o.breaches).sum(),
+            objective: site
+                .registered_index()
+                .map_or(0, crate::record::objective::violations),
         },
         thresholds_ns: thresholds(&budget),
         objectives,
@@ -284,7 +286,7 @@ pub struct SiteSnapshot {
     pub budget: SiteBudget,
     /// Where the budget in force came from: `"code"`, or the file and line
     /// of the rule (`"overrun.toml:12"`; with several rules, the one that
-    /// set the first of time, allocs, bytes, poll).
+    /// set the first of time, allocs, bytes, poll, then the objectives).
     pub budget_source: crate::config::BudgetSource,
     /// The budget written in the code (what `overrun check` resolves a
     /// policy file against).

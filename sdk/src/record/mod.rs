@@ -4,7 +4,9 @@
 //! to, and the violation events a broken budget raises.
 //!
 //! Nothing here reads across threads except [`stats`]' merge, which the read
-//! side calls; a measured call touches only its own thread's cells.
+//! side calls, and the [`objective`] evaluator's thread, which merges the
+//! sites with objectives every tick; a measured call touches only its own
+//! thread's cells.
 
 pub mod alloc;
 pub mod clock;

@@ -11,6 +11,13 @@
 //! [`ViolationKind::Objective`] is counted and published (hooks, OTLP logs,
 //! `tracing` events) — once per crossing, not once per tick. Going back
 //! under is not a violation: it calls the hooks of [`on_recovery`].
+//!
+//! The first mark of a site is its baseline: calls before it are no part
+//! of a window. A window without a call has no figure, and the objective
+//! keeps the state it had. A policy that changes an objective's limit or
+//! window keeps its state and its marks: the next tick judges the window
+//! against the new limit. There is no hysteresis: a figure that hovers at
+//! its limit crosses it as often as it moves over and back.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -90,7 +97,9 @@ pub struct ObjectiveStatus {
     pub observed: Option<u64>,
     /// Whether the window's figure is over the objective now.
     pub breached: bool,
-    /// How many times it crossed over (each one violation).
+    /// How many times it crossed over (each one violation) since it was
+    /// set; the site's count of all its objectives' violations, never
+    /// reset, is [`crate::report::SiteViolations::objective`].
     pub breaches: u64,
 }
 
@@ -176,24 +185,40 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 /// The objectives' status, by site index: what snapshots read.
 static STATUS: RwLock<Option<HashMap<usize, Vec<ObjectiveStatus>>>> = RwLock::new(None);
 
+/// Objective violations by site index since the process started: never
+/// reset (a policy that changes or removes an objective keeps the count),
+/// so the exported counter never goes down.
+static VIOLATIONS: Mutex<Option<HashMap<usize, u64>>> = Mutex::new(None);
+
+/// The objective violations of site `index` so far.
+pub(crate) fn violations(index: usize) -> u64 {
+    VIOLATIONS
+        .lock()
+        .as_ref()
+        .and_then(|v| v.get(&index).copied())
+        .unwrap_or(0)
+}
+
 /// Sets the objectives of registered site `index` (registration, a policy
 /// applied). The first objective starts the evaluator.
 pub(crate) fn set(site: &'static Site, index: usize, objectives: Objectives) {
     if !site.kind().is_call() {
         return;
     }
-    let mut table = TABLE.lock();
-    let table = table.get_or_insert_with(Table::default);
-    let had = table.wanted.contains_key(&index);
-    if objectives.is_set() {
-        table.wanted.insert(index, Wanted { site, objectives });
-    } else if had {
-        table.wanted.remove(&index);
-    } else {
-        return;
+    {
+        let mut table = TABLE.lock();
+        let table = table.get_or_insert_with(Table::default);
+        let had = table.wanted.contains_key(&index);
+        if objectives.is_set() {
+            table.wanted.insert(index, Wanted { site, objectives });
+        } else if had {
+            table.wanted.remove(&index);
+        } else {
+            return;
+        }
+        table.version += 1;
+        CHANGED.notify_all();
     }
-    table.version += 1;
-    CHANGED.notify_all();
     if objectives.is_set() && !STARTED.swap(true, Ordering::AcqRel) {
         start();
     }
@@ -231,29 +256,47 @@ fn start() {
 
 /// An evaluator of its own over every site with objectives, ticked on
 /// demand: the `objectives` bench times its ticks (the evaluator thread
-/// runs the same code). Not public API.
+/// runs the same code). It publishes nothing. Not public API.
 #[doc(hidden)]
-pub struct Ticker(Evaluator);
+pub struct Ticker(Evaluator, Instant);
 
 impl Ticker {
     /// Watches the sites that have objectives now.
     #[allow(clippy::new_without_default, reason = "a bench tool, not a value")]
     pub fn new() -> Self {
-        let mut evaluator = Evaluator::default();
+        let mut evaluator = Evaluator {
+            quiet: true,
+            ..Evaluator::default()
+        };
         if let Some(table) = TABLE.lock().as_ref() {
             evaluator.reconcile(&table.wanted);
         }
-        Self(evaluator)
+        Self(evaluator, Instant::now())
     }
 
-    /// One tick of every site watched, now; returns how many.
+    /// One tick of every site watched, as if it came one tick after the
+    /// last (so the ring holds a window's worth of marks, as in a running
+    /// process); returns how many sites.
     pub fn tick(&mut self) -> usize {
-        let now = Instant::now();
+        let tick = self
+            .0
+            .watched
+            .values()
+            .map(|w| w.tick)
+            .min()
+            .unwrap_or(MAX_TICK);
+        self.1 += tick;
+        let now = self.1;
         for w in self.0.watched.values_mut() {
             w.next = now;
         }
         self.0.tick(now);
         self.0.watched.len()
+    }
+
+    /// The marks kept over every site (the rings' size).
+    pub fn marks(&self) -> usize {
+        self.0.watched.values().map(|w| w.marks.len()).sum()
     }
 }
 
@@ -278,41 +321,50 @@ struct Watched {
 
 impl Watched {
     fn new(site: &'static Site, objectives: &Objectives, now: Instant) -> Self {
-        let window_ns = objectives.window_ns();
-        let window = Duration::from_nanos(window_ns);
-        Self {
+        let mut watched = Self {
             site,
-            window,
-            tick: (window / 10).min(MAX_TICK),
+            window: Duration::ZERO,
+            tick: Duration::ZERO,
             marks: VecDeque::new(),
             next: now,
-            targets: targets(objectives, window_ns, &[]),
-        }
+            targets: Vec::new(),
+        };
+        watched.set(objectives);
+        watched
     }
-}
 
-/// The statuses of `objectives`, keeping the state of those already
-/// watched with the same limit and window.
-fn targets(
-    objectives: &Objectives,
-    window_ns: u64,
-    old: &[ObjectiveStatus],
-) -> Vec<ObjectiveStatus> {
-    objectives
-        .targets()
-        .map(|(objective, limit)| {
-            old.iter()
-                .find(|o| o.objective == objective && o.limit == limit && o.window_ns == window_ns)
-                .copied()
-                .unwrap_or_else(|| ObjectiveStatus::unseen(objective, limit, window_ns))
-        })
-        .collect()
+    /// Applies `objectives` (new, or changed by a policy). The marks stay:
+    /// they do not depend on the window. An objective already watched
+    /// keeps its state whatever its new limit or window: the next tick
+    /// compares the figure with the new limit, so a breach under a looser
+    /// limit ends with a recovery, not silently.
+    fn set(&mut self, objectives: &Objectives) {
+        let window_ns = objectives.window_ns();
+        self.window = Duration::from_nanos(window_ns);
+        self.tick = (self.window / 10).min(MAX_TICK);
+        self.targets = objectives
+            .targets()
+            .map(|(objective, limit)| {
+                let mut status = self
+                    .targets
+                    .iter()
+                    .find(|o| o.objective == objective)
+                    .copied()
+                    .unwrap_or_else(|| ObjectiveStatus::unseen(objective, limit, window_ns));
+                status.limit = limit;
+                status.window_ns = window_ns;
+                status
+            })
+            .collect();
+    }
 }
 
 #[derive(Default)]
 struct Evaluator {
     watched: HashMap<usize, Watched>,
     version: u64,
+    /// Publishes nothing (the bench's): no status, no event, no count.
+    quiet: bool,
 }
 
 impl Evaluator {
@@ -351,14 +403,7 @@ impl Evaluator {
         self.watched.retain(|index, _| wanted.contains_key(index));
         for (&index, w) in wanted {
             match self.watched.get_mut(&index) {
-                Some(watched) => {
-                    let window_ns = w.objectives.window_ns();
-                    if watched.window != Duration::from_nanos(window_ns) {
-                        *watched = Watched::new(w.site, &w.objectives, now);
-                    } else {
-                        watched.targets = targets(&w.objectives, window_ns, &watched.targets);
-                    }
-                }
+                Some(watched) => watched.set(&w.objectives),
                 None => {
                     self.watched
                         .insert(index, Watched::new(w.site, &w.objectives, now));
@@ -390,9 +435,19 @@ impl Evaluator {
             let events = evaluate(w, &mark);
             w.marks.push_back(mark);
             changed = true;
+            if self.quiet {
+                continue;
+            }
             for event in events {
                 match event {
-                    Event::Breach(v) => violation::publish(v),
+                    Event::Breach(v) => {
+                        *VIOLATIONS
+                            .lock()
+                            .get_or_insert_with(HashMap::new)
+                            .entry(index)
+                            .or_default() += 1;
+                        violation::publish(v);
+                    }
                     Event::Recovery(r) => recovered(&r),
                 }
             }
@@ -403,6 +458,9 @@ impl Evaluator {
     }
 
     fn publish_status(&self) {
+        if self.quiet {
+            return;
+        }
         let status = self
             .watched
             .iter()
@@ -421,9 +479,10 @@ enum Event {
 /// objective of `w`: the crossings, each once.
 fn evaluate(w: &mut Watched, mark: &Mark) -> Vec<Event> {
     let Some(base) = w.marks.front() else {
-        // The first mark: no window yet (calls before it count from the
-        // next tick on, as one window).
-        return evaluate_window(w, mark.calls, mark.errors, &mark.histogram);
+        // The first mark is the baseline: calls made before the objective
+        // was watched (hours of them, for one a policy reload added) are
+        // no part of any window.
+        return Vec::new();
     };
     let calls = mark.calls.saturating_sub(base.calls);
     let errors = mark.errors.saturating_sub(base.errors);

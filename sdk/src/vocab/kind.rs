@@ -17,8 +17,9 @@ pub enum ViolationKind {
     Lifetime,
     /// The process' peak resident memory exceeded `memory`.
     Memory,
-    /// A service-level objective (such as a p99 over a window) was missed.
-    /// Reserved: nothing raises it yet (objectives are planned).
+    /// A service-level objective (such as a p99 over a window) was missed:
+    /// raised by the objectives' evaluator once per crossing
+    /// ([`crate::objective`]); [`crate::Violation::objective`] says which.
     Objective,
     /// A thread waited longer than a lock's wait budget to acquire it
     /// ([`crate::sync`]).

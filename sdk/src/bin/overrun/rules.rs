@@ -9,13 +9,17 @@
 //! open a ticket when it burns slowly (over 3× on 2 hours and a day, or
 //! over 1× on 6 hours and 3 days). A call over 50 ms is counted from the
 //! `le="0.05"` bucket, which the exporters add to every site with that
-//! threshold: the rules never interpolate between bounds.
+//! threshold, so no rule interpolates between bounds (a call within the
+//! histogram's resolution of the threshold, 1.6%, may count on either
+//! side). Ratios are recorded once per threshold for every site, with an
+//! `overrun_path` label (`module::function`) that a policy file's patterns
+//! match; the alerts select their sites.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use overrun::budget::{NONE, Objective, Objectives};
+use overrun::budget::Objective;
 
 /// The windows of every burn-rate check: (short, long, factor, severity).
 const PAIRS: [(&str, &str, f64, &str); 4] = [
@@ -52,11 +56,10 @@ pub(crate) struct Rules {
 enum Selector {
     /// One site.
     Site { function: String, module: String },
-    /// The sites a policy rule's pattern matches.
-    Pattern {
-        function: String,
-        module: Option<String>,
-    },
+    /// The sites a policy rule's pattern matches (its bare name, or its
+    /// `module::name`, as the program matches it), less those where a rule
+    /// that wins over it sets the same objective.
+    Pattern { glob: String, unless: Vec<String> },
 }
 
 /// One objective to alert on.
@@ -85,31 +88,42 @@ impl Rules {
                         }
                         None => site.in_force,
                     };
-                    add(
-                        &mut targets,
-                        &budget.objectives,
-                        || Selector::Site {
-                            function: site.name.clone(),
-                            module: site.module.clone(),
-                        },
-                        &format!("{}::{}", site.module, site.name),
-                    );
+                    for (objective, limit) in budget.objectives.targets() {
+                        targets.push(Target {
+                            selector: Selector::Site {
+                                function: site.name.clone(),
+                                module: site.module.clone(),
+                            },
+                            from: format!("{}::{}", site.module, site.name),
+                            objective,
+                            limit,
+                        });
+                    }
                 }
             }
             (None, Some(p)) => {
-                for (rule, objectives) in p.objective_rules(self.env.as_deref()) {
-                    let selector = || match rule.pattern.rsplit_once("::") {
-                        Some((module, function)) => Selector::Pattern {
-                            function: function.to_owned(),
-                            module: Some(module.to_owned()),
-                        },
-                        None => Selector::Pattern {
-                            function: rule.pattern.clone(),
-                            module: None,
-                        },
-                    };
-                    let from = format!("{}:{} match = {:?}", p.path(), rule.line, rule.pattern);
-                    add(&mut targets, &objectives, selector, &from);
+                for r in p.objective_rules(self.env.as_deref()) {
+                    for (objective, limit) in r.objectives.targets() {
+                        targets.push(Target {
+                            selector: Selector::Pattern {
+                                glob: r.rule.pattern.clone(),
+                                unless: r
+                                    .overridden_by
+                                    .iter()
+                                    .filter(|(o, _)| *o == objective)
+                                    .map(|(_, glob)| glob.clone())
+                                    .collect(),
+                            },
+                            from: format!(
+                                "{}:{} match = {:?}",
+                                p.path(),
+                                r.rule.line,
+                                r.rule.pattern
+                            ),
+                            objective,
+                            limit,
+                        });
+                    }
                 }
             }
             (None, None) => {
@@ -123,25 +137,6 @@ impl Rules {
         }
         print!("{}", render(&targets));
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-fn add(
-    out: &mut Vec<Target>,
-    objectives: &Objectives,
-    selector: impl Fn() -> Selector,
-    from: &str,
-) {
-    for (objective, limit) in objectives.targets() {
-        if limit == NONE {
-            continue;
-        }
-        out.push(Target {
-            selector: selector(),
-            from: from.to_owned(),
-            objective,
-            limit,
-        });
     }
 }
 
@@ -168,29 +163,54 @@ fn glob_regex(glob: &str) -> String {
     re
 }
 
-impl Selector {
-    /// The label matchers of the site's series.
-    fn matchers(&self) -> String {
-        match self {
-            Selector::Site { function, module } => {
-                format!(
-                    "function=\"{}\",module=\"{}\"",
-                    quoted(function),
-                    quoted(module)
-                )
+/// The sites of a pattern among a recorded metric's series (which carry
+/// `overrun_path`, `module::function`): `metric{…}` or a union of two.
+fn matching(metric: &str, extra: &str, glob: &str) -> String {
+    let re = quoted(&glob_regex(glob));
+    format!("({metric}{{{extra}overrun_path=~\"{re}\"}} or {metric}{{{extra}function=~\"{re}\"}})")
+}
+
+/// The content of a YAML double-quoted string: `\\`, `"` and control
+/// characters escaped.
+fn yaml_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
-            Selector::Pattern { function, module } => {
-                let mut m = format!("function=~\"{}\"", quoted(&glob_regex(function)));
-                if let Some(module) = module {
-                    let _ = write!(m, ",module=~\"{}\"", quoted(&glob_regex(module)));
-                }
-                m
-            }
+            c => out.push(c),
         }
     }
+    out
+}
+
+/// A rule's text for a comment line (no line breaks).
+fn comment(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A number for PromQL: at most 9 decimals, no trailing zeros.
+fn number(v: f64) -> String {
+    let text = format!("{v:.9}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 impl Target {
+    /// What the rules of this objective select, as their `overrun_match`
+    /// label: the site's `module::function`, or the policy rule's pattern
+    /// (two objectives' alerts never share their name and labels).
+    fn matched(&self) -> String {
+        match &self.selector {
+            Selector::Site { function, module } => format!("{module}::{function}"),
+            Selector::Pattern { glob, .. } => glob.clone(),
+        }
+    }
+
     /// The share of calls allowed to be bad.
     fn budget(&self) -> f64 {
         match self.objective {
@@ -199,33 +219,81 @@ impl Target {
         }
     }
 
-    /// The share of bad calls over `window`.
-    fn bad_ratio(&self, window: &str) -> String {
-        let m = self.selector.matchers();
+    /// The recorded ratio of bad calls, and the label that tells this
+    /// objective's apart (a latency threshold).
+    fn recorded(&self, window: &str) -> (String, String) {
         match self.objective {
-            Objective::Quantile(_) => {
-                let le = overrun::export::threshold_seconds(self.limit);
-                format!(
-                    "1 - (sum by ({BY}) (rate(overrun_duration_seconds_bucket{{{m},le=\"{le}\"}}[{window}])) / sum by ({BY}) (rate(overrun_duration_seconds_count{{{m}}}[{window}])))"
-                )
-            }
-            Objective::ErrorRate => format!(
-                "sum by ({BY}) (rate(overrun_errors_total{{{m}}}[{window}])) / sum by ({BY}) (rate(overrun_calls_total{{{m}}}[{window}]))"
+            Objective::Quantile(_) => (
+                format!("overrun:objective_slow_ratio:rate{window}"),
+                format!("threshold=\"{}\",", le(self.limit)),
+            ),
+            Objective::ErrorRate => (
+                format!("overrun:objective_error_ratio:rate{window}"),
+                String::new(),
             ),
         }
     }
 
-    /// The selector of this objective's recorded ratios.
-    fn recorded(&self) -> String {
-        format!(
-            "{},objective=\"{}\"",
-            self.selector.matchers(),
-            self.objective.key()
-        )
+    /// This objective's series of the recorded ratio over `window`.
+    fn series(&self, window: &str) -> String {
+        let (metric, extra) = self.recorded(window);
+        match &self.selector {
+            Selector::Site { function, module } => format!(
+                "{metric}{{{extra}function=\"{}\",module=\"{}\"}}",
+                quoted(function),
+                quoted(module)
+            ),
+            Selector::Pattern { glob, unless } => {
+                let mut s = matching(&metric, &extra, glob);
+                for other in unless {
+                    let _ = write!(s, " unless on ({BY}) {}", matching(&metric, &extra, other));
+                }
+                format!("({s})")
+            }
+        }
     }
 }
 
-/// The rules file: one group, recorded ratios then alerts.
+/// The `le` of a threshold, as the exporters write the bucket bound.
+fn le(ns: u64) -> String {
+    overrun::export::threshold_seconds(ns).to_string()
+}
+
+/// What a recorded ratio is: slow calls over a threshold, or errors.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Ratio {
+    Slow(u64),
+    Errors,
+}
+
+/// The recording rule of one ratio over one window, for every site (each
+/// series keeps `module` and `function`, and gains `overrun_path`,
+/// `module::function`, that policy patterns match).
+fn record(out: &mut String, ratio: &Ratio, window: &str) {
+    let (name, expr, labels) = match ratio {
+        Ratio::Slow(ns) => (
+            format!("overrun:objective_slow_ratio:rate{window}"),
+            format!(
+                "1 - (\n              sum by ({BY}) (rate(overrun_duration_seconds_bucket{{le=\"{le}\"}}[{window}]))\n              /\n              sum by ({BY}) (rate(overrun_duration_seconds_count[{window}]))\n            )",
+                le = le(*ns)
+            ),
+            format!("\n        labels:\n          threshold: \"{}\"", le(*ns)),
+        ),
+        Ratio::Errors => (
+            format!("overrun:objective_error_ratio:rate{window}"),
+            format!(
+                "sum by ({BY}) (rate(overrun_errors_total[{window}]))\n            /\n            sum by ({BY}) (rate(overrun_calls_total[{window}]))"
+            ),
+            String::new(),
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "      - record: {name}\n        expr: |\n          label_join(\n            {expr},\n            \"overrun_path\", \"::\", \"module\", \"function\"\n          ){labels}"
+    );
+}
+
+/// The rules file: one group, the recorded ratios then the alerts.
 fn render(targets: &[Target]) -> String {
     let mut out = String::from(
         "# Prometheus rules for overrun objectives, written by `overrun rules`:\n\
@@ -238,41 +306,69 @@ fn render(targets: &[Target]) -> String {
         return out;
     }
     out.push_str("    rules:\n");
-    for t in targets {
-        let _ = writeln!(
-            out,
-            "      # {} {} {} ({})",
-            t.from,
-            t.objective.key(),
-            overrun::units::fmt_objective(t.objective, t.limit),
-            match t.objective {
-                Objective::Quantile(_) => "a call over it is bad".to_owned(),
-                Objective::ErrorRate => "a failed call is bad".to_owned(),
-            }
-        );
+    // Each ratio once, whatever the number of objectives over it; the
+    // error ratio always (it tells a site with calls but no bucket at its
+    // threshold).
+    let mut ratios: Vec<Ratio> = targets
+        .iter()
+        .filter_map(|t| match t.objective {
+            Objective::Quantile(_) => Some(Ratio::Slow(t.limit)),
+            Objective::ErrorRate => None,
+        })
+        .chain([Ratio::Errors])
+        .collect();
+    ratios.sort();
+    ratios.dedup();
+    for ratio in &ratios {
         for window in WINDOWS {
-            let _ = writeln!(
-                out,
-                "      - record: overrun:objective_bad_ratio:rate{window}\n        expr: {}\n        labels:\n          objective: {}",
-                t.bad_ratio(window),
-                t.objective.key()
-            );
+            record(&mut out, ratio, window);
         }
     }
     for t in targets {
+        let _ = writeln!(
+            out,
+            "      # {}: {} {} ({})",
+            comment(&t.from),
+            t.objective.key(),
+            overrun::units::fmt_objective(t.objective, t.limit),
+            match t.objective {
+                Objective::Quantile(_) => "a call over it is bad",
+                Objective::ErrorRate => "a failed call is bad",
+            }
+        );
+        let budget = t.budget();
         for severity in ["page", "ticket"] {
-            let budget = t.budget();
+            let mut unreachable = Vec::new();
             let conditions: Vec<String> = PAIRS
                 .iter()
                 .filter(|p| p.3 == severity)
-                .map(|&(short, long, factor, _)| {
+                .filter_map(|&(short, long, factor, _)| {
                     let over = factor * budget;
-                    format!(
-                        "(\n            overrun:objective_bad_ratio:rate{short}{{{sel}}} > {over}\n            and\n            overrun:objective_bad_ratio:rate{long}{{{sel}}} > {over}\n          )",
-                        sel = t.recorded()
-                    )
+                    if over >= 1.0 {
+                        // More bad calls than calls: this pair can never
+                        // fire (a p50's budget is half the calls).
+                        unreachable.push(format!("{short}/{long} at {factor}x"));
+                        return None;
+                    }
+                    Some(format!(
+                        "(\n            {} > {o}\n            and\n            {} > {o}\n          )",
+                        t.series(short),
+                        t.series(long),
+                        o = number(over),
+                    ))
                 })
                 .collect();
+            if !unreachable.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      # No {severity} on {}: that many times a budget of {} is more than every call.",
+                    unreachable.join(", "),
+                    fmt_share(budget),
+                );
+            }
+            if conditions.is_empty() {
+                continue;
+            }
             let name = if severity == "page" {
                 "OverrunObjectiveBurnRatePage"
             } else {
@@ -285,13 +381,45 @@ fn render(targets: &[Target]) -> String {
             };
             let _ = writeln!(
                 out,
-                "      - alert: {name}\n        expr: |\n          {}\n        labels:\n          severity: {severity}\n          objective: {}\n        annotations:\n          summary: \"{{{{ $labels.function }}}} burns the budget of its {} objective {speed} on {{{{ $labels.job }}}}\"\n          description: \"{{{{ $labels.module }}}}::{{{{ $labels.function }}}}: {{{{ $value | humanizePercentage }}}} of calls bad against {} allowed (objective {} {}).\"",
+                "      - alert: {name}\n        expr: |\n          {}\n        labels:\n          severity: {severity}\n          objective: {}\n          overrun_match: \"{}\"\n        annotations:\n          summary: \"{{{{ $labels.function }}}} burns the budget of its {} objective {speed} on {{{{ $labels.job }}}}\"\n          description: \"{{{{ $labels.module }}}}::{{{{ $labels.function }}}}: {{{{ $value | humanizePercentage }}}} of calls bad against {} allowed (objective {} {}).\"",
                 conditions.join("\n          or\n          "),
                 t.objective.key(),
+                yaml_quoted(&t.matched()),
                 t.objective.key(),
                 fmt_share(budget),
                 t.objective.key(),
                 overrun::units::fmt_objective(t.objective, t.limit),
+            );
+        }
+        if let Objective::Quantile(_) = t.objective {
+            // Without a bucket at the threshold (the exporter of an older
+            // overrun, or a pipeline that re-buckets), the slow ratio does
+            // not exist and the alerts above stay silent: say so.
+            let errors = Target {
+                selector: match &t.selector {
+                    Selector::Site { function, module } => Selector::Site {
+                        function: function.clone(),
+                        module: module.clone(),
+                    },
+                    Selector::Pattern { glob, unless } => Selector::Pattern {
+                        glob: glob.clone(),
+                        unless: unless.clone(),
+                    },
+                },
+                from: String::new(),
+                objective: Objective::ErrorRate,
+                limit: 0,
+            };
+            let _ = writeln!(
+                out,
+                "      - alert: OverrunObjectiveBucketMissing\n        expr: |\n          {} unless on ({BY}) {}\n        for: 1h\n        labels:\n          severity: ticket\n          objective: {}\n          overrun_match: \"{}\"\n        annotations:\n          summary: \"{{{{ $labels.function }}}} on {{{{ $labels.job }}}} has no duration bucket at {}: its {} objective cannot alert\"\n          description: \"overrun_duration_seconds_bucket{{le=\\\"{}\\\"}} is missing for {{{{ $labels.module }}}}::{{{{ $labels.function }}}}: the exporter adds it for every objective; another exporter or a pipeline that re-buckets drops it.\"",
+                errors.series("1h"),
+                t.series("1h"),
+                t.objective.key(),
+                yaml_quoted(&t.matched()),
+                le(t.limit),
+                t.objective.key(),
+                le(t.limit),
             );
         }
     }

@@ -149,8 +149,9 @@ impl Histogram {
 
     /// The values recorded after `earlier`, a histogram of the same
     /// values taken before (bucket by bucket, `self - earlier`). The
-    /// largest is estimated by the top non-empty bucket's upper edge
-    /// (at most the largest of all).
+    /// largest is estimated by the top non-empty bucket's midpoint, as
+    /// [`Histogram::quantile`] reports every other bucket (at most the
+    /// largest of all).
     pub(crate) fn since(&self, earlier: &Histogram) -> Histogram {
         if earlier.count == 0 {
             return self.clone();
@@ -165,7 +166,7 @@ impl Histogram {
         }
         let max = dense.iter().rposition(|&c| c != 0).map_or(0, |top| {
             let (low, width) = bounds(top);
-            (low + width - 1).min(self.max)
+            (low + (width - 1) / 2).min(self.max)
         });
         Self::from_dense(&dense, max, self.ns_per_tick)
     }
