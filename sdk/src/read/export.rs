@@ -274,15 +274,7 @@ pub fn bounds_with(bounds: &[f64], thresholds_ns: &[u64]) -> Vec<f64> {
     all
 }
 
-/// A threshold in nanoseconds as the bucket bound (seconds) the exporters
-/// add: `overrun rules` writes `le` from the same conversion.
-///
-/// ```
-/// assert_eq!(overrun::export::threshold_seconds(50_000_000).to_string(), "0.05");
-/// ```
-pub fn threshold_seconds(ns: u64) -> f64 {
-    ns as f64 / 1e9
-}
+pub use crate::record::stats::histogram::bound_seconds as threshold_seconds;
 
 /// A point's value.
 #[derive(Debug, Clone, Copy)]

@@ -97,29 +97,10 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
                 .registered_index()
                 .map_or(0, crate::record::objective::violations),
         },
-        thresholds_ns: thresholds(&budget),
+        thresholds_ns: budget.thresholds_ns(),
         objectives,
         histogram: t.histogram,
     }
-}
-
-/// The time budget and the latency objectives' limits of `budget`, ns,
-/// ascending, each once.
-fn thresholds(budget: &Budget) -> Vec<u64> {
-    let mut all: Vec<u64> = limit(budget.time_ns)
-        .into_iter()
-        .chain(
-            budget
-                .objectives
-                .targets()
-                .filter(|(o, _)| matches!(o, crate::vocab::budget::Objective::Quantile(_)))
-                .map(|(_, ns)| ns),
-        )
-        .filter(|&ns| ns > 0)
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    all
 }
 
 /// The objectives of `budget` (the budget in force), each with what the
@@ -305,8 +286,8 @@ pub struct SiteSnapshot {
     pub histogram: Histogram,
     /// The site's time budget and its latency objectives' thresholds, ns,
     /// ascending, each once: the exporters add them to this site's bucket
-    /// bounds, so a backend counts calls at or under each (not in the
-    /// JSON).
+    /// bounds, where the histogram counts exactly the calls at or under
+    /// each (not in the JSON).
     #[serde(skip)]
     pub thresholds_ns: Vec<u64>,
 }

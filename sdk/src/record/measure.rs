@@ -91,14 +91,19 @@ fn record(site: &'static Site, index: usize, call: Call) {
     let Some(cell) = LOCAL.with(|l| l.shard()).map(|s| s.cell(index)) else {
         return;
     };
-    count_one(cell, call.elapsed);
+    let over = over_limits(site, call.elapsed, call.allocs, call.bytes);
+    count_one_as(
+        cell,
+        call.elapsed,
+        histogram_value(site, call.elapsed, over),
+    );
     if call.error {
         bump(&cell.rare().errors, 1);
     }
     bump(&cell.self_time, call.self_time);
     bump(&cell.allocs, call.allocs);
     bump(&cell.bytes, call.bytes);
-    if over_limits(site, call.elapsed, call.allocs, call.bytes) {
+    if over {
         // The figures by value, in registers: a struct passed by reference
         // would take room in the measured function's frame.
         over_budget(site, cell, call.elapsed, call.allocs, call.bytes);
@@ -109,10 +114,63 @@ fn record(site: &'static Site, index: usize, call: Call) {
 /// poll, a lock's hold: the count, the time, the maximum and the histogram.
 #[inline(always)]
 pub(crate) fn count_one(cell: &SiteCell, elapsed: u64) {
+    count_one_as(cell, elapsed, elapsed);
+}
+
+/// As [`count_one`], with `in_histogram` as the value the histogram counts
+/// (the duration itself, or a neighbour bucket's: see [`near_threshold`]).
+#[inline(always)]
+fn count_one_as(cell: &SiteCell, elapsed: u64, in_histogram: u64) {
     bump(&cell.calls, 1);
     bump(&cell.total, elapsed);
     raise(&cell.max, elapsed);
-    cell.record_value(elapsed);
+    cell.record_value(in_histogram);
+}
+
+/// The value a call's histogram counts: its duration, unless it left the
+/// fast path (`over`), where it may sit in the bucket that straddles a
+/// threshold.
+#[inline(always)]
+fn histogram_value(site: &Site, elapsed: u64, over: bool) -> u64 {
+    if over {
+        near_threshold(site, elapsed)
+    } else {
+        elapsed
+    }
+}
+
+/// A call of `elapsed` ticks in the histogram bucket that straddles one of
+/// the site's thresholds (its time budget, a latency objective) is counted
+/// on its true side of it: in the bucket below when it is at or under the
+/// threshold but the exporters count its bucket over it (by its midpoint),
+/// in the bucket above in the opposite case. So a backend's bucket at the
+/// threshold (`le="0.05"`) holds exactly the calls at or under it, to a
+/// tick. Its time, maximum and every other figure are its own.
+#[cold]
+#[inline(never)]
+fn near_threshold(site: &Site, elapsed: u64) -> u64 {
+    use crate::record::clock::ticks_to_ns;
+    use crate::record::stats::histogram::{at_or_below, bound_seconds, bounds, index};
+    let (low, width) = bounds(index(elapsed));
+    let (low_ns, high_ns) = (ticks_to_ns(low), ticks_to_ns(low + width));
+    for slot in &site.thresholds_ns {
+        let ns = slot.load(Ordering::Relaxed);
+        if ns == crate::vocab::budget::NONE {
+            break;
+        }
+        if !(low_ns <= ns && ns < high_ns) {
+            continue;
+        }
+        let counted_under = at_or_below(low_ns, high_ns, bound_seconds(ns));
+        let under = ticks_to_ns(elapsed) <= ns;
+        if under && !counted_under && low > 0 {
+            return low - 1;
+        }
+        if !under && counted_under {
+            return low + width;
+        }
+    }
+    elapsed
 }
 
 /// Whether a call is over any of its site's per-call limits, in one branch
@@ -148,7 +206,9 @@ pub(crate) fn record_sample(site: &'static Site, ticks: u64) -> Option<&'static 
 #[cold]
 #[inline(never)]
 fn over_budget(site: &'static Site, cell: &SiteCell, elapsed: u64, allocs: u64, bytes: u64) {
-    let time_limit = site.time_ticks.load(Ordering::Relaxed);
+    // Past the fast path's gate, which may be under the time budget (a
+    // threshold's bucket): the budget itself decides.
+    let time_limit = site.budget_ticks.load(Ordering::Relaxed);
     let alloc_limit = site.allocs.load(Ordering::Relaxed);
     let byte_limit = site.bytes.load(Ordering::Relaxed);
     if elapsed > time_limit {
@@ -157,7 +217,7 @@ fn over_budget(site: &'static Site, cell: &SiteCell, elapsed: u64, allocs: u64, 
             cell,
             ViolationKind::Time,
             crate::record::clock::ticks_to_ns(elapsed),
-            site.budget().time_ns,
+            site.budget_ns.load(Ordering::Relaxed),
         );
     }
     if allocs > alloc_limit {
@@ -664,11 +724,12 @@ mod span {
         let elapsed = crate::record::clock::now().saturating_sub(start);
         let index = site.index()?;
         let cell = LOCAL.with(|l| l.shard()).map(|s| s.cell(index))?;
-        count_one(cell, elapsed);
+        let over = over_limits(site, elapsed, allocs, bytes);
+        count_one_as(cell, elapsed, histogram_value(site, elapsed, over));
         if error {
             bump(&cell.rare().errors, 1);
         }
-        over_limits(site, elapsed, allocs, bytes).then_some(CloseOver {
+        over.then_some(CloseOver {
             site,
             index,
             elapsed,
@@ -771,4 +832,67 @@ pub(crate) mod is_err {
         }
     }
     impl<T: ?Sized> NotResult for &T {}
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::*;
+    use crate::record::clock::{ns_to_ticks, ticks_to_ns};
+    use crate::record::stats::histogram::{at_or_below, bound_seconds, bounds, index};
+    use crate::vocab::budget::{Budget, Quantile};
+
+    /// Every tick value around each threshold lands, in the histogram, in
+    /// a bucket that the exporters' bound at the threshold counts on the
+    /// call's true side; and only calls from the bucket below the
+    /// threshold's leave the fast path.
+    #[test]
+    #[cfg_attr(miri, ignore)] // a few thousand values per threshold
+    fn calls_at_a_threshold_are_counted_on_their_side_of_it() {
+        for (budget_ns, p99_ns) in [
+            (50_000_000, 20_000_000),
+            (1_500_000, 123_457),
+            (777, 50_000_000_000),
+        ] {
+            let site: &'static Site = Box::leak(Box::new(Site::new(
+                "threshold_site",
+                "tests",
+                file!(),
+                line!(),
+                crate::record::site::SiteKind::Sync,
+                Budget::none()
+                    .with_time_ns(budget_ns)
+                    .with_quantile_ns(Quantile::P99, p99_ns),
+            )));
+            site.apply_budget(&site.budget());
+            let gate = site.time_ticks.load(Ordering::Relaxed);
+            assert!(gate <= site.budget_ticks.load(Ordering::Relaxed));
+            for t in [budget_ns, p99_ns] {
+                let b = index(ns_to_ticks(t));
+                let from = bounds(b.saturating_sub(2)).0;
+                let to = {
+                    let (low, width) = bounds(b + 2);
+                    low + width
+                };
+                let step = ((to - from) / 4_000).max(1);
+                let mut v = from;
+                while v < to {
+                    let over = over_limits(site, v, 0, 0);
+                    let counted = histogram_value(site, v, over);
+                    let (low, width) = bounds(index(counted));
+                    let side =
+                        at_or_below(ticks_to_ns(low), ticks_to_ns(low + width), bound_seconds(t));
+                    assert_eq!(
+                        side,
+                        ticks_to_ns(v) <= t,
+                        "{v} ticks ({} ns) against {t} ns: counted as {counted}",
+                        ticks_to_ns(v)
+                    );
+                    if v < bounds(b.saturating_sub(1)).0 {
+                        assert!(!over || v > gate, "below the gate's bucket: fast path");
+                    }
+                    v += step;
+                }
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::record::clock;
+use crate::record::stats::histogram;
 use crate::record::stats::shard::MAX_SITES;
 use crate::vocab::budget::{Budget, NONE};
 
@@ -71,12 +72,24 @@ pub struct Site {
     pub(crate) id: AtomicU32,
     /// The budget in clock ticks (time, poll) and counts (allocs, bytes): read
     /// with `Relaxed` on every call, written at registration before the id is
-    /// published with `Release`.
+    /// published with `Release`. `time_ticks` is where a call leaves the
+    /// fast path: the time budget, or lower, the start of the histogram
+    /// bucket next below a threshold's (see `thresholds_ns`).
     pub(crate) time_ticks: AtomicU64,
+    /// The time budget in force, ticks and ns (`NONE`: none).
+    pub(crate) budget_ticks: AtomicU64,
+    pub(crate) budget_ns: AtomicU64,
+    /// The time budget and the latency objectives' limits, ns, ascending
+    /// (`NONE` after the last): a call in the histogram bucket that
+    /// straddles one is counted on its true side of it.
+    pub(crate) thresholds_ns: [AtomicU64; THRESHOLDS],
     pub(crate) poll_ticks: AtomicU64,
     pub(crate) allocs: AtomicU64,
     pub(crate) bytes: AtomicU64,
 }
+
+/// The most thresholds a site has: its time budget and five quantiles.
+pub(crate) const THRESHOLDS: usize = 6;
 
 /// Id marking a site that could not be registered.
 pub(crate) const REJECTED: u32 = u32::MAX;
@@ -140,6 +153,9 @@ impl Site {
             budget,
             id: AtomicU32::new(0),
             time_ticks: AtomicU64::new(NONE),
+            budget_ticks: AtomicU64::new(NONE),
+            budget_ns: AtomicU64::new(NONE),
+            thresholds_ns: [const { AtomicU64::new(NONE) }; THRESHOLDS],
             poll_ticks: AtomicU64::new(NONE),
             allocs: AtomicU64::new(NONE),
             bytes: AtomicU64::new(NONE),
@@ -342,8 +358,28 @@ impl Site {
         if let Some(index) = self.registered_index() {
             crate::record::objective::set(self, index, budget.objectives);
         }
-        self.time_ticks
-            .store(clock::ns_to_ticks(budget.time_ns), Ordering::Relaxed);
+        let budget_ticks = clock::ns_to_ticks(budget.time_ns);
+        let thresholds = budget.thresholds_ns();
+        // A call whose duration may fall in the bucket that straddles a
+        // threshold, or the one below it (the tick ↔ ns rounding), leaves
+        // the fast path to be counted on its side of the threshold.
+        let gate = thresholds
+            .iter()
+            .map(|&ns| {
+                let bucket = histogram::index(clock::ns_to_ticks(ns));
+                histogram::bounds(bucket.saturating_sub(1)).0
+            })
+            .fold(budget_ticks, u64::min);
+        for (slot, ns) in self
+            .thresholds_ns
+            .iter()
+            .zip(thresholds.iter().copied().chain(std::iter::repeat(NONE)))
+        {
+            slot.store(ns, Ordering::Relaxed);
+        }
+        self.budget_ns.store(budget.time_ns, Ordering::Relaxed);
+        self.budget_ticks.store(budget_ticks, Ordering::Relaxed);
+        self.time_ticks.store(gate, Ordering::Relaxed);
         self.poll_ticks
             .store(clock::ns_to_ticks(budget.poll_ns), Ordering::Relaxed);
         self.allocs.store(budget.allocs, Ordering::Relaxed);

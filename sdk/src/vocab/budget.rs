@@ -309,6 +309,24 @@ impl Budget {
         }
     }
 
+    /// The time budget and the latency objectives' limits, ns, ascending,
+    /// each once: the bounds each site's duration histogram is exact at
+    /// (the exporters add them to its bucket bounds).
+    pub(crate) fn thresholds_ns(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = std::iter::once(self.time_ns)
+            .chain(
+                self.objectives
+                    .targets()
+                    .filter(|(o, _)| matches!(o, Objective::Quantile(_)))
+                    .map(|(_, ns)| ns),
+            )
+            .filter(|&ns| ns != NONE && ns > 0)
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// Whether any limit or objective is set.
     pub const fn is_set(&self) -> bool {
         self.time_ns != NONE

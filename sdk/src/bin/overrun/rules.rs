@@ -9,9 +9,8 @@
 //! open a ticket when it burns slowly (over 3× on 2 hours and a day, or
 //! over 1× on 6 hours and 3 days). A call over 50 ms is counted from the
 //! `le="0.05"` bucket, which the exporters add to every site with that
-//! threshold, so no rule interpolates between bounds (a call within the
-//! histogram's resolution of the threshold, 1.6%, may count on either
-//! side). Ratios are recorded once per threshold for every site, with an
+//! threshold and counts exactly (no rule interpolates between bounds).
+//! Ratios are recorded once per threshold for every site, with an
 //! `overrun_path` label (`module::function`) that a policy file's patterns
 //! match; the alerts select their sites.
 

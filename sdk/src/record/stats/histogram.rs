@@ -45,6 +45,26 @@ pub(crate) fn bounds(index: usize) -> (u64, u64) {
     ((BLOCK as u64 + sub) << shift, 1 << shift)
 }
 
+/// A threshold in nanoseconds as the bucket bound (seconds) the exporters
+/// add to a site's histogram; `overrun rules` writes `le` from it, and a
+/// measured call in the bucket that straddles it is counted on its true
+/// side of it ([`cumulative_counts`](Histogram::cumulative_counts) is
+/// exact there).
+///
+/// ```
+/// assert_eq!(overrun::export::threshold_seconds(50_000_000).to_string(), "0.05");
+/// ```
+pub fn bound_seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Whether [`Histogram::cumulative_counts`] counts the bucket
+/// `low_ns..high_ns` at or below bound `le` (seconds): by the bucket's
+/// midpoint.
+pub(crate) fn at_or_below(low_ns: u64, high_ns: u64, le: f64) -> bool {
+    ((low_ns + high_ns) / 2) as f64 <= le * 1e9
+}
+
 /// A merged, read-only histogram: the non-empty buckets of a site, in clock
 /// ticks, with the factor that turns ticks into nanoseconds.
 ///
@@ -236,6 +256,7 @@ impl Histogram {
     }
 
     /// How many values are at or below each bound (in seconds, ascending):
+    /// see [`bound_seconds`] for the bounds a site's thresholds become.
     /// the cumulative `le` counts of an exporter's explicit buckets. Each of
     /// overrun's buckets (≤1.6% wide) counts toward every bound at or above
     /// its midpoint. Cost: bounds + non-empty buckets.
@@ -245,15 +266,14 @@ impl Histogram {
     /// assert_eq!(h.cumulative_counts(&[0.000_001, 0.001, 1.0]), [1, 2, 3]);
     /// ```
     pub fn cumulative_counts(&self, bounds_seconds: &[f64]) -> Vec<u64> {
-        let mut ours = self.buckets().map(|(low, high, n)| ((low + high) / 2, n));
+        let mut ours = self.buckets();
         let mut next = ours.next();
         let mut cumulative = 0;
         bounds_seconds
             .iter()
             .map(|&le| {
-                let le_ns = le * 1e9;
-                while let Some((mid, n)) = next {
-                    if mid as f64 > le_ns {
+                while let Some((low, high, n)) = next {
+                    if !at_or_below(low, high, le) {
                         break;
                     }
                     cumulative += n;

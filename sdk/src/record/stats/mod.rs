@@ -33,7 +33,7 @@ pub const DEFAULT_BUCKETS: &[f64] = &[
     10.0,
 ];
 
-mod histogram;
+pub(crate) mod histogram;
 pub(crate) mod shard;
 
 use std::sync::atomic::Ordering;
