@@ -105,8 +105,9 @@ def parse(text):
     """The collector's detailed debug output as metric points and log records.
 
     Returns (points, logs): points are dicts with resource, metric, attrs and
-    value / count / sum / buckets; logs are dicts with resource, event, body,
-    attrs, trace_id, span_id.
+    value / count / sum / buckets (and exemplars: dicts with Trace ID, Span
+    ID, Timestamp, Value); logs are dicts with resource, event, body, attrs,
+    trace_id, span_id.
     """
     points, logs = [], []
     resource, metric, current, section = {}, None, None, None
@@ -130,6 +131,9 @@ def parse(text):
             section = None
         elif line in ("Data point attributes:", "Attributes:"):
             section = "attrs"
+        elif line.startswith("Exemplar #") and current is not None:
+            current.setdefault("exemplars", []).append({})
+            section = "exemplar"
         elif line.startswith("-> "):
             key, _, value = line[3:].partition(": ")
             m = re.fullmatch(r"(Str|Int|Double|Bool)\((.*)\)", value)
@@ -142,6 +146,8 @@ def parse(text):
                 metric[key] = value
             elif section == "attrs" and current is not None:
                 current["attrs"][key] = value
+            elif section == "exemplar" and current is not None:
+                current["exemplars"][-1][key] = value
         elif current is not None:
             key, _, value = line.partition(":")
             key, value = key.strip(), value.strip()
@@ -299,6 +305,16 @@ def check_run(points, logs, label, calls, slow, events=None, trace=None, traced=
     check(len(good) == len(logs) and logs,
           f"{label}: every record has event name and attributes "
           f"code.function.name, overrun.kind/observed/limit/unit, thread.name, code.*")
+    if trace and h:
+        # The slow calls made inside the span are exemplars of the duration
+        # point, with its trace and span id; those made outside none.
+        trace_id, span_id = trace
+        ex = h.get("exemplars", [])
+        check(len(ex) == min(traced, 4)
+              and all(e.get("Trace ID") == trace_id and e.get("Span ID") == span_id
+                      and float(e.get("Value", 0)) > 0.02 for e in ex),
+              f"{label}: the duration point carries the {traced} traced slow calls as "
+              f"exemplars, with the span's trace/span id (got {ex})")
     if trace:
         trace_id, span_id = trace
         with_trace = [lg for lg in logs if lg["trace_id"] == trace_id and lg["span_id"] == span_id]

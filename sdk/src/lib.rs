@@ -116,7 +116,7 @@ pub mod tracing;
 mod vocab;
 
 pub use read::{export, report};
-pub use record::{alloc, clock, objective, stats, violation};
+pub use record::{alloc, clock, exemplar, objective, stats, violation};
 pub use tools::{baseline, testing};
 pub use vocab::{budget, units};
 

@@ -80,6 +80,7 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
                 count,
                 sum_seconds,
                 thresholds_ns,
+                exemplars: _,
             } => {
                 let sep = if labels.is_empty() { "" } else { "," };
                 // The site's budget and objective thresholds are bounds too.

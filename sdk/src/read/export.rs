@@ -299,6 +299,10 @@ pub enum Value<'a> {
         /// `le` bucket sits at each of them ([`bounds_with`]). Empty for
         /// other histograms.
         thresholds_ns: &'a [u64],
+        /// Slow calls and the traces they ran in, oldest first: each on the
+        /// bucket of its duration ([`crate::exemplar`]). Empty for other
+        /// histograms.
+        exemplars: &'a [crate::record::exemplar::Exemplar],
     },
 }
 
@@ -442,6 +446,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     count: s.histogram.count(),
                     sum_seconds: seconds(s.total_ns),
                     thresholds_ns: &s.thresholds_ns,
+                    exemplars: &s.exemplars,
                 },
             })
             .collect(),
@@ -584,6 +589,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
             count: t.poll_histogram.count(),
             sum_seconds: seconds(t.busy_ns),
             thresholds_ns: &[],
+            exemplars: &[],
         }),
     );
     push!(
@@ -617,6 +623,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     count: histogram.count(),
                     sum_seconds: seconds(total_ns),
                     thresholds_ns: &[],
+                    exemplars: &[],
                 },
             });
         }
@@ -638,6 +645,7 @@ pub fn series_of(snap: &Snapshot, part: Part) -> Vec<Series<'_>> {
                     count: l.hold_histogram.count(),
                     sum_seconds: seconds(l.total_hold_ns),
                     thresholds_ns: &[],
+                    exemplars: &[],
                 },
             })
             .collect(),

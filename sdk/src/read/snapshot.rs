@@ -98,6 +98,10 @@ fn site_snapshot(site: &Site, t: Totals, allocs_available: bool) -> SiteSnapshot
                 .map_or(0, crate::record::objective::violations),
         },
         thresholds_ns: budget.thresholds_ns(),
+        exemplars: site
+            .registered_index()
+            .map(crate::record::exemplar::of)
+            .unwrap_or_default(),
         objectives,
         histogram: t.histogram,
     }
@@ -290,6 +294,10 @@ pub struct SiteSnapshot {
     /// each (not in the JSON).
     #[serde(skip)]
     pub thresholds_ns: Vec<u64>,
+    /// The newest calls over the time budget that ran in an OpenTelemetry
+    /// span, oldest first ([`crate::exemplar`]; not in the JSON).
+    #[serde(skip)]
+    pub exemplars: Vec<crate::record::exemplar::Exemplar>,
 }
 
 impl SiteSnapshot {

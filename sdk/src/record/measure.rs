@@ -212,11 +212,16 @@ fn over_budget(site: &'static Site, cell: &SiteCell, elapsed: u64, allocs: u64, 
     let alloc_limit = site.allocs.load(Ordering::Relaxed);
     let byte_limit = site.bytes.load(Ordering::Relaxed);
     if elapsed > time_limit {
+        let ns = crate::record::clock::ticks_to_ns(elapsed);
+        if let Some(index) = site.registered_index() {
+            // The trace it ran in, for the bucket of its duration.
+            crate::record::alloc::uncounted(|| crate::record::exemplar::capture(index, ns));
+        }
         violate(
             site,
             cell,
             ViolationKind::Time,
-            crate::record::clock::ticks_to_ns(elapsed),
+            ns,
             site.budget_ns.load(Ordering::Relaxed),
         );
     }

@@ -10,6 +10,7 @@
 
 pub mod alloc;
 pub mod clock;
+pub mod exemplar;
 pub(crate) mod hooks;
 pub(crate) mod measure;
 pub mod objective;

@@ -3,8 +3,9 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point::Value as Number,
+    AggregationTemporality, Exemplar, Gauge, Histogram, HistogramDataPoint, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, exemplar::Value as ExemplarValue,
+    metric::Data, number_data_point::Value as Number,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use overrun::Snapshot;
@@ -58,6 +59,7 @@ impl Encoder<'_> {
             count,
             sum_seconds,
             thresholds_ns,
+            exemplars,
         } = p.value
         else {
             return None;
@@ -81,6 +83,16 @@ impl Encoder<'_> {
             bucket_counts,
             explicit_bounds: bounds,
             max: (count > 0).then(|| histogram.max() as f64 / 1e9),
+            exemplars: exemplars
+                .iter()
+                .map(|e| Exemplar {
+                    time_unix_nano: e.unix_nanos,
+                    trace_id: e.trace_id.to_vec(),
+                    span_id: e.span_id.to_vec(),
+                    value: Some(ExemplarValue::AsDouble(e.value_ns as f64 / 1e9)),
+                    ..Exemplar::default()
+                })
+                .collect(),
             ..HistogramDataPoint::default()
         })
     }

@@ -215,6 +215,7 @@ fn histogram_buckets_add_up() {
             count: 4,
             sum_seconds: 1e-8,
             thresholds_ns: &[],
+            exemplars: &[],
         },
     );
     e.add(&export::DURATION, &[point]);
@@ -227,6 +228,9 @@ fn histogram_buckets_add_up() {
     assert_eq!(p.max, Some(20.0));
 
     // A site's budget and objective thresholds are bounds of its own point.
+    let slow = [overrun::exemplar::Exemplar::new(
+        2_000_000, [7; 16], [8; 8], 42,
+    )];
     let point = Point::new(
         Vec::new(),
         Value::Histogram {
@@ -234,6 +238,7 @@ fn histogram_buckets_add_up() {
             count: 4,
             sum_seconds: 1e-8,
             thresholds_ns: &[1_000_000, 5_000_000_000],
+            exemplars: &slow,
         },
     );
     let mut e = Encoder {
@@ -249,6 +254,18 @@ fn histogram_buckets_add_up() {
     let p = &hist.data_points[0];
     assert_eq!(p.explicit_bounds, [0.000_001, 0.001, 1.0, 5.0]);
     assert_eq!(p.bucket_counts, [1, 1, 1, 0, 1]);
+    // A slow call's trace, as an exemplar of the point.
+    assert_eq!(p.exemplars.len(), 1);
+    let e = &p.exemplars[0];
+    assert_eq!(
+        (e.trace_id.as_slice(), e.span_id.as_slice()),
+        (&[7; 16][..], &[8; 8][..])
+    );
+    assert_eq!(e.time_unix_nano, 42);
+    assert_eq!(
+        e.value,
+        Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(0.002))
+    );
 }
 
 #[test]

@@ -1,0 +1,205 @@
+//! Exemplars: the trace behind a slow call.
+//!
+//! A call that breaks its time budget leaves, besides its violation, an
+//! exemplar: its duration and the trace and span active on its thread —
+//! from the OpenTelemetry context, which the application sets when it uses
+//! the `opentelemetry` API, and which `tracing-opentelemetry` sets for the
+//! current `tracing` span. Each site keeps its last few; the exporters put
+//! each on the histogram bucket of its duration (OpenMetrics `# {…}` on
+//! the Prometheus endpoint, `Exemplar`s on OTLP histogram points). A call
+//! within its budget records nothing more than it does without exemplars.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use opentelemetry::trace::TraceContextExt as _;
+use parking_lot::Mutex;
+
+use crate::record::stats::shard::MAX_SITES;
+
+/// Exemplars kept per site: the newest.
+pub(crate) const KEPT: usize = 4;
+
+/// One slow call and the trace it ran in.
+///
+/// ```
+/// let e = overrun::exemplar::Exemplar::new(62_000_000, [0xab; 16], [0xcd; 8], 1);
+/// assert_eq!(e.trace_id_hex(), "abababababababababababababababab");
+/// assert_eq!(e.span_id_hex(), "cdcdcdcdcdcdcdcd");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Exemplar {
+    /// The call's duration, ns.
+    pub value_ns: u64,
+    /// The OpenTelemetry trace id it ran in.
+    pub trace_id: [u8; 16],
+    /// The span id it ran in.
+    pub span_id: [u8; 8],
+    /// When it ended, nanoseconds since the Unix epoch.
+    pub unix_nanos: u64,
+}
+
+impl Exemplar {
+    /// An exemplar (for exporters' tests; calls make their own).
+    pub fn new(value_ns: u64, trace_id: [u8; 16], span_id: [u8; 8], unix_nanos: u64) -> Self {
+        Self {
+            value_ns,
+            trace_id,
+            span_id,
+            unix_nanos,
+        }
+    }
+
+    /// The trace id in lowercase hex, as Prometheus' `trace_id` label.
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+
+    /// The span id in lowercase hex, as Prometheus' `span_id` label.
+    pub fn span_id_hex(&self) -> String {
+        hex(&self.span_id)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// One site's newest exemplars: a writer takes the next slot, and skips
+/// the exemplar if another writer holds that slot (exemplars are samples:
+/// a slow call never waits for one).
+struct Ring {
+    next: AtomicUsize,
+    slots: [Mutex<Option<Exemplar>>; KEPT],
+}
+
+/// Per site index, its ring, made at its first exemplar.
+static RINGS: OnceLock<Box<[AtomicPtr<Ring>]>> = OnceLock::new();
+
+fn rings() -> &'static [AtomicPtr<Ring>] {
+    RINGS.get_or_init(|| {
+        (0..MAX_SITES)
+            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+            .collect()
+    })
+}
+
+/// Keeps an exemplar of site `index` for a call of `value_ns` that broke
+/// its time budget, if an OpenTelemetry span is active on this thread.
+/// Cold path only.
+pub(crate) fn capture(index: usize, value_ns: u64) {
+    let Some((trace_id, span_id)) = opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid()
+            .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+    }) else {
+        return;
+    };
+    let unix_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let Some(slot) = rings().get(index) else {
+        return;
+    };
+    let mut ring = slot.load(Ordering::Acquire);
+    if ring.is_null() {
+        let fresh = Box::into_raw(Box::new(Ring {
+            next: AtomicUsize::new(0),
+            slots: [const { Mutex::new(None) }; KEPT],
+        }));
+        ring = match slot.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(theirs) => {
+                // SAFETY: `fresh` came from `Box::into_raw` above and was
+                // never shared: another thread's ring won the slot.
+                drop(unsafe { Box::from_raw(fresh) });
+                theirs
+            }
+        };
+    }
+    // SAFETY: a non-null ring came from `Box::into_raw` and is never freed
+    // (one per site, bounded by the code).
+    let ring = unsafe { &*ring };
+    let at = ring.next.fetch_add(1, Ordering::Relaxed) % KEPT;
+    if let Some(mut slot) = ring.slots[at].try_lock() {
+        *slot = Some(Exemplar {
+            value_ns,
+            trace_id,
+            span_id,
+            unix_nanos,
+        });
+    }
+}
+
+/// The exemplars site `index` keeps, oldest first.
+pub(crate) fn of(index: usize) -> Vec<Exemplar> {
+    let Some(ring) = RINGS.get().and_then(|r| r.get(index)) else {
+        return Vec::new();
+    };
+    let ring = ring.load(Ordering::Acquire);
+    if ring.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: as in `capture`.
+    let ring = unsafe { &*ring };
+    let mut all: Vec<Exemplar> = ring.slots.iter().filter_map(|s| *s.lock()).collect();
+    all.sort_by_key(|e| e.unix_nanos);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    fn within_span<R>(trace: u8, span: u8, f: impl FnOnce() -> R) -> R {
+        let sc = SpanContext::new(
+            TraceId::from_bytes([trace; 16]),
+            SpanId::from_bytes([span; 8]),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        let _current = opentelemetry::Context::new()
+            .with_remote_span_context(sc)
+            .attach();
+        f()
+    }
+
+    #[test]
+    fn a_site_keeps_its_newest_exemplars_from_the_active_span() {
+        // Site indexes of their own (no real site is this high).
+        let (a, b) = (MAX_SITES - 2, MAX_SITES - 1);
+        capture(a, 1);
+        assert!(of(a).is_empty(), "no active span: no exemplar");
+        for n in 0..6u8 {
+            within_span(n + 1, 0x10 + n, || capture(a, u64::from(n) * 1_000));
+        }
+        let kept = of(a);
+        assert_eq!(kept.len(), KEPT, "the newest {KEPT}");
+        let values: Vec<u64> = kept.iter().map(|e| e.value_ns).collect();
+        for v in [2_000, 3_000, 4_000, 5_000] {
+            assert!(values.contains(&v), "{values:?}");
+        }
+        let newest = kept.iter().find(|e| e.value_ns == 5_000).unwrap();
+        assert_eq!(newest.trace_id, [6; 16]);
+        assert_eq!(newest.span_id_hex(), "1515151515151515");
+        assert!(of(b).is_empty(), "another site's are its own");
+        // Out of range: nothing kept, no panic.
+        within_span(1, 1, || capture(MAX_SITES, 1));
+        assert!(of(MAX_SITES).is_empty());
+    }
+}
