@@ -93,7 +93,10 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$secured_port"]
 YML
+# Exemplar storage on: Prometheus then asks for OpenMetrics, and keeps the
+# exemplars the endpoint puts on histogram buckets.
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
+    --enable-feature=exemplar-storage \
     --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
 pids+=($!)
 wait_for_server "the Prometheus server" "http://127.0.0.1:$prom_port/-/ready" "$work/prometheus.log"
@@ -186,6 +189,40 @@ expect "its polls are in the poll histogram" \
 expect "the objective in force" 'overrun_objective_seconds{function="slow",quantile="0.99"}' "0.02"
 expect "the objective breached" 'overrun_objective_breached{function="slow",quantile="0.99"}' "1"
 expect "one objective violation" 'overrun_budget_violations_total{function="slow",kind="objective"}' "1"
+# Exemplars: three more slow requests, each scraped before the next (one
+# exemplar per bucket per scrape). Prometheus' exemplars of `slow` are
+# trace ids the service printed for its slow requests, those three among
+# them.
+exemplars_from="$(date +%s)"
+printed_before="$(grep -c '^slow request, trace ' "$work/service.log" || true)"
+for _ in 1 2 3; do
+    curl -sf -o /dev/null "http://127.0.0.1:$app_port/slow?ms=40"
+    sleep 1.5
+done
+grep '^slow request, trace ' "$work/service.log" | awk '{print $4}' | sort -u >"$work/printed.txt"
+grep '^slow request, trace ' "$work/service.log" | tail -n +"$((printed_before + 1))" | awk '{print $4}' | sort -u >"$work/spaced.txt"
+exemplars_ok=0
+for _ in $(seq 30); do
+    curl -sf "http://127.0.0.1:$prom_port/api/v1/query_exemplars" \
+        --data-urlencode 'query=overrun_duration_seconds_bucket{function="slow"}' \
+        --data-urlencode "start=$((exemplars_from - 120))" --data-urlencode "end=$(($(date +%s) + 5))" |
+        python3 -c 'import json, sys; d = json.load(sys.stdin)["data"]; print("\n".join(sorted({e["labels"]["trace_id"] for s in d for e in s["exemplars"]})))' \
+        >"$work/exemplars.txt" || true
+    if [ -s "$work/spaced.txt" ] && [ -z "$(comm -23 "$work/spaced.txt" "$work/exemplars.txt")" ]; then
+        exemplars_ok=1
+        break
+    fi
+    sleep 0.5
+done
+if [ "$exemplars_ok" = 1 ] && [ "$(wc -l <"$work/spaced.txt")" -eq 3 ] &&
+    [ -z "$(comm -13 "$work/printed.txt" "$work/exemplars.txt")" ]; then
+    echo "ok   exemplars: Prometheus has the 3 spaced slow requests' trace ids, and only trace ids the service printed ($(wc -l <"$work/exemplars.txt") in all)"
+    passed=$((passed + 1))
+else
+    echo "FAIL exemplars: printed $(tr '\n' ' ' <"$work/printed.txt"); spaced $(tr '\n' ' ' <"$work/spaced.txt"); Prometheus has $(tr '\n' ' ' <"$work/exemplars.txt")"
+    failed=$((failed + 1))
+fi
+
 end=$((SECONDS + 8))
 while [ "$SECONDS" -lt "$end" ]; do
     curl -sf -o /dev/null "http://127.0.0.1:$app_port/slow?ms=1"

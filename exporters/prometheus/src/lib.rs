@@ -312,6 +312,12 @@ impl Builder {
     }
 }
 
+/// The `Content-Type` of the classic text exposition format.
+pub(crate) const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of OpenMetrics 1.0.
+pub(crate) const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 struct RendererInner {
     buckets: Vec<f64>,
     extra: Vec<Extra>,
@@ -347,21 +353,74 @@ impl Renderer {
     /// assert!(text.contains(r#"overrun_budget_seconds{function="handler""#));
     /// ```
     pub fn render(&self) -> String {
+        self.render_as(render::Format::Classic)
+    }
+
+    /// One scrape's body in OpenMetrics 1.0: the same series, counters as
+    /// families without `_total`, each histogram bucket with the newest
+    /// exemplar of its range (the trace of a call over its time budget:
+    /// `# {trace_id="…",span_id="…"} 0.062 1700000000.123`), appended text
+    /// in the classic format made OpenMetrics, and `# EOF`.
+    ///
+    /// ```
+    /// let text = overrun_prometheus::PrometheusExporter::builder()
+    ///     .build()
+    ///     .unwrap()
+    ///     .render_openmetrics();
+    /// assert!(text.contains("# TYPE overrun_exporter_scrapes counter\n"));
+    /// assert!(text.ends_with("# EOF\n"));
+    /// ```
+    pub fn render_openmetrics(&self) -> String {
+        self.render_as(render::Format::OpenMetrics)
+    }
+
+    /// One scrape's body in the format a request's `Accept` header asks
+    /// for, with its `Content-Type`: OpenMetrics (exemplars) when it
+    /// accepts `application/openmetrics-text` at least as much as
+    /// `text/plain` — as Prometheus does — else the classic text. For an
+    /// endpoint of your own.
+    ///
+    /// ```
+    /// let r = overrun_prometheus::PrometheusExporter::builder().build().unwrap();
+    /// let (content_type, body) = r.render_for(Some("application/openmetrics-text;version=1.0.0"));
+    /// assert!(content_type.starts_with("application/openmetrics-text"));
+    /// assert!(body.ends_with("# EOF\n"));
+    /// let (content_type, _) = r.render_for(None);
+    /// assert!(content_type.starts_with("text/plain"));
+    /// ```
+    pub fn render_for(&self, accept: Option<&str>) -> (&'static str, String) {
+        let format = render::negotiate(accept);
+        let content_type = match format {
+            render::Format::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            render::Format::Classic => CLASSIC_CONTENT_TYPE,
+        };
+        (content_type, self.render_as(format))
+    }
+
+    fn render_as(&self, format: render::Format) -> String {
         let inner = &self.inner;
         let scrapes = inner.scrapes.fetch_add(1, Ordering::Relaxed) + 1;
         let health = render::Health {
             scrapes,
             failures: inner.failures.load(Ordering::Relaxed),
         };
-        let mut text = render::render(&overrun::snapshot(), &inner.buckets, health);
+        let mut text = render::render(&overrun::snapshot(), &inner.buckets, health, format);
         for extra in &inner.extra {
             let more = extra();
             if !more.is_empty() {
-                text.push_str(&more);
-                if !more.ends_with('\n') {
+                match format {
+                    render::Format::Classic => text.push_str(&more),
+                    render::Format::OpenMetrics => {
+                        text.push_str(&render::classic_to_openmetrics(&more));
+                    }
+                }
+                if !text.ends_with('\n') {
                     text.push('\n');
                 }
             }
+        }
+        if format == render::Format::OpenMetrics {
+            text.push_str("# EOF\n");
         }
         text
     }

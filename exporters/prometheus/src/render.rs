@@ -30,13 +30,24 @@ fn escape(value: &str) -> String {
     out
 }
 
+/// The two text formats a scrape can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The classic text exposition format (`text/plain; version=0.0.4`).
+    Classic,
+    /// OpenMetrics 1.0 (`application/openmetrics-text`): counters as
+    /// families without `_total`, exemplars on histogram buckets, `# EOF`.
+    OpenMetrics,
+}
+
 /// Renders `snap` (and the exporter's own health) as Prometheus text: the
 /// sdk's schema ([`overrun::export`]) with Prometheus names, nothing more.
 /// Cost: sites × buckets + tasks; independent of the number of calls.
-pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String {
+/// OpenMetrics without its closing `# EOF` (the caller appends text first).
+pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health, format: Format) -> String {
     let mut out = String::with_capacity(256 + snap.sites.len() * (buckets.len() + 12) * 96);
     for s in export::series(snap) {
-        series(&mut out, s.metric, &s.points, buckets);
+        series(&mut out, s.metric, &s.points, buckets, format);
     }
     let own = |v: u64| vec![Point::new(vec![("exporter", "prometheus")], Value::Int(v))];
     series(
@@ -44,27 +55,36 @@ pub(crate) fn render(snap: &Snapshot, buckets: &[f64], health: Health) -> String
         &export::EXPORTER_SCRAPES,
         &own(health.scrapes),
         buckets,
+        format,
     );
     series(
         &mut out,
         &export::EXPORT_FAILURES,
         &own(health.failures),
         buckets,
+        format,
     );
     out
 }
 
 /// One metric: its `# HELP` and `# TYPE` lines and every point.
-fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64]) {
+fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64], format: Format) {
     let name = metric.prometheus_name();
     let kind = match metric.kind {
         MetricKind::Counter => "counter",
         MetricKind::Gauge => "gauge",
         MetricKind::Histogram => "histogram",
+        _ if format == Format::OpenMetrics => "unknown",
         _ => "untyped",
     };
-    let _ = writeln!(out, "# HELP {name} {}", metric.help);
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+    // OpenMetrics names a counter's family without `_total`; its samples
+    // keep it, so the series are the same in both formats.
+    let family = match (format, metric.kind) {
+        (Format::OpenMetrics, MetricKind::Counter) => name.strip_suffix("_total").unwrap_or(&name),
+        _ => &name,
+    };
+    let _ = writeln!(out, "# HELP {family} {}", metric.help);
+    let _ = writeln!(out, "# TYPE {family} {kind}");
     for p in points {
         let labels = p
             .labels
@@ -80,7 +100,7 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
                 count,
                 sum_seconds,
                 thresholds_ns,
-                exemplars: _,
+                exemplars,
             } => {
                 let sep = if labels.is_empty() { "" } else { "," };
                 // The site's budget and objective thresholds are bounds too.
@@ -91,19 +111,125 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
                     own = export::bounds_with(bounds, thresholds_ns);
                     &own[..]
                 };
+                let mut below = 0.0;
                 for (le, cumulative) in bounds.iter().zip(histogram.cumulative_counts(bounds)) {
-                    let _ = writeln!(
+                    let _ = write!(
                         out,
                         "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
                     );
+                    if format == Format::OpenMetrics {
+                        exemplar(out, exemplars, below, *le);
+                    }
+                    out.push('\n');
+                    below = *le;
                 }
-                let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+                let _ = write!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+                if format == Format::OpenMetrics {
+                    exemplar(out, exemplars, below, f64::INFINITY);
+                }
+                out.push('\n');
                 line(out, &format!("{name}_sum"), &labels, sum_seconds);
                 line(out, &format!("{name}_count"), &labels, count);
             }
             // A kind of value this exporter does not know yet: left out.
             _ => {}
         }
+    }
+}
+
+/// The newest exemplar whose value lies in the bucket `(above, le]`, as
+/// OpenMetrics writes it after the bucket's count:
+/// ` # {trace_id="…",span_id="…"} 0.062 1700000000.123`.
+fn exemplar(out: &mut String, exemplars: &[overrun::exemplar::Exemplar], above: f64, le: f64) {
+    let newest = exemplars
+        .iter()
+        .filter(|e| {
+            let v = e.value_ns as f64 / 1e9;
+            v > above && v <= le
+        })
+        .max_by_key(|e| e.unix_nanos);
+    if let Some(e) = newest {
+        let _ = write!(
+            out,
+            " # {{trace_id=\"{}\",span_id=\"{}\"}} {} {}.{:09}",
+            e.trace_id_hex(),
+            e.span_id_hex(),
+            e.value_ns as f64 / 1e9,
+            e.unix_nanos / 1_000_000_000,
+            e.unix_nanos % 1_000_000_000,
+        );
+    }
+}
+
+/// Text in the classic format (an `append`ed registry's) made OpenMetrics:
+/// a counter's family loses its `_total` (one without it becomes
+/// `unknown`, its name kept), `untyped` is `unknown`, blank lines go.
+/// Samples are unchanged: the same series in both formats.
+pub(crate) fn classic_to_openmetrics(text: &str) -> String {
+    // The counters' names, from their TYPE lines (a HELP line comes first).
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let (name, tail) = if counters.contains(name) {
+                    match name.strip_suffix("_total") {
+                        Some(family) => (family, tail),
+                        None if prefix == "# TYPE " => (name, "unknown"),
+                        None => (name, tail),
+                    }
+                } else if prefix == "# TYPE " && tail == "untyped" {
+                    (name, "unknown")
+                } else {
+                    (name, tail)
+                };
+                let _ = writeln!(out, "{prefix}{name} {tail}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The format a scrape's `Accept` header asks for: OpenMetrics when it
+/// accepts it (any version) at least as much as the classic text, as
+/// Prometheus does when it can store exemplars; else the classic text.
+pub(crate) fn negotiate(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::Classic;
+    };
+    let (mut open, mut classic) = (0.0f64, 0.0f64);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f64>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => open = open.max(q),
+            "text/plain" | "*/*" | "text/*" => classic = classic.max(q),
+            _ => {}
+        }
+    }
+    if open > 0.0 && open >= classic {
+        Format::OpenMetrics
+    } else {
+        Format::Classic
     }
 }
 
@@ -118,6 +244,100 @@ fn line(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Displa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negotiation_follows_the_accept_header() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(negotiate(None), Format::Classic);
+        assert_eq!(negotiate(Some("text/plain")), Format::Classic);
+        assert_eq!(negotiate(Some("*/*")), Format::Classic);
+        assert_eq!(
+            negotiate(Some("text/plain;q=1, application/openmetrics-text;q=0.5")),
+            Format::Classic
+        );
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text; q=0")),
+            Format::Classic
+        );
+    }
+
+    #[test]
+    fn classic_text_becomes_openmetrics() {
+        let classic = "# HELP lookups_total Lookups.\n# TYPE lookups_total counter\nlookups_total 3\n\n# TYPE odd counter\nodd 1\n# TYPE g gauge\ng{a=\"b\"} 2\n# TYPE u untyped\nu 1\n";
+        assert_eq!(
+            classic_to_openmetrics(classic),
+            "# HELP lookups Lookups.\n# TYPE lookups counter\nlookups_total 3\n# TYPE odd unknown\nodd 1\n# TYPE g gauge\ng{a=\"b\"} 2\n# TYPE u unknown\nu 1\n"
+        );
+    }
+
+    #[test]
+    fn an_exemplar_goes_on_the_bucket_of_its_value() {
+        let slow = overrun::exemplar::Exemplar::new(
+            40_000_000,
+            [0xab; 16],
+            [0xcd; 8],
+            1_700_000_000_123_000_000,
+        );
+        let older = overrun::exemplar::Exemplar::new(30_000_000, [1; 16], [2; 8], 1);
+        let both = [older, slow];
+        let h = overrun::stats::Histogram::from_values([1_000_000, 40_000_000]);
+        let point = Point::new(
+            vec![("function", "f")],
+            Value::Histogram {
+                histogram: &h,
+                count: 2,
+                sum_seconds: 0.041,
+                thresholds_ns: &[],
+                exemplars: &both,
+            },
+        );
+        let mut out = String::new();
+        series(
+            &mut out,
+            &export::DURATION,
+            std::slice::from_ref(&point),
+            &[0.01, 0.05],
+            Format::OpenMetrics,
+        );
+        assert!(out.contains(
+            "overrun_duration_seconds_bucket{function=\"f\",le=\"0.05\"} 2 # {trace_id=\"abababababababababababababababab\",span_id=\"cdcdcdcdcdcdcdcd\"} 0.04 1700000000.123000000\n"
+        ), "{out}");
+        assert!(
+            out.contains("le=\"0.01\"} 1\n"),
+            "no exemplar in a bucket without one: {out}"
+        );
+        let mut classic = String::new();
+        series(
+            &mut classic,
+            &export::DURATION,
+            &[point],
+            &[0.01, 0.05],
+            Format::Classic,
+        );
+        assert!(
+            !classic.contains('#') || !classic.contains("trace_id"),
+            "{classic}"
+        );
+        // Counters: the family without `_total`, the samples with it.
+        let mut counters = String::new();
+        let calls = Point::new(vec![("function", "f")], Value::Int(3));
+        series(
+            &mut counters,
+            &export::CALLS,
+            &[calls],
+            &[],
+            Format::OpenMetrics,
+        );
+        assert!(
+            counters.contains("# TYPE overrun_calls counter\n"),
+            "{counters}"
+        );
+        assert!(
+            counters.contains("overrun_calls_total{function=\"f\"} 3\n"),
+            "{counters}"
+        );
+    }
 
     #[test]
     fn escapes_label_values() {

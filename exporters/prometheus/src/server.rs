@@ -495,13 +495,18 @@ async fn respond(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full
         (&Method::GET | &Method::HEAD, "/metrics") => {
             // Off the async workers: an `append` closure may block.
             let renderer = shared.renderer.clone();
-            match tokio::task::spawn_blocking(move || renderer.render()).await {
-                Ok(text) => {
+            // OpenMetrics (with exemplars) when the scraper asks for it.
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match tokio::task::spawn_blocking(move || renderer.render_for(accept.as_deref())).await
+            {
+                Ok((content_type, text)) => {
                     let mut r = Response::new(Full::new(Bytes::from(text)));
-                    r.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                    );
+                    r.headers_mut()
+                        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                     r
                 }
                 // An `append` closure panicked: the scrape fails, the
