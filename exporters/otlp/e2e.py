@@ -161,6 +161,8 @@ def parse(text):
                 current["buckets"].append(int(line.rsplit(":", 1)[1]))
             elif key == "EventName":
                 current["event"] = value
+            elif key == "SeverityText":
+                current["severity"] = value
             elif key == "Body":
                 current["body"] = value
             elif key == "Trace ID":
@@ -356,6 +358,38 @@ def protocol_run(protocol, collector):
               and res.get("host.name"),
               f"{label}: {what} resource = builder + OTEL_RESOURCE_ATTRIBUTES + host ({res})")
     check(SECRET not in collector.text(), f"{label}: header value not in the collector's output")
+
+
+def objective_run(protocol, collector):
+    """A p99 objective crossed and met again: one violation record of kind
+    objective, then one recovery record (INFO, its own event name)."""
+    label = f"{protocol} objective"
+    d = Driver(protocol, collector)
+    d.send("objective", "objective breached")
+    d.expect("objective met")
+    d.send("export", "exported")
+    d.finish()
+    deadline = time.time() + 15
+    while True:
+        _, logs = parse(collector.text())
+        logs = [lg for lg in ours(logs, d.proc.pid)
+                if lg["attrs"].get("code.function.name") == "otlp_driver::served"]
+        if len(logs) >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    breach = [lg for lg in logs if lg.get("event") == "overrun.budget.violation"]
+    recovered = [lg for lg in logs if lg.get("event") == "overrun.objective.recovered"]
+    check(len(breach) == 1 and breach[0]["attrs"].get("overrun.kind") == "objective"
+          and breach[0]["attrs"].get("overrun.objective") == "p99"
+          and breach[0]["attrs"].get("overrun.unit") == "ns"
+          and breach[0]["attrs"].get("overrun.limit") == 20_000_000
+          and breach[0]["attrs"].get("overrun.observed", 0) > 20_000_000,
+          f"{label}: one violation record, kind objective, p99, observed over 20 ms ({breach})")
+    check(len(recovered) == 1 and recovered[0].get("severity") == "INFO"
+          and recovered[0]["attrs"].get("overrun.objective") == "p99"
+          and recovered[0]["attrs"].get("overrun.window_ns") == 1_000_000_000
+          and recovered[0]["attrs"].get("overrun.observed", 10**12) <= 20_000_000,
+          f"{label}: one recovery record, INFO, event overrun.objective.recovered ({recovered})")
 
 
 def trace_order_run(protocol, collector):
@@ -741,6 +775,7 @@ def main():
                       {"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})
         for protocol in ("grpc", "http/protobuf"):
             trace_order_run(protocol, collector)
+        objective_run("grpc", collector)
         environment_runs(collector)
         storm_run(collector)
         proxy = TlsProxy(collector)

@@ -448,3 +448,51 @@ fn spans_of_two_subscribers_with_the_same_ids_keep_their_own_figures() {
     assert!(global.total_ns >= 20_000_000, "{global:?}");
     assert!(scoped.total_ns < 20_000_000, "{scoped:?}");
 }
+
+/// A span's objective from its fields (`overrun.p99`, `overrun.window`):
+/// crossed, a WARN event of kind `objective`; met again, an INFO event
+/// (the recovery is no violation).
+#[test]
+fn a_span_objective_from_its_fields_warns_once_and_tells_its_recovery() {
+    setup();
+    let events = |message: &str| -> Vec<Seen> {
+        EVENTS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e.target == "overrun"
+                    && e.field("function") == Some("slo.span")
+                    && e.field("message") == Some(message)
+            })
+            .cloned()
+            .collect()
+    };
+    let span = |ms: u64| {
+        tracing::info_span!("slo.span", overrun.p99 = "10ms", overrun.window = "1s")
+            .in_scope(|| busy(Duration::from_millis(ms)));
+    };
+    let start = std::time::Instant::now();
+    while events("budget violation").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no breach");
+        span(15);
+    }
+    let s = site("slo.span");
+    assert_eq!(s.objectives.len(), 1, "{:?}", s.objectives);
+    assert_eq!(s.objectives[0].limit, 10_000_000);
+    assert_eq!(s.objectives[0].window_ns, 1_000_000_000);
+    while events("objective recovered").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no recovery");
+        span(0);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let warned = events("budget violation");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0].field("kind"), Some("objective"));
+    assert_eq!(warned[0].field("objective"), Some("p99"));
+    let recovered = events("objective recovered");
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].field("objective"), Some("p99"));
+    assert_eq!(recovered[0].field("limit"), Some("10000000"));
+    assert_eq!(site("slo.span").violations.objective, 1);
+}

@@ -21,6 +21,9 @@
 //! - `leak`: inside an OpenTelemetry span, tracks a task (`leaky`) that
 //!   never ends, with a 50 ms lifetime budget; prints `leak TRACE_ID
 //!   SPAN_ID` 300 ms later (the watchdog flags it meanwhile).
+//! - `objective`: calls `served` (a p99 objective of 20 ms over 1 s) 30 ms
+//!   at a time until its objective is breached, then 1 ms at a time until
+//!   it is met again; prints `objective breached`, then `objective met`.
 //! - `exit`: ends the process with `std::process::exit(0)` from a worker
 //!   thread, without shutting the exporter down: `#[overrun::main]` makes its
 //!   last export on the way out.
@@ -44,6 +47,20 @@ use tracing_subscriber::layer::SubscriberExt as _;
 fn stormy() -> u64 {
     std::thread::sleep(Duration::from_micros(1));
     std::hint::black_box(3)
+}
+
+/// A p99 objective over a short window: one violation when it is crossed,
+/// one recovery record when it is met again.
+#[overrun::measure(p99 = "20ms", window = "1s")]
+fn served(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Whether `served`'s objective is breached now.
+fn served_breached() -> bool {
+    overrun::snapshot()
+        .site("served")
+        .is_some_and(|s| s.objectives.iter().any(|o| o.breached))
 }
 
 #[overrun::measure(budget = "20ms")]
@@ -136,6 +153,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     run();
                 }
                 println!("called");
+            }
+            ["objective"] => {
+                while !served_breached() {
+                    served(30);
+                }
+                println!("objective breached");
+                while served_breached() {
+                    served(1);
+                }
+                println!("objective met");
             }
             ["export"] => {
                 let before = exporter.stats();
