@@ -3,7 +3,10 @@
 //! this thread, so each tick merges and differences real histograms), and
 //! the per-call cost of a function with an objective beside the same
 //! function without one and the floors, in the same run: an objective adds
-//! nothing to the call path, so the two must not differ.
+//! nothing to a call far from its threshold, so the two must not differ.
+//! A call near a threshold (in its histogram bucket or the one under it)
+//! leaves the fast path to be counted on its side of it: its cost is
+//! `overrun_measure_past_the_gate`, a site whose every call is past it.
 
 use std::sync::OnceLock;
 
@@ -18,6 +21,14 @@ fn without_objective(x: u64) -> u64 {
 
 #[overrun::measure(budget = "1s", p99 = "50ms", error_rate = "1%")]
 fn with_objective(x: u64) -> u64 {
+    work(x)
+}
+
+/// A median objective of 1 ns: every call is past the fast path's gate
+/// (the bucket under the threshold's), so each takes the slow path that
+/// counts a call near a threshold on its side of it.
+#[overrun::measure(p50 = "1ns")]
+fn past_the_gate(x: u64) -> u64 {
     work(x)
 }
 
@@ -83,9 +94,16 @@ fn overrun_measure_with_objective() -> u64 {
     batch(with_objective)
 }
 
+/// A call past the fast path's gate (near a threshold).
+#[divan::bench]
+fn overrun_measure_past_the_gate() -> u64 {
+    batch(past_the_gate)
+}
+
 fn main() {
     without_objective(1);
     with_objective(1);
+    past_the_gate(1);
     sites_with_objectives();
     let snap = overrun::snapshot();
     assert_eq!(snap.site("with_objective").unwrap().objectives.len(), 2);

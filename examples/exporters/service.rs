@@ -178,14 +178,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     metrics::describe_counter!("service_user_lookups_total", "User lookups served.");
-    let service_metrics = metrics.clone();
     let app = Arc::new(App {
         db: overrun::sync::Mutex::new("db", open_db()?)
             .wait_budget("5ms")
             .hold_budget("10ms"),
         // The service's own metrics on the same endpoint.
         overrun: overrun_prometheus::PrometheusExporter::builder()
-            .append(move || service_metrics.render())
+            .append(move || metrics.render())
             .build()?,
     });
     let otlp = match std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT") {

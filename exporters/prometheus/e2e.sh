@@ -93,8 +93,8 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$secured_port"]
 YML
-# Exemplar storage on: Prometheus then asks for OpenMetrics, and keeps the
-# exemplars the endpoint puts on histogram buckets.
+# Prometheus asks for OpenMetrics first (with or without exemplar storage);
+# with it on, it keeps the exemplars the endpoint puts on histogram buckets.
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/data" \
     --enable-feature=exemplar-storage \
     --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &

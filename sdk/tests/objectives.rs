@@ -38,12 +38,26 @@ fn seen(name: &str) -> Vec<(Objective, &'static str, u64, u64)> {
         .collect()
 }
 
-/// Calls `f` until `done` holds (checked between calls), at most `limit`.
-fn until(limit: Duration, mut f: impl FnMut(), done: impl Fn() -> bool) {
+/// One slow (40 ms, failing) or fast (1 ms, succeeding) call of each site.
+fn both(slow: bool) {
+    served(slow);
+    let _ = fallible(slow);
+}
+
+/// Calls [`both`] until `done` holds (checked between calls), at most 10 s.
+fn until(slow: bool, done: impl Fn() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < limit, "gave up after {limit:?}");
-        f();
+        assert!(start.elapsed() < Duration::from_secs(10), "gave up");
+        both(slow);
+    }
+}
+
+/// Calls [`both`] for longer than a window (1 s).
+fn for_a_window(slow: bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1_300) {
+        both(slow);
     }
 }
 
@@ -67,11 +81,7 @@ fn a_p99_and_an_error_rate_cross_their_objectives_and_come_back_once_each() {
     let p99 = Objective::Quantile(Quantile::P99);
 
     // Within the objective for over a window: nothing.
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(1_300) {
-        served(false);
-        let _ = fallible(false);
-    }
+    for_a_window(false);
     assert_eq!(seen("served"), []);
     assert_eq!(seen("fallible"), []);
     let s = site("served");
@@ -83,19 +93,10 @@ fn a_p99_and_an_error_rate_cross_their_objectives_and_come_back_once_each() {
 
     // Slow calls (and failures) until the evaluator sees the crossing; more
     // of them for another window: still one violation each.
-    until(
-        Duration::from_secs(10),
-        || {
-            served(true);
-            let _ = fallible(true);
-        },
-        || seen("served").len() == 1 && seen("fallible").len() == 1,
-    );
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(1_300) {
-        served(true);
-        let _ = fallible(true);
-    }
+    until(true, || {
+        seen("served").len() == 1 && seen("fallible").len() == 1
+    });
+    for_a_window(true);
     let breach = seen("served");
     assert_eq!(breach.len(), 1, "one violation per crossing: {breach:?}");
     assert_eq!((breach[0].0, breach[0].1), (p99, "breach"));
@@ -125,19 +126,10 @@ fn a_p99_and_an_error_rate_cross_their_objectives_and_come_back_once_each() {
     );
 
     // Back within: one recovery each, and no more events for a window.
-    until(
-        Duration::from_secs(10),
-        || {
-            served(false);
-            let _ = fallible(false);
-        },
-        || seen("served").len() == 2 && seen("fallible").len() == 2,
-    );
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_millis(1_300) {
-        served(false);
-        let _ = fallible(false);
-    }
+    until(false, || {
+        seen("served").len() == 2 && seen("fallible").len() == 2
+    });
+    for_a_window(false);
     let all = seen("served");
     assert_eq!(all.len(), 2, "{all:?}");
     assert_eq!((all[1].0, all[1].1), (p99, "recovery"));

@@ -83,7 +83,12 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
         (Format::OpenMetrics, MetricKind::Counter) => name.strip_suffix("_total").unwrap_or(&name),
         _ => &name,
     };
-    let _ = writeln!(out, "# HELP {family} {}", metric.help);
+    let help = match format {
+        // OpenMetrics escapes `"` in HELP text too.
+        Format::OpenMetrics => openmetrics_help(metric.help),
+        Format::Classic => metric.help.to_owned(),
+    };
+    let _ = writeln!(out, "# HELP {family} {help}");
     let _ = writeln!(out, "# TYPE {family} {kind}");
     for p in points {
         let labels = p
@@ -112,16 +117,20 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
                     &own[..]
                 };
                 let mut below = 0.0;
-                for (le, cumulative) in bounds.iter().zip(histogram.cumulative_counts(bounds)) {
+                for (&bound, cumulative) in bounds.iter().zip(histogram.cumulative_counts(bounds)) {
+                    let le = match format {
+                        Format::OpenMetrics => export::canonical_bound(bound),
+                        Format::Classic => bound.to_string(),
+                    };
                     let _ = write!(
                         out,
                         "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
                     );
                     if format == Format::OpenMetrics {
-                        exemplar(out, exemplars, below, *le);
+                        exemplar(out, exemplars, below, bound);
                     }
                     out.push('\n');
-                    below = *le;
+                    below = bound;
                 }
                 let _ = write!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
                 if format == Format::OpenMetrics {
@@ -161,10 +170,53 @@ fn exemplar(out: &mut String, exemplars: &[overrun::exemplar::Exemplar], above: 
     }
 }
 
+/// HELP text as OpenMetrics writes it: `\\`, `"` and line breaks escaped
+/// (the classic format leaves `"` as it is).
+fn openmetrics_help(help: &str) -> String {
+    let mut out = String::with_capacity(help.len());
+    let mut chars = help.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            // Already an escape of the classic format: kept.
+            '\\' if matches!(chars.peek(), Some('\\' | 'n')) => {
+                out.push(c);
+                out.push(chars.next().unwrap_or('\\'));
+            }
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Where a sample line's name and labels end (label values may hold
+/// spaces and braces, quoted).
+fn after_labels(line: &str) -> usize {
+    let Some(open) = line.find('{').filter(|&o| !line[..o].contains(' ')) else {
+        return line.find(' ').unwrap_or(line.len());
+    };
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in line[open..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '}' if !quoted => return open + i + 1,
+            _ => {}
+        }
+    }
+    line.len()
+}
+
 /// Text in the classic format (an `append`ed registry's) made OpenMetrics:
 /// a counter's family loses its `_total` (one without it becomes
-/// `unknown`, its name kept), `untyped` is `unknown`, blank lines go.
-/// Samples are unchanged: the same series in both formats.
+/// `unknown`, its name kept), `untyped` is `unknown`, HELP text is escaped
+/// as OpenMetrics asks, other comments and blank lines go, and a sample's
+/// timestamp turns from milliseconds to seconds. Samples keep their names
+/// and labels: the same series in both formats.
 pub(crate) fn classic_to_openmetrics(text: &str) -> String {
     // The counters' names, from their TYPE lines (a HELP line comes first).
     let counters: std::collections::HashSet<&str> = text
@@ -180,6 +232,10 @@ pub(crate) fn classic_to_openmetrics(text: &str) -> String {
         let meta = ["# HELP ", "# TYPE "]
             .into_iter()
             .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if meta.is_none() && line.starts_with('#') {
+            // A free comment: OpenMetrics has none.
+            continue;
+        }
         match meta {
             Some((prefix, rest)) => {
                 let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -194,11 +250,30 @@ pub(crate) fn classic_to_openmetrics(text: &str) -> String {
                 } else {
                     (name, tail)
                 };
+                let tail = if prefix == "# HELP " {
+                    openmetrics_help(tail)
+                } else {
+                    tail.to_owned()
+                };
                 let _ = writeln!(out, "{prefix}{name} {tail}");
             }
             None => {
-                out.push_str(line);
-                out.push('\n');
+                let (series, rest) = line.split_at(after_labels(line));
+                let mut fields = rest.split_whitespace();
+                let value = fields.next().unwrap_or("");
+                match fields.next().and_then(|ms| ms.parse::<i64>().ok()) {
+                    Some(ms) => {
+                        let _ = writeln!(
+                            out,
+                            "{series} {value} {}.{:03}",
+                            ms.div_euclid(1000),
+                            ms.rem_euclid(1000)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "{series} {value}");
+                    }
+                }
             }
         }
     }
@@ -216,10 +291,17 @@ pub(crate) fn negotiate(accept: Option<&str>) -> Format {
     for range in accept.split(',') {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        // A weight that is not a number from 0 to 1 makes the range
+        // unacceptable.
         let q = parts
-            .filter_map(|p| p.strip_prefix("q="))
-            .find_map(|q| q.parse::<f64>().ok())
-            .unwrap_or(1.0);
+            .find_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim().eq_ignore_ascii_case("q").then(|| value.trim())
+            })
+            .map_or(Some(1.0), |q| {
+                q.parse::<f64>().ok().filter(|q| (0.0..=1.0).contains(q))
+            })
+            .unwrap_or(0.0);
         match media.as_str() {
             "application/openmetrics-text" => open = open.max(q),
             "text/plain" | "*/*" | "text/*" => classic = classic.max(q),
@@ -260,14 +342,27 @@ mod tests {
             negotiate(Some("application/openmetrics-text; q=0")),
             Format::Classic
         );
+        assert_eq!(
+            negotiate(Some(
+                "application/openmetrics-text; Q=0.9, text/plain;q=0.5"
+            )),
+            Format::OpenMetrics
+        );
+        for bad in ["x", "2", "NaN", "inf"] {
+            assert_eq!(
+                negotiate(Some(&format!("application/openmetrics-text;q={bad}"))),
+                Format::Classic,
+                "q={bad}"
+            );
+        }
     }
 
     #[test]
     fn classic_text_becomes_openmetrics() {
-        let classic = "# HELP lookups_total Lookups.\n# TYPE lookups_total counter\nlookups_total 3\n\n# TYPE odd counter\nodd 1\n# TYPE g gauge\ng{a=\"b\"} 2\n# TYPE u untyped\nu 1\n";
+        let classic = "# HELP lookups_total Lookups, \"all\".\n# TYPE lookups_total counter\nlookups_total 3\n\n# a free comment\n# TYPE odd counter\nodd 1 1700000000123\n# TYPE g gauge\ng{a=\"b c}\"} 2\n# TYPE u untyped\nu 1\n";
         assert_eq!(
             classic_to_openmetrics(classic),
-            "# HELP lookups Lookups.\n# TYPE lookups counter\nlookups_total 3\n# TYPE odd unknown\nodd 1\n# TYPE g gauge\ng{a=\"b\"} 2\n# TYPE u unknown\nu 1\n"
+            "# HELP lookups Lookups, \\\"all\\\".\n# TYPE lookups counter\nlookups_total 3\n# TYPE odd unknown\nodd 1 1700000000.123\n# TYPE g gauge\ng{a=\"b c}\"} 2\n# TYPE u unknown\nu 1\n"
         );
     }
 
@@ -315,10 +410,8 @@ mod tests {
             &[0.01, 0.05],
             Format::Classic,
         );
-        assert!(
-            !classic.contains('#') || !classic.contains("trace_id"),
-            "{classic}"
-        );
+        assert!(!classic.contains("trace_id"), "{classic}");
+        assert!(classic.contains("le=\"0.05\"} 2\n"), "{classic}");
         // Counters: the family without `_total`, the samples with it.
         let mut counters = String::new();
         let calls = Point::new(vec![("function", "f")], Value::Int(3));

@@ -507,6 +507,9 @@ async fn respond(req: &Request<Incoming>, shared: &Arc<Shared>) -> Response<Full
                     let mut r = Response::new(Full::new(Bytes::from(text)));
                     r.headers_mut()
                         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                    // The body depends on the `Accept` header.
+                    r.headers_mut()
+                        .insert(header::VARY, HeaderValue::from_static("accept"));
                     r
                 }
                 // An `append` closure panicked: the scrape fails, the

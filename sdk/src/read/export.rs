@@ -276,6 +276,24 @@ pub fn bounds_with(bounds: &[f64], thresholds_ns: &[u64]) -> Vec<f64> {
 
 pub use crate::record::stats::histogram::bound_seconds as threshold_seconds;
 
+/// A bucket bound as OpenMetrics writes it, canonically: with a decimal
+/// point (`1.0`, not `1`), as Prometheus 3 stores `le` whatever the format.
+///
+/// ```
+/// use overrun::export::canonical_bound;
+/// assert_eq!(canonical_bound(1.0), "1.0");
+/// assert_eq!(canonical_bound(0.05), "0.05");
+/// assert_eq!(canonical_bound(2.5e-7), "0.00000025");
+/// ```
+pub fn canonical_bound(seconds: f64) -> String {
+    let text = seconds.to_string();
+    if text.contains(['.', 'e', 'E', 'i', 'N']) {
+        text
+    } else {
+        format!("{text}.0")
+    }
+}
+
 /// A point's value.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]

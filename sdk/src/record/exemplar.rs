@@ -9,10 +9,8 @@
 //! the Prometheus endpoint, `Exemplar`s on OTLP histogram points). A call
 //! within its budget records nothing more than it does without exemplars.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-use opentelemetry::trace::TraceContextExt as _;
 use parking_lot::Mutex;
 
 use crate::record::stats::shard::MAX_SITES;
@@ -80,33 +78,51 @@ struct Ring {
     slots: [Mutex<Option<Exemplar>>; KEPT],
 }
 
-/// Per site index, its ring, made at its first exemplar.
-static RINGS: OnceLock<Box<[AtomicPtr<Ring>]>> = OnceLock::new();
+/// Per site index, its ring, made at its first exemplar (zeroed memory: no
+/// page is touched until a site has one).
+static RINGS: [AtomicPtr<Ring>; MAX_SITES] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_SITES];
 
-fn rings() -> &'static [AtomicPtr<Ring>] {
-    RINGS.get_or_init(|| {
-        (0..MAX_SITES)
-            .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-            .collect()
-    })
+/// The trace and span id of the OpenTelemetry span active on this thread,
+/// if any (and if this thread's context can still be read: not while its
+/// thread-locals are being torn down).
+fn active_span() -> Option<([u8; 16], [u8; 8])> {
+    #[cfg(feature = "opentelemetry")]
+    {
+        use opentelemetry::trace::TraceContextExt as _;
+        let read = || {
+            opentelemetry::Context::map_current(|cx| {
+                let span = cx.span();
+                let sc = span.span_context();
+                sc.is_valid()
+                    .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+            })
+        };
+        // The context is a thread-local of the `opentelemetry` crate: read
+        // after its destruction (a slow call in another thread-local's
+        // destructor), it panics. An exemplar is not worth an abort.
+        std::panic::catch_unwind(read).ok().flatten()
+    }
+    #[cfg(not(feature = "opentelemetry"))]
+    None
 }
 
 /// Keeps an exemplar of site `index` for a call of `value_ns` that broke
 /// its time budget, if an OpenTelemetry span is active on this thread.
 /// Cold path only.
 pub(crate) fn capture(index: usize, value_ns: u64) {
-    let Some((trace_id, span_id)) = opentelemetry::Context::map_current(|cx| {
-        let span = cx.span();
-        let sc = span.span_context();
-        sc.is_valid()
-            .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
-    }) else {
+    let Some((trace_id, span_id)) = active_span() else {
         return;
     };
+    keep(index, value_ns, trace_id, span_id);
+}
+
+/// Keeps an exemplar in site `index`'s ring (made here at its first).
+fn keep(index: usize, value_ns: u64, trace_id: [u8; 16], span_id: [u8; 8]) {
     let unix_nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let Some(slot) = rings().get(index) else {
+    let Some(slot) = RINGS.get(index) else {
         return;
     };
     let mut ring = slot.load(Ordering::Acquire);
@@ -130,8 +146,9 @@ pub(crate) fn capture(index: usize, value_ns: u64) {
             }
         };
     }
-    // SAFETY: a non-null ring came from `Box::into_raw` and is never freed
-    // (one per site, bounded by the code).
+    // SAFETY: a non-null ring came from `Box::into_raw`, was published by
+    // the AcqRel compare-exchange and read with Acquire (so its contents
+    // are visible), and is never freed (one per site, bounded by the code).
     let ring = unsafe { &*ring };
     let at = ring.next.fetch_add(1, Ordering::Relaxed) % KEPT;
     if let Some(mut slot) = ring.slots[at].try_lock() {
@@ -146,14 +163,14 @@ pub(crate) fn capture(index: usize, value_ns: u64) {
 
 /// The exemplars site `index` keeps, oldest first.
 pub(crate) fn of(index: usize) -> Vec<Exemplar> {
-    let Some(ring) = RINGS.get().and_then(|r| r.get(index)) else {
+    let Some(ring) = RINGS.get(index) else {
         return Vec::new();
     };
     let ring = ring.load(Ordering::Acquire);
     if ring.is_null() {
         return Vec::new();
     }
-    // SAFETY: as in `capture`.
+    // SAFETY: as in `keep`.
     let ring = unsafe { &*ring };
     let mut all: Vec<Exemplar> = ring.slots.iter().filter_map(|s| *s.lock()).collect();
     all.sort_by_key(|e| e.unix_nanos);
@@ -163,7 +180,34 @@ pub(crate) fn of(index: usize) -> Vec<Exemplar> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    /// Threads racing to make one site's ring: one ring wins, the others
+    /// are freed, and every exemplar lands in the winner (under Miri: the
+    /// `Box::from_raw` of a lost ring, the publication by compare-exchange).
+    #[test]
+    fn threads_racing_for_a_new_ring_share_one() {
+        let index = MAX_SITES - 3;
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| std::thread::spawn(move || keep(index, u64::from(t), [t; 16], [t; 8])))
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let kept = of(index);
+        assert!(!kept.is_empty() && kept.len() <= KEPT, "{kept:?}");
+        let mut values: Vec<u64> = kept.iter().map(|e| e.value_ns).collect();
+        values.sort_unstable();
+        values.dedup();
+        assert_eq!(values.len(), kept.len(), "each exemplar once");
+    }
+}
+
+#[cfg(all(test, feature = "opentelemetry"))]
+mod otel_tests {
+    use super::*;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
 
     fn within_span<R>(trace: u8, span: u8, f: impl FnOnce() -> R) -> R {
         let sc = SpanContext::new(

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::record::site::Site;
+use crate::record::stats::histogram::bound_seconds;
 use crate::record::stats::{self, Histogram};
 use crate::record::violation::{self, HookId, Violation};
 use crate::vocab::budget::{Objective, Objectives};
@@ -501,22 +502,36 @@ fn evaluate_window(w: &mut Watched, calls: u64, errors: u64, histogram: &Histogr
     }
     let site = w.site;
     for t in &mut w.targets {
-        let observed = match t.objective {
+        let (observed, over) = match t.objective {
             Objective::Quantile(q) => {
-                if histogram.count() == 0 {
+                let n = histogram.count();
+                if n == 0 {
                     continue;
                 }
-                histogram.quantile(q.fraction())
+                // Decided by count, as the Prometheus rules decide it: the
+                // quantile is over the limit when fewer calls than its rank
+                // are at or under it (the histogram is exact there). The
+                // figure shown is the quantile, on the side the count says.
+                let rank = ((q.fraction() * n as f64).ceil() as u64).max(1);
+                let at_or_under = histogram.cumulative_counts(&[bound_seconds(t.limit)])[0];
+                let over = at_or_under < rank;
+                let quantile = histogram.quantile(q.fraction());
+                let shown = if over {
+                    quantile.max(t.limit.saturating_add(1))
+                } else {
+                    quantile.min(t.limit)
+                };
+                (shown, over)
             }
             Objective::ErrorRate => {
                 if calls == 0 {
                     continue;
                 }
-                ((u128::from(errors) * 1_000_000) / u128::from(calls)) as u64
+                let ppm = ((u128::from(errors) * 1_000_000) / u128::from(calls)) as u64;
+                (ppm, ppm > t.limit)
             }
         };
         t.observed = Some(observed);
-        let over = observed > t.limit;
         if over && !t.breached {
             t.breached = true;
             t.breaches += 1;

@@ -88,8 +88,8 @@ pub struct Site {
     pub(crate) bytes: AtomicU64,
 }
 
-/// The most thresholds a site has: its time budget and five quantiles.
-pub(crate) const THRESHOLDS: usize = 6;
+/// The most thresholds a site has: its time budget and its quantiles.
+pub(crate) const THRESHOLDS: usize = 1 + crate::vocab::budget::Quantile::ALL.len();
 
 /// Id marking a site that could not be registered.
 pub(crate) const REJECTED: u32 = u32::MAX;

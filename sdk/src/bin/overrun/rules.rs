@@ -258,6 +258,19 @@ fn le(ns: u64) -> String {
     overrun::export::threshold_seconds(ns).to_string()
 }
 
+/// The `le` matcher of a threshold: exact, or for a whole number of
+/// seconds both spellings (`1` in the classic text, `1.0` in OpenMetrics
+/// and in what Prometheus 3 stores).
+fn le_matcher(ns: u64) -> String {
+    let classic = le(ns);
+    let canonical = overrun::export::canonical_bound(overrun::export::threshold_seconds(ns));
+    if classic == canonical {
+        format!("le=\"{classic}\"")
+    } else {
+        format!("le=~\"{}|{}\"", classic, canonical.replace('.', "\\\\."))
+    }
+}
+
 /// What a recorded ratio is: slow calls over a threshold, or errors.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Ratio {
@@ -273,8 +286,8 @@ fn record(out: &mut String, ratio: &Ratio, window: &str) {
         Ratio::Slow(ns) => (
             format!("overrun:objective_slow_ratio:rate{window}"),
             format!(
-                "1 - (\n              sum by ({BY}) (rate(overrun_duration_seconds_bucket{{le=\"{le}\"}}[{window}]))\n              /\n              sum by ({BY}) (rate(overrun_duration_seconds_count[{window}]))\n            )",
-                le = le(*ns)
+                "1 - (\n              sum by ({BY}) (rate(overrun_duration_seconds_bucket{{{le}}}[{window}]))\n              /\n              sum by ({BY}) (rate(overrun_duration_seconds_count[{window}]))\n            )",
+                le = le_matcher(*ns)
             ),
             format!("\n        labels:\n          threshold: \"{}\"", le(*ns)),
         ),

@@ -256,10 +256,11 @@ impl Histogram {
     }
 
     /// How many values are at or below each bound (in seconds, ascending):
-    /// see [`bound_seconds`] for the bounds a site's thresholds become.
     /// the cumulative `le` counts of an exporter's explicit buckets. Each of
     /// overrun's buckets (≤1.6% wide) counts toward every bound at or above
-    /// its midpoint. Cost: bounds + non-empty buckets.
+    /// its midpoint; at a site's thresholds ([`bound_seconds`]) the calls
+    /// were recorded on their side of it, so the count there is exact.
+    /// Cost: bounds + non-empty buckets.
     ///
     /// ```
     /// let h = overrun::stats::Histogram::from_values([1_000, 2_000, 3_000_000]);
