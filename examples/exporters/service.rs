@@ -119,6 +119,23 @@ async fn slow(Query(q): Query<Slow>) -> &'static str {
     "done\n"
 }
 
+#[derive(serde::Deserialize)]
+struct Work {
+    us: u64,
+}
+
+/// Computes for `us` microseconds: a CPU-bound handler (the load bench
+/// compares drivers on it, where the service's time dominates theirs).
+#[overrun::measure]
+async fn work(Query(q): Query<Work>) -> String {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < Duration::from_micros(q.us) {
+        x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+    }
+    format!("{x}\n")
+}
+
 /// Searches for `ms` milliseconds. No `#[overrun::measure]`: the service's
 /// existing `tracing` span, budgeted by its own field (over 10 ms is over
 /// budget), measured by `overrun::tracing::layer()`.
@@ -199,6 +216,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/users/{id}", get(get_user))
         .route("/slow", get(slow))
         .route("/search", get(search))
+        .route("/work", get(work))
         .route("/metrics", get(metrics_endpoint))
         .with_state(app);
     // A background task, tracked: live for the life of the service.
