@@ -6,33 +6,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use opentelemetry::trace::TraceContextExt as _;
 use overrun::Violation;
 use parking_lot::Mutex;
 
-/// The span that was active when the budget was broken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TraceRef {
-    pub(crate) trace_id: [u8; 16],
-    pub(crate) span_id: [u8; 8],
-    pub(crate) flags: u8,
-}
-
-impl TraceRef {
-    /// The ids of the OpenTelemetry span active on this thread (read in
-    /// place, not cloned), if there is one.
-    fn current() -> Option<Self> {
-        opentelemetry::Context::map_current(|cx| {
-            let span = cx.span();
-            let sc = span.span_context();
-            sc.is_valid().then(|| Self {
-                trace_id: sc.trace_id().to_bytes(),
-                span_id: sc.span_id().to_bytes(),
-                flags: sc.trace_flags().to_u8(),
-            })
-        })
-    }
-}
+/// The span that was active when the budget was broken, as the sdk reads
+/// it (the same reading gives exemplars their ids).
+pub(crate) use overrun::exemplar::ActiveSpan as TraceRef;
+use overrun::exemplar::active_span;
 
 /// One violation with what only its own thread knows, or an objective's
 /// recovery (from the evaluator's thread, no trace).
@@ -61,7 +41,7 @@ impl Event {
             static NAME: Option<Arc<str>> = std::thread::current().name().map(Arc::from);
         }
         let thread = NAME.try_with(Clone::clone).ok().flatten();
-        let trace = TraceRef::current();
+        let trace = active_span();
         Self {
             violation: *v,
             recovery: None,
@@ -77,7 +57,7 @@ impl Event {
 /// its ids are kept, not the span (holding it would delay its end until
 /// the task ends) nor its trace state.
 pub(crate) fn spawn_context() -> Option<Arc<dyn overrun::tasks::SpawnContext>> {
-    let ids = TraceRef::current()?;
+    let ids = active_span()?;
     Some(Arc::new(SpawnedIn(ids)))
 }
 
@@ -86,10 +66,12 @@ struct SpawnedIn(TraceRef);
 
 impl overrun::tasks::SpawnContext for SpawnedIn {
     fn within(&self, f: &mut dyn FnMut()) {
-        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        };
         // A span current where the violation is raised (the task's own,
         // entered by its future) is more precise: it stays.
-        if TraceRef::current().is_some() {
+        if active_span().is_some() {
             f();
             return;
         }

@@ -83,10 +83,29 @@ struct Ring {
 static RINGS: [AtomicPtr<Ring>; MAX_SITES] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; MAX_SITES];
 
-/// The trace and span id of the OpenTelemetry span active on this thread,
-/// if any (and if this thread's context can still be read: not while its
-/// thread-locals are being torn down).
-fn active_span() -> Option<([u8; 16], [u8; 8])> {
+/// The OpenTelemetry span active on a thread: its trace and span id and
+/// its trace flags.
+///
+/// ```
+/// assert!(overrun::exemplar::active_span().is_none(), "no span here");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActiveSpan {
+    /// The trace id.
+    pub trace_id: [u8; 16],
+    /// The span id.
+    pub span_id: [u8; 8],
+    /// The W3C trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+/// The OpenTelemetry span active on this thread, read in place from the
+/// `opentelemetry` 0.33 context (feature `opentelemetry`; `None` without
+/// it), if there is one and this thread's context can still be read: not
+/// while its thread-locals are being torn down. Exemplars and the OTLP
+/// exporter's violation records both read it here.
+pub fn active_span() -> Option<ActiveSpan> {
     #[cfg(feature = "opentelemetry")]
     {
         use opentelemetry::trace::TraceContextExt as _;
@@ -94,13 +113,16 @@ fn active_span() -> Option<([u8; 16], [u8; 8])> {
             opentelemetry::Context::map_current(|cx| {
                 let span = cx.span();
                 let sc = span.span_context();
-                sc.is_valid()
-                    .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+                sc.is_valid().then(|| ActiveSpan {
+                    trace_id: sc.trace_id().to_bytes(),
+                    span_id: sc.span_id().to_bytes(),
+                    flags: sc.trace_flags().to_u8(),
+                })
             })
         };
         // The context is a thread-local of the `opentelemetry` crate: read
         // after its destruction (a slow call in another thread-local's
-        // destructor), it panics. An exemplar is not worth an abort.
+        // destructor), it panics. A trace id is not worth an abort.
         std::panic::catch_unwind(read).ok().flatten()
     }
     #[cfg(not(feature = "opentelemetry"))]
@@ -111,10 +133,9 @@ fn active_span() -> Option<([u8; 16], [u8; 8])> {
 /// its time budget, if an OpenTelemetry span is active on this thread.
 /// Cold path only.
 pub(crate) fn capture(index: usize, value_ns: u64) {
-    let Some((trace_id, span_id)) = active_span() else {
-        return;
-    };
-    keep(index, value_ns, trace_id, span_id);
+    if let Some(span) = active_span() {
+        keep(index, value_ns, span.trace_id, span.span_id);
+    }
 }
 
 /// Keeps an exemplar in site `index`'s ring (made here at its first).

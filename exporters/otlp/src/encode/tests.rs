@@ -199,15 +199,20 @@ fn many_sites_are_split_into_requests() {
     );
 }
 
+/// An encoder of one request, bounds `bounds`, at time 1.
+fn encoder(bounds: &[f64]) -> Encoder<'_> {
+    Encoder {
+        start: 0,
+        now: 1,
+        bounds,
+        metrics: Vec::new(),
+    }
+}
+
 #[test]
 fn histogram_buckets_add_up() {
     let h = overrun::stats::Histogram::from_values([500, 1_500, 2_000_000, 20_000_000_000]);
-    let mut e = Encoder {
-        start: 0,
-        now: 1,
-        bounds: &[0.000_001, 0.001, 1.0],
-        metrics: Vec::new(),
-    };
+    let mut e = encoder(&[0.000_001, 0.001, 1.0]);
     let point = Point::new(
         Vec::new(),
         Value::Histogram {
@@ -241,12 +246,7 @@ fn histogram_buckets_add_up() {
             exemplars: &slow,
         },
     );
-    let mut e = Encoder {
-        start: 0,
-        now: 1,
-        bounds: &[0.000_001, 0.001, 1.0],
-        metrics: Vec::new(),
-    };
+    let mut e = encoder(&[0.000_001, 0.001, 1.0]);
     e.add(&export::DURATION, &[point]);
     let Some(Data::Histogram(hist)) = &e.metrics[0].data else {
         panic!()
