@@ -7,10 +7,15 @@
 #    (`cargo bench --bench load_driver`);
 # 2. the highest rate each achieves over HTTP with 64 connections:
 #    `oha -c 64` and `overrun load --concurrency 64..64`;
-# 3. p50 and p99 at a fixed rate below saturation (a third of oha's
-#    highest), both corrected for coordinated omission
-#    (`oha -q R --latency-correction`, `overrun load --rate R..R`), and
-#    at 300 req/s on the service's CPU-bound handler (`/work?us=1000`);
+# 3. p50 and p99 at fixed rates below saturation, both corrected for
+#    coordinated omission (`oha -q R --latency-correction`,
+#    `overrun load --rate R..R`), FIXED_ROUNDS times each (5 unless set),
+#    the two tools taking turns; compared by the median of the rounds, as
+#    one 5 s run's p99 moves by a fifth on this 2-core machine (the driver
+#    and the service share it): 1 000 req/s on `/users/1`, 300 req/s on
+#    the service's CPU-bound handler (`/work?us=1000`), and one round at a
+#    third of oha's highest rate, where oha's own pacing sends a
+#    millisecond's requests at once (its timer ticks every millisecond);
 # 4. the service's breaking point with OVERRUN=off and on, back to back,
 #    ROUNDS times (2 unless set): single searches here move by a quarter.
 #
@@ -57,15 +62,19 @@ oha_json -z "$STEP" -c 64 >"$OUT/oha_max.json"
 overrun_load --concurrency 64..64 --step "$STEP" --p99 10s --error-rate 100% \
     --json "$OUT/ov_max.json" >/dev/null 2>&1
 RATE="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['summary']['requestsPerSec'] / 3))" "$OUT/oha_max.json")"
-echo "== 3. a fixed rate of $RATE req/s, $STEP"
-oha_json -z "$STEP" -c 64 -q "$RATE" --latency-correction >"$OUT/oha_fixed.json"
-overrun_load --rate "$RATE..$RATE" --step "$STEP" --p99 10s --json "$OUT/ov_fixed.json" >/dev/null 2>&1
-# 3b. The same at 300 req/s on a CPU-bound handler (1 ms of work), where
-# each tool's own pacing is small beside the service's time (oha releases
-# requests on a 1 ms timer: at 36 000 req/s, in bursts of ~36).
-WORK_URL="http://127.0.0.1:$PORT/work?us=1000"
-oha --no-tui --output-format json -z "$STEP" -c 64 -q 300 --latency-correction "$WORK_URL" >"$OUT/oha_work.json"
-"$BIN" load "$WORK_URL" --rate 300..300 --step "$STEP" --p99 10s --json "$OUT/ov_work.json" >/dev/null 2>&1 || [ $? -ne 2 ]
+fixed() { # $1 name, $2 path, $3 rate, $4 rounds
+    echo "== 3. $1: a fixed rate of $3 req/s, $STEP, $4 rounds"
+    for round in $(seq "$4"); do
+        oha --no-tui --output-format json -z "$STEP" -c 64 -q "$3" --latency-correction \
+            "http://127.0.0.1:$PORT$2" >"$OUT/fixed_oha_${1}_$round.json"
+        "$BIN" load "http://127.0.0.1:$PORT$2" --rate "$3..$3" --step "$STEP" --p99 10s \
+            --json "$OUT/fixed_ov_${1}_$round.json" >/dev/null 2>&1 || [ $? -ne 2 ]
+    done
+}
+FIXED_ROUNDS="${FIXED_ROUNDS:-5}"
+fixed users_1000 /users/1 1000 "$FIXED_ROUNDS"
+fixed work_1ms '/work?us=1000' 300 "$FIXED_ROUNDS"
+fixed users_third /users/1 "$RATE" 1
 stop
 
 ROUNDS="${ROUNDS:-2}"
@@ -94,15 +103,21 @@ oha_rps, ov_rps = oha_max["summary"]["requestsPerSec"], ov_max["steps"][0]["achi
 print(f"LOAD|max_rate|oha|{oha_rps:.0f}|overrun|{ov_rps:.0f}|ratio|{ov_rps / oha_rps:.3f}")
 print(f"  highest rate, 64 connections: oha {oha_rps:.0f}/s, overrun {ov_rps:.0f}/s "
       f"({ov_rps / oha_rps * 100:.1f}% of oha; goal ≥ 80%)")
-for name, oha_file, ov_file in (("users", "oha_fixed.json", "ov_fixed.json"),
-                                 ("work_1ms", "oha_work.json", "ov_work.json")):
-    oha_f, ov_f = j(oha_file), j(ov_file)["steps"][0]
+import glob, statistics
+for name in ("users_1000", "work_1ms", "users_third"):
+    rounds = sorted(int(p.rsplit("_", 1)[1][:-5]) for p in glob.glob(f"{out}/fixed_oha_{name}_*.json"))
+    oha_r = [j(f"fixed_oha_{name}_{r}.json") for r in rounds]
+    ov_r = [j(f"fixed_ov_{name}_{r}.json")["steps"][0] for r in rounds]
+    rate = ov_r[0]["offered"]
     for q in ("p50", "p99"):
-        o = oha_f["latencyPercentiles"][q] * 1e9
-        v = ov_f[f"{q}_ns"]
-        print(f"LOAD|fixed_rate|{name}|{ov_f['offered']:.0f}|{q}|oha|{o:.0f}|overrun|{v}|ratio|{v / o:.3f}")
-        print(f"  {name}, {q} at {ov_f['offered']:.0f} req/s: oha {o / 1e6:.3f} ms, "
-              f"overrun {v / 1e6:.3f} ms ({(v / o - 1) * 100:+.1f}%; goal within 10%)")
+        o = [x["latencyPercentiles"][q] * 1e9 for x in oha_r]
+        v = [x[f"{q}_ns"] for x in ov_r]
+        for r, a, b in zip(rounds, o, v):
+            print(f"LOAD|fixed_rate|{name}|{rate:.0f}|{q}|round|{r}|oha|{a:.0f}|overrun|{b}|ratio|{b / a:.3f}")
+        mo, mv = statistics.median(o), statistics.median(v)
+        print(f"LOAD|fixed_rate|{name}|{rate:.0f}|{q}|median|oha|{mo:.0f}|overrun|{mv:.0f}|ratio|{mv / mo:.3f}")
+        print(f"  {name}, {q} at {rate:.0f} req/s, median of {len(rounds)}: oha {mo / 1e6:.3f} ms, "
+              f"overrun {mv / 1e6:.3f} ms ({(mv / mo - 1) * 100:+.1f}%; goal within 10%)")
 import glob, statistics
 rounds = sorted(int(p.rsplit("_", 1)[1][:-5]) for p in glob.glob(f"{out}/bp_off_*.json"))
 ratios = []

@@ -7,10 +7,11 @@
 #![cfg(feature = "load")]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use overrun::load::End;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 const PERMITS: usize = 4;
 const SERVICE: Duration = Duration::from_millis(10);
@@ -240,15 +241,65 @@ async fn a_service_that_cannot_keep_up_at_the_lowest_rate_fails_there_and_refusa
     assert_eq!(report.steps().len(), 1);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn stopping_keeps_what_was_measured() {
-    let report = overrun::load::run(|| async {})
+/// A closure that stops its run at its `at`-th call, with the stop signal.
+fn stopping_at(
+    at: u64,
+) -> (
+    impl Fn() -> std::future::Ready<()>,
+    impl Future<Output = ()>,
+) {
+    let (calls, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(Notify::new()));
+    let signal = stop.clone();
+    let f = move || {
+        if calls.fetch_add(1, Ordering::Relaxed) + 1 == at {
+            stop.notify_one();
+        }
+        std::future::ready(())
+    };
+    (f, async move { signal.notified().await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_keeps_what_was_measured_and_the_level_under_way() {
+    // 100 req/s for 300 ms is 30 requests, 200 req/s 60: the 100th is in
+    // the third level.
+    let (f, signal) = stopping_at(100);
+    let report = overrun::load::run(f)
         .rate(100.0..=100_000.0)
         .step("300ms")
-        .stop_on(tokio::time::sleep(Duration::from_millis(800)))
+        .stop_on(signal)
         .await;
     assert_eq!(report.end(), End::Stopped);
-    assert!(!report.steps().is_empty() && report.steps().len() <= 3);
+    let steps = report.steps();
+    assert_eq!(steps.len(), 3, "{steps:#?}");
+    let (last, done) = steps.split_last().unwrap();
+    assert!(done.iter().all(|s| s.passed && !s.stopped), "{steps:#?}");
+    assert!(last.stopped && !last.passed, "{last:#?}");
+    assert_eq!(last.failed_line, None);
+    // What was sent before the stop, and none of the rest of its schedule
+    // (120 requests) as an error.
+    assert!((10..120).contains(&last.requests), "{last:#?}");
+    assert_eq!(last.errors, 0, "{last:#?}");
+    assert!(report.to_json().contains("\"stopped\": true"));
+    assert!(report.table().contains("stopped part way"));
+    // A stopped level is no breaking point.
+    assert_eq!(report.breaking_point(), Some(200.0));
+
+    // The closed model: stopped in its first level.
+    let (f, signal) = stopping_at(1_000);
+    let report = overrun::load::run(f)
+        .concurrency(1..=64)
+        .step("10s")
+        .stop_on(signal)
+        .await;
+    assert_eq!(report.end(), End::Stopped);
+    let [only] = report.steps() else {
+        panic!("{:#?}", report.steps())
+    };
+    assert!(
+        only.stopped && only.requests >= 1_000 && only.errors == 0,
+        "{only:#?}"
+    );
 }
 
 #[test]

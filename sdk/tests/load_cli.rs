@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::process::Output;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -20,7 +21,8 @@ use cli::{overrun, scratch};
 const PERMITS: usize = 4;
 const SERVICE: Duration = Duration::from_millis(10);
 
-/// Serves `GET` with `200 ok`, each request holding one of `PERMITS`
+/// Serves `GET` with `200 ok` (`503` at `/busy`; at `/flaky`, every other
+/// request is answered by closing the connection), each request holding one of `PERMITS`
 /// permits for `SERVICE` (slept on a blocking thread: the OS timer is
 /// precise), connections kept alive. Runs on its own runtime thread for as
 /// long as the test process.
@@ -36,9 +38,10 @@ fn server() -> SocketAddr {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             let permits = Arc::new(Semaphore::new(PERMITS));
+            let flakes = Arc::new(AtomicU64::new(0));
             loop {
                 let (mut conn, _) = listener.accept().await.unwrap();
-                let permits = permits.clone();
+                let (permits, flakes) = (permits.clone(), flakes.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -51,7 +54,12 @@ fn server() -> SocketAddr {
                             }
                         }
                         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        let busy = buf.starts_with(b"GET /busy ");
+                        let flaky = buf.starts_with(b"GET /flaky ");
                         buf.drain(..end);
+                        if flaky && flakes.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
+                            return;
+                        }
                         let permit = permits.clone().acquire_owned().await.unwrap();
                         tokio::task::spawn_blocking(move || {
                             std::thread::sleep(SERVICE);
@@ -59,7 +67,11 @@ fn server() -> SocketAddr {
                         })
                         .await
                         .unwrap();
-                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        let reply: &[u8] = if busy {
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                        };
                         if conn.write_all(reply).await.is_err() {
                             return;
                         }
@@ -106,6 +118,7 @@ fn finds_the_breaking_point_of_a_server_and_writes_json_and_svg() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("breaking point:"), "{stdout}");
+    assert!(stdout.contains("statuses: 200 ×"), "{stdout}");
     // Progress on stderr, one line per level.
     assert!(
         stderr.matches("overrun load: level ").count() >= 5,
@@ -159,6 +172,65 @@ fn exit_1_when_the_lowest_level_fails_and_3_when_the_highest_passes() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out).1);
 }
 
+#[test]
+fn errors_are_summed_up_by_cause_after_the_table() {
+    let addr = server();
+    let dir = scratch("load-causes");
+    let json = dir.join("out.json");
+    let run = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        let out = load(&[
+            &url,
+            "--rate",
+            "20..40",
+            "--step",
+            "300ms",
+            "--p99",
+            "1s",
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let errors: u64 = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["errors"].as_u64().unwrap())
+            .sum();
+        (out, errors)
+    };
+    // Every answer a 503: the lowest level fails on its error rate, and
+    // every error of the levels (the first request is not one of them) is
+    // a 503.
+    let (out, errors) = run("/busy");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("a first request got status 503"),
+        "{stderr}"
+    );
+    assert!(errors > 0, "{stdout}");
+    assert!(
+        stdout.contains(&format!("\nstatuses: 503 ×{errors}\n")),
+        "{errors} errors\n{stdout}"
+    );
+    assert!(!stdout.contains("no answer"), "{stdout}");
+    assert!(!stdout.contains("not sent or cut off"), "{stdout}");
+    // Every other request answered by closing the connection: failures
+    // without an answer, by their cause, beside the answers.
+    let (out, errors) = run("/flaky");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let failed: u64 = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("no answer ×"))
+        .map(|l| l.split(':').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(failed, errors, "{stdout}");
+    assert!(stdout.contains("statuses: 200 ×"), "{stdout}");
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
@@ -204,6 +276,12 @@ fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
         stdout.lines().filter(|l| l.contains("pass")).count() >= 1,
         "{stdout}"
     );
+    // The level under way when Ctrl-C came, as far as it went.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.ends_with("stopped part way"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{stdout}");
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub(super) struct Measured {
     pub(super) requests: u64,
     /// Requests that completed per second of the level, its drain included.
     pub(super) achieved: f64,
+    /// The run's stop signal cut the level short.
+    pub(super) stopped: bool,
 }
 
 /// The requests of one level, as they end: latencies counted in the
@@ -119,9 +121,21 @@ where
 }
 
 /// How long a level waits for its last requests after its schedule: as
-/// long as the step, at least a second.
-fn drain_for(step: Duration) -> Duration {
-    step.max(Duration::from_secs(1))
+/// long as the step, at least a second; at most a second when the run was
+/// stopped.
+fn drain_for(step: Duration, stopped: bool) -> Duration {
+    if stopped {
+        step.min(Duration::from_secs(1))
+    } else {
+        step.max(Duration::from_secs(1))
+    }
+}
+
+/// Resolves when `stop` turns true; never when its sender is gone first.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|&s| s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Open model: `rate` requests per second for `step`, each scheduled at an
@@ -134,12 +148,16 @@ fn drain_for(step: Duration) -> Duration {
 /// The schedule is kept by a thread of its own, sleeping on the OS timer
 /// (tens of microseconds late at most, where the runtime's timer rounds to
 /// a millisecond and would send a millisecond's requests at once, each
-/// already late), and never held up by the runtime's work.
+/// already late), and never held up by the runtime's work. It hands each
+/// request to the runtime a little before its time ([`Lead`]), so that
+/// waking the schedule's thread and a parked worker is not counted in the
+/// service's latency; the request then waits on the worker for its time.
 pub(super) async fn open<F, Fut>(
     f: &Arc<F>,
     rate: f64,
     step: Duration,
     max_in_flight: usize,
+    stop: &mut watch::Receiver<bool>,
 ) -> Measured
 where
     F: Fn() -> Fut + Send + Sync + 'static,
@@ -152,17 +170,18 @@ where
     let total = (rate * step.as_secs_f64()).round().max(1.0) as u64;
     let start = Instant::now();
     let late = (step / 10).max(Duration::from_millis(100));
-    let stop = Arc::new(AtomicBool::new(false));
-    // Stops the schedule if this level is dropped (the run was stopped).
-    let _stop_on_drop = SetOnDrop(stop.clone());
+    let halt = Arc::new(AtomicBool::new(false));
+    // Stops the schedule if this level is dropped (the run was dropped).
+    let _halt_on_drop = SetOnDrop(halt.clone());
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let pacer = Pacer {
         runtime: tokio::runtime::Handle::current(),
+        lead: Arc::new(Lead::new(rate)),
         f: f.clone(),
         tally: tally.clone(),
         slots: slots.clone(),
         over,
-        stop,
+        halt: halt.clone(),
         start,
         rate,
         total,
@@ -174,30 +193,45 @@ where
             let _ = done_tx.send(pacer.run());
         })
         .expect("a thread for the load schedule");
-    let (sent, not_sent) = done.await.expect("the load schedule's thread ended early");
+    let mut done = std::pin::pin!(done);
+    let mut was_stopped = false;
+    let schedule = tokio::select! {
+        schedule = &mut done => schedule,
+        () = stopped(stop) => {
+            was_stopped = true;
+            halt.store(true, Ordering::Relaxed);
+            done.await
+        }
+    };
+    let (scheduled, sent, not_sent) = schedule.expect("the load schedule's thread ended early");
     let end_of_schedule = Instant::now();
-    finish(
+    let mut measured = finish(
         &tally,
         &slots,
         max_in_flight,
         &over_tx,
-        end_of_schedule + drain_for(step),
+        end_of_schedule + drain_for(step, was_stopped),
         start,
-        total,
+        scheduled,
         sent,
         not_sent,
     )
-    .await
+    .await;
+    measured.stopped = was_stopped;
+    measured
 }
 
 /// The open model's schedule, on its own thread.
 struct Pacer<F> {
     runtime: tokio::runtime::Handle,
+    lead: Arc<Lead>,
     f: Arc<F>,
     tally: Arc<Tally>,
     slots: Arc<Semaphore>,
     over: watch::Receiver<bool>,
-    stop: Arc<AtomicBool>,
+    /// Set when the level is cut short: the rest of the schedule is not
+    /// sent, nor counted.
+    halt: Arc<AtomicBool>,
     start: Instant,
     rate: f64,
     total: u64,
@@ -210,20 +244,22 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Outcome,
 {
-    /// Sends the schedule's requests: (spawned, refused or not sent).
-    fn run(self) -> (u64, u64) {
+    /// Sends the schedule's requests: (scheduled before any halt, spawned,
+    /// refused or not sent).
+    fn run(self) -> (u64, u64, u64) {
         precise_sleeps();
         let (mut spawned, mut not_sent) = (0u64, 0u64);
         for n in 0..self.total {
             let scheduled = self.start + Duration::from_secs_f64(n as f64 / self.rate);
+            let handoff = scheduled.checked_sub(self.lead.get()).unwrap_or(scheduled);
             // Sleep in slices, so a stop is seen within 10 ms at any rate.
             let mut now = Instant::now();
-            while scheduled > now && !self.stop.load(Ordering::Relaxed) {
-                std::thread::sleep((scheduled - now).min(Duration::from_millis(10)));
+            while handoff > now && !self.halt.load(Ordering::Relaxed) {
+                std::thread::sleep((handoff - now).min(Duration::from_millis(10)));
                 now = Instant::now();
             }
-            if self.stop.load(Ordering::Relaxed) {
-                return (spawned, not_sent + self.total - n);
+            if self.halt.load(Ordering::Relaxed) {
+                return (n, spawned, not_sent);
             }
             if now.saturating_duration_since(scheduled) > self.late {
                 not_sent += 1;
@@ -231,9 +267,15 @@ where
             }
             match self.slots.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let (f, tally, mut over) =
-                        (self.f.clone(), self.tally.clone(), self.over.clone());
+                    let (f, tally, mut over, lead) = (
+                        self.f.clone(),
+                        self.tally.clone(),
+                        self.over.clone(),
+                        self.lead.clone(),
+                    );
                     self.runtime.spawn(async move {
+                        lead.arrived(scheduled, Instant::now());
+                        until(scheduled).await;
                         request(&*f, &tally, scheduled, &mut over).await;
                         drop(permit);
                     });
@@ -242,7 +284,69 @@ where
                 Err(_) => not_sent += 1,
             }
         }
-        (spawned, not_sent)
+        (self.total, spawned, not_sent)
+    }
+}
+
+/// How long before its time the schedule hands a request to the runtime:
+/// about the 95th percentile of the time from the schedule's wake-up to the
+/// request's first poll on a worker (tens of microseconds on a VM whose
+/// workers were parked), learnt as the requests arrive.
+///
+/// A request that arrives early waits on its worker, yielding to the
+/// others, until its time: the lead is capped at a quarter of the interval
+/// between requests, so that wait costs at most a quarter of a core at any
+/// rate, and at 1 ms, so the schedule stays ahead of at most a millisecond.
+struct Lead {
+    ns: AtomicU64,
+    most_ns: u64,
+}
+
+impl Lead {
+    /// The quantile of the hand-off time the lead tracks, as the ratio of
+    /// its step up (a request that arrived late) to its step down.
+    const UP_PER_DOWN: u64 = 19;
+    /// The step down, ns.
+    const DOWN_NS: u64 = 250;
+
+    fn new(rate: f64) -> Self {
+        let interval_ns = 1e9 / rate;
+        let most_ns = (interval_ns / 4.0).min(1e6) as u64;
+        Self {
+            ns: AtomicU64::new(most_ns.min(50_000)),
+            most_ns,
+        }
+    }
+
+    fn get(&self) -> Duration {
+        Duration::from_nanos(self.ns.load(Ordering::Relaxed))
+    }
+
+    /// A request handed over for `scheduled` was first polled at `now`.
+    fn arrived(&self, scheduled: Instant, now: Instant) {
+        let lead = self.ns.load(Ordering::Relaxed);
+        let next = if now > scheduled {
+            (lead + Self::DOWN_NS * Self::UP_PER_DOWN).min(self.most_ns)
+        } else {
+            lead.saturating_sub(Self::DOWN_NS)
+        };
+        // Lost updates between workers only slow the learning.
+        self.ns.store(next, Ordering::Relaxed);
+    }
+}
+
+/// Waits on the worker until `t`, letting its other tasks run meanwhile.
+async fn until(t: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        if t - now > Duration::from_micros(2) {
+            tokio::task::yield_now().await;
+        } else {
+            std::hint::spin_loop();
+        }
     }
 }
 
@@ -276,8 +380,13 @@ fn precise_sleeps() {
 }
 
 /// Closed model: `callers` loops, each sending its next request when the
-/// last one ended, for `step`.
-pub(super) async fn closed<F, Fut>(f: &Arc<F>, callers: usize, step: Duration) -> Measured
+/// last one ended, for `step` (or until `stop`).
+pub(super) async fn closed<F, Fut>(
+    f: &Arc<F>,
+    callers: usize,
+    step: Duration,
+    stop: &mut watch::Receiver<bool>,
+) -> Measured
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
@@ -287,36 +396,50 @@ where
     let slots = Arc::new(Semaphore::new(callers));
     let (over_tx, over) = watch::channel(false);
     let start = Instant::now();
-    let stop = start + step;
+    let halt = Arc::new(AtomicBool::new(false));
+    let _halt_on_drop = SetOnDrop(halt.clone());
     let sent = Arc::new(AtomicU64::new(0));
     for _ in 0..callers {
-        let (f, tally, sent, mut over) = (f.clone(), tally.clone(), sent.clone(), over.clone());
+        let (f, tally, sent, mut over, halt) = (
+            f.clone(),
+            tally.clone(),
+            sent.clone(),
+            over.clone(),
+            halt.clone(),
+        );
         let permit = slots
             .clone()
             .try_acquire_owned()
             .expect("one slot per caller");
         tokio::spawn(async move {
-            while Instant::now() < stop && !*over.borrow() {
+            while !halt.load(Ordering::Relaxed) && !*over.borrow() {
                 sent.fetch_add(1, Ordering::Relaxed);
                 request(&*f, &tally, Instant::now(), &mut over).await;
             }
             drop(permit);
         });
     }
-    tokio::time::sleep_until(stop.into()).await;
+    let was_stopped = tokio::select! {
+        () = tokio::time::sleep_until((start + step).into()) => false,
+        () = stopped(stop) => true,
+    };
+    halt.store(true, Ordering::Relaxed);
+    let end = Instant::now();
     let sent = sent.load(Ordering::Relaxed);
-    finish(
+    let mut measured = finish(
         &tally,
         &slots,
         callers,
         &over_tx,
-        stop + drain_for(step),
+        end + drain_for(step, was_stopped),
         start,
         sent,
         sent,
         0,
     )
-    .await
+    .await;
+    measured.stopped = was_stopped;
+    measured
 }
 
 /// Ends a level: waits until every slot is back or `deadline`, cuts off
@@ -354,5 +477,54 @@ async fn finish(
         requests,
         achieved: tally.completed.load(Ordering::Relaxed) as f64
             / waited.duration_since(start).as_secs_f64(),
+        stopped: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lead_learns_the_hand_off_time_within_its_cap() {
+        // 1 000 req/s: at most a quarter of the 1 ms interval.
+        let lead = Lead::new(1_000.0);
+        assert_eq!(lead.most_ns, 250_000);
+        assert_eq!(lead.get(), Duration::from_micros(50));
+        let t = Instant::now();
+        // Every request arrives 100 µs after its hand-off: the lead grows
+        // until they arrive on time, and then hovers just above 100 µs.
+        for _ in 0..1_000 {
+            let handed = t + Duration::from_millis(1);
+            let scheduled = handed + lead.get();
+            lead.arrived(scheduled, handed + Duration::from_micros(100));
+        }
+        let learnt = lead.get();
+        assert!(
+            (Duration::from_micros(95)..Duration::from_micros(106)).contains(&learnt),
+            "{learnt:?}"
+        );
+        // Always late: capped.
+        for _ in 0..1_000 {
+            lead.arrived(t, t + Duration::from_millis(5));
+        }
+        assert_eq!(lead.get(), Duration::from_micros(250));
+        // Always early: back to none.
+        for _ in 0..1_000 {
+            lead.arrived(t + Duration::from_millis(5), t);
+        }
+        assert_eq!(lead.get(), Duration::ZERO);
+        // 40 000 req/s: a quarter of 25 µs; 10 req/s: at most 1 ms.
+        assert_eq!(Lead::new(40_000.0).most_ns, 6_250);
+        assert_eq!(Lead::new(10.0).most_ns, 1_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_request_handed_over_early_waits_for_its_time() {
+        for micros in [0, 1, 3, 50, 300] {
+            let t = Instant::now() + Duration::from_micros(micros);
+            until(t).await;
+            assert!(Instant::now() >= t);
+        }
     }
 }

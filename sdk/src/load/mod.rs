@@ -241,16 +241,21 @@ where
 
     fn into_future(mut self) -> Self::IntoFuture {
         Box::pin(async move {
-            let stop = self.stop.take();
-            let mut search = Search::new(self);
-            match stop {
-                Some(stop) => {
-                    tokio::select! {
-                        () = search.run() => {}
-                        () = stop => search.stopped = true,
-                    }
+            let signal = self.stop.take();
+            let (stop_tx, stop) = tokio::sync::watch::channel(false);
+            let mut search = Search::new(self, stop);
+            // Tells the search to stop, and holds the sender until it has:
+            // the level under way ends early and is kept.
+            let watch = async move {
+                if let Some(signal) = signal {
+                    signal.await;
+                    let _ = stop_tx.send(true);
                 }
-                None => search.run().await,
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                () = search.run() => {}
+                () = watch => {}
             }
             search.report()
         })
@@ -371,8 +376,9 @@ const CONFIRMATIONS: u32 = 3;
 
 /// Runs load levels for [`search`].
 trait Levels {
-    /// Runs `level`: whether it met every pass line.
-    fn run(&mut self, level: f64) -> impl Future<Output = bool> + Send;
+    /// Runs `level`: whether it met every pass line; `None` when the run
+    /// was stopped (the search ends).
+    fn run(&mut self, level: f64) -> impl Future<Output = Option<bool>> + Send;
     /// The highest level below `level` that passed when it ran.
     fn passed_below(&self, level: f64) -> Option<f64>;
 }
@@ -423,7 +429,10 @@ async fn search(model: Model, levels: &mut impl Levels, bounds: &mut Bounds) {
     let (lo, hi) = model.range();
     let mut level = lo;
     loop {
-        if levels.run(level).await {
+        let Some(passed) = levels.run(level).await else {
+            return;
+        };
+        if passed {
             bounds.pass = Some(level);
             if level >= hi {
                 return;
@@ -441,7 +450,10 @@ async fn search(model: Model, levels: &mut impl Levels, bounds: &mut Bounds) {
     loop {
         while !model.close(pass, fail) {
             let mid = model.between(pass, fail);
-            if levels.run(mid).await {
+            let Some(passed) = levels.run(mid).await else {
+                return;
+            };
+            if passed {
                 pass = mid;
                 bounds.pass = Some(pass);
             } else {
@@ -449,8 +461,9 @@ async fn search(model: Model, levels: &mut impl Levels, bounds: &mut Bounds) {
                 bounds.fail = Some(fail);
             }
         }
-        if levels.run(pass).await {
-            return;
+        match levels.run(pass).await {
+            Some(true) | None => return,
+            Some(false) => {}
         }
         fail = pass;
         bounds.fail = Some(fail);
@@ -471,6 +484,8 @@ async fn search(model: Model, levels: &mut impl Levels, bounds: &mut Bounds) {
 struct Runner<F> {
     load: Load<F>,
     steps: Vec<Step>,
+    /// Turns true when the run is to stop.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl<F, Fut> Levels for Runner<F>
@@ -479,7 +494,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Outcome,
 {
-    fn run(&mut self, level: f64) -> impl Future<Output = bool> + Send {
+    fn run(&mut self, level: f64) -> impl Future<Output = Option<bool>> + Send {
         self.level(level)
     }
 
@@ -495,18 +510,17 @@ where
 struct Search<F> {
     runner: Runner<F>,
     bounds: Bounds,
-    stopped: bool,
 }
 
 impl<F> Search<F> {
-    fn new(load: Load<F>) -> Self {
+    fn new(load: Load<F>, stop: tokio::sync::watch::Receiver<bool>) -> Self {
         Self {
             runner: Runner {
                 load,
                 steps: Vec::new(),
+                stop,
             },
             bounds: Bounds::default(),
-            stopped: false,
         }
     }
 }
@@ -528,7 +542,7 @@ where
             fail,
             unconfirmed,
         } = self.bounds;
-        let end = if self.stopped {
+        let end = if *self.runner.stop.borrow() {
             End::Stopped
         } else if unconfirmed >= CONFIRMATIONS {
             End::Unsteady
@@ -562,15 +576,20 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Outcome,
 {
-    /// Runs one level; whether it passed.
-    async fn level(&mut self, level: f64) -> bool {
+    /// Runs one level; whether it passed, `None` when the run was stopped
+    /// (a level cut short is kept, and neither passed nor failed).
+    async fn level(&mut self, level: f64) -> Option<bool> {
+        if *self.stop.borrow() {
+            return None;
+        }
         let before = site_totals();
         let step = self.load.step;
+        let stop = &mut self.stop;
         let measured = match self.load.model {
             Model::Rate(..) => {
-                drive::open(&self.load.f, level, step, self.load.max_in_flight).await
+                drive::open(&self.load.f, level, step, self.load.max_in_flight, stop).await
             }
-            Model::Concurrency(..) => drive::closed(&self.load.f, level as usize, step).await,
+            Model::Concurrency(..) => drive::closed(&self.load.f, level as usize, step, stop).await,
         };
         let sites = sites_between(&before, &site_totals());
         let h = measured.latencies;
@@ -583,16 +602,19 @@ where
             max_ns: h.max(),
             errors: measured.errors,
             requests: measured.requests,
-            passed: true,
+            passed: false,
             failed_line: None,
+            stopped: measured.stopped,
             sites,
         };
-        step.failed_line = self.broken_line(&step);
-        step.passed = step.failed_line.is_none();
+        if !step.stopped {
+            step.failed_line = self.broken_line(&step);
+            step.passed = step.failed_line.is_none();
+        }
         if let Some(progress) = &self.load.progress {
             progress(&step);
         }
-        let passed = step.passed;
+        let passed = (!step.stopped).then_some(step.passed);
         self.steps.push(step);
         passed
     }
@@ -637,7 +659,9 @@ where
     /// The function that broke first as load rose.
     fn bottleneck(&self) -> Option<Bottleneck> {
         // Levels in rising order; the first that failed.
-        let mut order: Vec<usize> = (0..self.steps.len()).collect();
+        let mut order: Vec<usize> = (0..self.steps.len())
+            .filter(|&i| !self.steps[i].stopped)
+            .collect();
         order.sort_by(|&a, &b| self.steps[a].offered.total_cmp(&self.steps[b].offered));
         let first_fail = *order.iter().find(|&&i| !self.steps[i].passed)?;
         let lowest = &self.steps[order[0]];
@@ -723,7 +747,7 @@ mod tests {
     }
 
     impl Levels for Fake {
-        fn run(&mut self, level: f64) -> impl Future<Output = bool> + Send {
+        fn run(&mut self, level: f64) -> impl Future<Output = Option<bool>> + Send {
             let flaky = self.flaky.iter().position(|&l| l == level);
             let again = self.ran.iter().any(|r| r.0 == level);
             let passed = level <= self.capacity && flaky.is_none() && !(self.never_holds && again);
@@ -731,7 +755,7 @@ mod tests {
                 self.flaky.remove(i);
             }
             self.ran.push((level, passed));
-            std::future::ready(passed)
+            std::future::ready(Some(passed))
         }
 
         fn passed_below(&self, level: f64) -> Option<f64> {

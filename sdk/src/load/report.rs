@@ -33,6 +33,12 @@ pub struct Step {
     pub passed: bool,
     /// The line it broke, if it failed (e.g. `p99 31.2ms > 20ms`).
     pub failed_line: Option<String>,
+    /// Cut short by the run's stop signal ([`super::Load::stop_on`];
+    /// Ctrl-C for `overrun load`): its figures are those of the part that
+    /// ran, requests still out a second after the stop counting as errors,
+    /// and it neither passed nor failed (`passed` is false, `failed_line`
+    /// empty). Only the last level of a run can be.
+    pub stopped: bool,
     /// The figures of overrun's own measured sites during the level.
     pub sites: Vec<SiteStep>,
 }
@@ -169,6 +175,7 @@ impl LoadReport {
                 fmt_ns(s.max_ns),
                 s.errors,
                 match (&s.failed_line, s.passed) {
+                    _ if s.stopped => "stopped part way".to_owned(),
                     (_, true) => "pass".to_owned(),
                     (Some(line), false) => format!("FAIL: {line}"),
                     (None, false) => "FAIL".to_owned(),
@@ -221,7 +228,7 @@ impl LoadReport {
         // One point per level: its last run (a confirmation, or a level
         // bisection came back to).
         let mut steps: Vec<&Step> = Vec::new();
-        for s in self.steps.iter().rev() {
+        for s in self.steps.iter().rev().filter(|s| !s.stopped) {
             if !steps.iter().any(|t| t.offered == s.offered) {
                 steps.push(s);
             }

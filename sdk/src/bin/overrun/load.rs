@@ -1,9 +1,12 @@
 //! `overrun load URL …`: an HTTP/1.1 load test to the breaking point
 //! (keep-alive connections through hyper), on `overrun::load`.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -166,6 +169,87 @@ impl Target {
     }
 }
 
+/// How the run's requests ended, the first one's excepted: printed after
+/// the table, as the levels' error counts do not say why.
+struct Causes {
+    /// Answers by status code (100 to 999).
+    statuses: Box<[AtomicU64]>,
+    /// Requests that got no answer, by what went wrong: at most
+    /// [`Causes::KINDS`] messages, the rest under [`Causes::OTHER`].
+    failures: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Causes {
+    const KINDS: usize = 16;
+    const OTHER: &'static str = "other";
+
+    fn new() -> Self {
+        Self {
+            statuses: (0..1000).map(|_| AtomicU64::new(0)).collect(),
+            failures: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Counts one request's end; `Err` when it counts as an error.
+    fn count(&self, end: Result<u16, String>) -> Result<(), String> {
+        match end {
+            Ok(status) => {
+                if let Some(n) = self.statuses.get(usize::from(status)) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+                if status >= 400 {
+                    Err(format!("status {status}"))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => {
+                // Only requests that failed take the lock.
+                let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                let key = if failures.len() < Self::KINDS || failures.contains_key(&e) {
+                    e.clone()
+                } else {
+                    Self::OTHER.to_owned()
+                };
+                *failures.entry(key).or_default() += 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// The summary: statuses, failures without an answer, and the errors the
+    /// driver counted itself (`errors`, every level's, less the others).
+    fn summary(&self, errors: u64) -> String {
+        let mut out = String::new();
+        let mut counted = 0;
+        let statuses: Vec<String> = (0..self.statuses.len())
+            .filter_map(|code| {
+                let n = self.statuses[code].load(Ordering::Relaxed);
+                if code >= 400 {
+                    counted += n;
+                }
+                (n > 0).then(|| format!("{code} ×{n}"))
+            })
+            .collect();
+        if !statuses.is_empty() {
+            let _ = writeln!(out, "statuses: {}", statuses.join(", "));
+        }
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for (cause, n) in failures.iter() {
+            counted += n;
+            let _ = writeln!(out, "no answer ×{n}: {cause}");
+        }
+        let driver = errors.saturating_sub(counted);
+        if driver > 0 {
+            let _ = writeln!(
+                out,
+                "not sent or cut off ×{driver}: max in flight reached, not sent in time, or still out when its level ended"
+            );
+        }
+        out
+    }
+}
+
 /// An error and its sources, on one line.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
@@ -315,9 +399,11 @@ impl Load {
                 Ok(Ok(_)) => {}
             }
             let target = Arc::new(target);
+            let causes = Arc::new(Causes::new());
+            let counted = causes.clone();
             let mut load = overrun::load::run(move || {
-                let target = target.clone();
-                async move { target.send().await.and_then(|s| if s >= 400 { Err(format!("status {s}")) } else { Ok(()) }) }
+                let (target, causes) = (target.clone(), counted.clone());
+                async move { causes.count(target.send().await) }
             })
             .step(step)
             .error_rate(error_rate)
@@ -345,6 +431,7 @@ impl Load {
             eprintln!("overrun load: {} {}, {} a level", self.method, self.url, fmt_ns(step.as_nanos() as u64));
             let report = load.await;
             print!("{}", report.table());
+            print!("{}", causes.summary(report.steps().iter().map(|s| s.errors).sum()));
             use std::io::Write as _;
             for (file, text) in [(json, report.to_json()), (svg, report.to_svg())] {
                 if let Some((path, mut file)) = file {
@@ -373,8 +460,12 @@ fn progress(s: &Step) {
         fmt_ns(s.p99_ns),
         s.errors,
         s.requests,
-        s.failed_line
-            .as_deref()
-            .map_or("pass".to_owned(), |l| format!("FAIL: {l}"))
+        if s.stopped {
+            "stopped part way".to_owned()
+        } else {
+            s.failed_line
+                .as_deref()
+                .map_or("pass".to_owned(), |l| format!("FAIL: {l}"))
+        }
     );
 }
