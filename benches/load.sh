@@ -10,7 +10,8 @@
 # 3. p50 and p99 at fixed rates below saturation, both corrected for
 #    coordinated omission (`oha -q R --latency-correction`,
 #    `overrun load --rate R..R`), FIXED_ROUNDS times each (5 unless set),
-#    the two tools taking turns; compared by the median of the rounds, as
+#    the two tools taking turns (which goes first alternates by round);
+#    compared by the median of the rounds, as
 #    one 5 s run's p99 moves by a fifth on this 2-core machine (the driver
 #    and the service share it): 1 000 req/s on `/users/1`, 300 req/s on
 #    the service's CPU-bound handler (`/work?us=1000`), and one round at a
@@ -65,10 +66,15 @@ RATE="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['s
 fixed() { # $1 name, $2 path, $3 rate, $4 rounds
     echo "== 3. $1: a fixed rate of $3 req/s, $STEP, $4 rounds"
     for round in $(seq "$4"); do
-        oha --no-tui --output-format json -z "$STEP" -c 64 -q "$3" --latency-correction \
-            "http://127.0.0.1:$PORT$2" >"$OUT/fixed_oha_${1}_$round.json"
-        "$BIN" load "http://127.0.0.1:$PORT$2" --rate "$3..$3" --step "$STEP" --p99 10s \
-            --json "$OUT/fixed_ov_${1}_$round.json" >/dev/null 2>&1 || [ $? -ne 2 ]
+        fixed_oha() {
+            oha --no-tui --output-format json -z "$STEP" -c 64 -q "$3" --latency-correction \
+                "http://127.0.0.1:$PORT$2" >"$OUT/fixed_oha_${1}_$round.json"
+        }
+        fixed_ov() {
+            "$BIN" load "http://127.0.0.1:$PORT$2" --rate "$3..$3" --step "$STEP" --p99 10s \
+                --json "$OUT/fixed_ov_${1}_$round.json" >/dev/null 2>&1 || [ $? -ne 2 ]
+        }
+        if [ $((round % 2)) -eq 1 ]; then fixed_oha "$@"; fixed_ov "$@"; else fixed_ov "$@"; fixed_oha "$@"; fi
     done
 }
 FIXED_ROUNDS="${FIXED_ROUNDS:-5}"
@@ -116,9 +122,9 @@ for name in ("users_1000", "work_1ms", "users_third"):
             print(f"LOAD|fixed_rate|{name}|{rate:.0f}|{q}|round|{r}|oha|{a:.0f}|overrun|{b}|ratio|{b / a:.3f}")
         mo, mv = statistics.median(o), statistics.median(v)
         print(f"LOAD|fixed_rate|{name}|{rate:.0f}|{q}|median|oha|{mo:.0f}|overrun|{mv:.0f}|ratio|{mv / mo:.3f}")
-        print(f"  {name}, {q} at {rate:.0f} req/s, median of {len(rounds)}: oha {mo / 1e6:.3f} ms, "
+        runs = f"median of {len(rounds)}" if len(rounds) > 1 else "one round"
+        print(f"  {name}, {q} at {rate:.0f} req/s, {runs}: oha {mo / 1e6:.3f} ms, "
               f"overrun {mv / 1e6:.3f} ms ({(mv / mo - 1) * 100:+.1f}%; goal within 10%)")
-import glob, statistics
 rounds = sorted(int(p.rsplit("_", 1)[1][:-5]) for p in glob.glob(f"{out}/bp_off_*.json"))
 ratios = []
 for r in rounds:

@@ -261,29 +261,29 @@ fn stopping_at(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_keeps_what_was_measured_and_the_level_under_way() {
-    // 100 req/s for 300 ms is 30 requests, 200 req/s 60: the 100th is in
-    // the third level.
-    let (f, signal) = stopping_at(100);
+    // 100 req/s for a second is 100 requests: the 150th is a quarter of
+    // a second into the second level (of 200 requests).
+    let (f, signal) = stopping_at(150);
     let report = overrun::load::run(f)
         .rate(100.0..=100_000.0)
-        .step("300ms")
+        .step("1s")
         .stop_on(signal)
         .await;
     assert_eq!(report.end(), End::Stopped);
     let steps = report.steps();
-    assert_eq!(steps.len(), 3, "{steps:#?}");
+    assert_eq!(steps.len(), 2, "{steps:#?}");
     let (last, done) = steps.split_last().unwrap();
     assert!(done.iter().all(|s| s.passed && !s.stopped), "{steps:#?}");
     assert!(last.stopped && !last.passed, "{last:#?}");
     assert_eq!(last.failed_line, None);
     // What was sent before the stop, and none of the rest of its schedule
-    // (120 requests) as an error.
-    assert!((10..120).contains(&last.requests), "{last:#?}");
+    // (200 requests) as an error.
+    assert!((50..200).contains(&last.requests), "{last:#?}");
     assert_eq!(last.errors, 0, "{last:#?}");
     assert!(report.to_json().contains("\"stopped\": true"));
     assert!(report.table().contains("stopped part way"));
     // A stopped level is no breaking point.
-    assert_eq!(report.breaking_point(), Some(200.0));
+    assert_eq!(report.breaking_point(), Some(100.0));
 
     // The closed model: stopped in its first level.
     let (f, signal) = stopping_at(1_000);
@@ -306,4 +306,19 @@ async fn stopping_keeps_what_was_measured_and_the_level_under_way() {
 #[should_panic(expected = "the lowest rate must be above 0 and at most the highest")]
 fn an_upside_down_range_is_refused() {
     let _ = overrun::load::run(|| async {}).rate(100.0..=10.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_level_ends_when_its_requests_never_yield() {
+    // Every request completes at its first poll: the callers hold both
+    // workers, and the level must end by their own clock.
+    let report = overrun::load::run(|| async {})
+        .concurrency(64..=64)
+        .step("200ms")
+        .p99("1s")
+        .await;
+    let [only] = report.steps() else {
+        panic!("{:#?}", report.steps())
+    };
+    assert!(only.passed && only.requests > 0, "{only:#?}");
 }

@@ -222,8 +222,9 @@ where
     }
 
     /// Stops the search when `signal` completes (Ctrl-C, a deadline): the
-    /// report keeps the levels that ended, and its end is
-    /// [`End::Stopped`].
+    /// report keeps the levels that ended and the one under way as far as
+    /// it went ([`Step::stopped`]: its requests still out get at most a
+    /// second more), and its end is [`End::Stopped`].
     pub fn stop_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.stop = Some(Box::pin(signal));
         self
@@ -486,6 +487,8 @@ struct Runner<F> {
     steps: Vec<Step>,
     /// Turns true when the run is to stop.
     stop: tokio::sync::watch::Receiver<bool>,
+    /// The stop cut the search short (a level was cut, or not begun).
+    stopped: bool,
 }
 
 impl<F, Fut> Levels for Runner<F>
@@ -519,6 +522,7 @@ impl<F> Search<F> {
                 load,
                 steps: Vec::new(),
                 stop,
+                stopped: false,
             },
             bounds: Bounds::default(),
         }
@@ -542,7 +546,7 @@ where
             fail,
             unconfirmed,
         } = self.bounds;
-        let end = if *self.runner.stop.borrow() {
+        let end = if self.runner.stopped {
             End::Stopped
         } else if unconfirmed >= CONFIRMATIONS {
             End::Unsteady
@@ -580,6 +584,7 @@ where
     /// (a level cut short is kept, and neither passed nor failed).
     async fn level(&mut self, level: f64) -> Option<bool> {
         if *self.stop.borrow() {
+            self.stopped = true;
             return None;
         }
         let before = site_totals();
@@ -614,6 +619,7 @@ where
         if let Some(progress) = &self.load.progress {
             progress(&step);
         }
+        self.stopped = step.stopped;
         let passed = (!step.stopped).then_some(step.passed);
         self.steps.push(step);
         passed

@@ -175,13 +175,13 @@ struct Causes {
     /// Answers by status code (100 to 999).
     statuses: Box<[AtomicU64]>,
     /// Requests that got no answer, by what went wrong: at most
-    /// [`Causes::KINDS`] messages, the rest under [`Causes::OTHER`].
+    /// [`Causes::KINDS`] messages, then the rest under [`Causes::OTHER`].
     failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Causes {
     const KINDS: usize = 16;
-    const OTHER: &'static str = "other";
+    const OTHER: &'static str = "(other causes)";
 
     fn new() -> Self {
         Self {
@@ -206,12 +206,13 @@ impl Causes {
             Err(e) => {
                 // Only requests that failed take the lock.
                 let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                let key = if failures.len() < Self::KINDS || failures.contains_key(&e) {
-                    e.clone()
+                if let Some(n) = failures.get_mut(&e) {
+                    *n += 1;
+                } else if failures.len() < Self::KINDS {
+                    failures.insert(e.clone(), 1);
                 } else {
-                    Self::OTHER.to_owned()
-                };
-                *failures.entry(key).or_default() += 1;
+                    *failures.entry(Self::OTHER.to_owned()).or_default() += 1;
+                }
                 Err(e)
             }
         }
@@ -239,11 +240,12 @@ impl Causes {
             counted += n;
             let _ = writeln!(out, "no answer ×{n}: {cause}");
         }
-        let driver = errors.saturating_sub(counted);
-        if driver > 0 {
+        // The rest never came back to be counted here.
+        let rest = errors.saturating_sub(counted);
+        if rest > 0 {
             let _ = writeln!(
                 out,
-                "not sent or cut off ×{driver}: max in flight reached, not sent in time, or still out when its level ended"
+                "not sent or cut off ×{rest}: max in flight reached, not sent in time, still out when its level ended or the run stopped"
             );
         }
         out
@@ -411,6 +413,11 @@ impl Load {
             .on_step(progress)
             .stop_on(async {
                 let _ = tokio::signal::ctrl_c().await;
+                eprintln!("overrun load: stopping (Ctrl-C again to quit at once)");
+                tokio::spawn(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                    std::process::exit(i32::from(INTERRUPTED));
+                });
             });
             load = match model {
                 Model::Rate(lo, hi) => load.rate(lo..=hi),
