@@ -22,7 +22,8 @@ const PERMITS: usize = 4;
 const SERVICE: Duration = Duration::from_millis(10);
 
 /// Serves `GET` with `200 ok` (`503` at `/busy`; at `/flaky`, every other
-/// request is answered by closing the connection), each request holding one of `PERMITS`
+/// request is answered by closing the connection; at `/stall`, only the
+/// first request is answered), each request holding one of `PERMITS`
 /// permits for `SERVICE` (slept on a blocking thread: the OS timer is
 /// precise), connections kept alive. Runs on its own runtime thread for as
 /// long as the test process.
@@ -39,9 +40,10 @@ fn server() -> SocketAddr {
             tx.send(listener.local_addr().unwrap()).unwrap();
             let permits = Arc::new(Semaphore::new(PERMITS));
             let flakes = Arc::new(AtomicU64::new(0));
+            let stalls = Arc::new(AtomicU64::new(0));
             loop {
                 let (mut conn, _) = listener.accept().await.unwrap();
-                let (permits, flakes) = (permits.clone(), flakes.clone());
+                let (permits, flakes, stalls) = (permits.clone(), flakes.clone(), stalls.clone());
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
@@ -56,7 +58,11 @@ fn server() -> SocketAddr {
                         let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
                         let busy = buf.starts_with(b"GET /busy ");
                         let flaky = buf.starts_with(b"GET /flaky ");
+                        let stall = buf.starts_with(b"GET /stall ");
                         buf.drain(..end);
+                        if stall && stalls.fetch_add(1, Ordering::Relaxed) > 0 {
+                            std::future::pending::<()>().await;
+                        }
                         if flaky && flakes.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
                             return;
                         }
@@ -282,6 +288,50 @@ fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
         .filter(|l| l.ends_with("stopped part way"))
         .collect();
     assert_eq!(rows.len(), 1, "{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_ctrl_c_quits_at_once() {
+    let url = format!("http://{}/stall", server());
+    let mut child = overrun()
+        .args([
+            "load", &url, "--rate", "50..50", "--step", "10s", "--p99", "1s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut wait_for = |text: &str, seen: &mut String| {
+        while !seen.contains(text) {
+            let mut line = String::new();
+            assert!(
+                std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+                "{seen}"
+            );
+            seen.push_str(&line);
+        }
+    };
+    let interrupt = || {
+        // SAFETY: `kill` with a child's pid and a signal number has no
+        // memory effects on this process.
+        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(sent, 0);
+    };
+    // Into the level: requests out, none of them answered.
+    wait_for("a level", &mut seen);
+    std::thread::sleep(Duration::from_millis(300));
+    interrupt();
+    // The first stops the run, whose requests still out get a second…
+    wait_for("Ctrl-C again to quit at once", &mut seen);
+    // …and the second quits before then, printing nothing more.
+    interrupt();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{seen}");
+    assert_eq!(stdout, "", "{seen}");
 }
 
 #[test]

@@ -467,8 +467,9 @@ where
         stop,
         stopped: was_stopped,
     };
-    // Read once the callers are back: one that passed its check as the
-    // level ended still sends.
+    // Read once the callers are back (their permits, released after their
+    // last count and acquired by the drain, order it before this read): one
+    // that passed its check as the level ended still sends.
     finish(&tally, &slots, callers, &over_tx, drain, start, || {
         let sent = sent.load(Ordering::Relaxed);
         (sent, sent, 0)
@@ -487,8 +488,12 @@ struct Drain<'a> {
 
 /// Ends a level: waits until every slot is back or the drain's deadline
 /// (brought within [`STOPPED_DRAIN`] by a stop), cuts off what is still
-/// out, and reads the tally. `counts`: (requests, spawned, not sent), read
-/// after the wait.
+/// out, and reads the tally. `counts_of`: (requests, spawned, not sent),
+/// read after the wait.
+///
+/// The level is stopped when the stop cut its schedule, or came during the
+/// drain and requests were still out when the shortened drain ended; a
+/// level whose requests all ended is whole, whenever the stop came.
 async fn finish(
     tally: &Tally,
     slots: &Semaphore,
@@ -502,24 +507,28 @@ async fn finish(
     let Drain {
         deadline,
         stop,
-        stopped: mut was_stopped,
+        stopped: cut,
     } = drain;
     let stop_by = |now: Instant| deadline.min(now + STOPPED_DRAIN);
-    let mut until = if was_stopped {
-        stop_by(Instant::now())
+    let (mut until, mut stop_seen) = if cut {
+        (stop_by(Instant::now()), true)
     } else {
-        deadline
+        (deadline, false)
     };
-    loop {
+    // At most two turns: the stop shortens the wait once.
+    let drained = loop {
         tokio::select! {
             biased;
-            _ = tokio::time::timeout_at(until.into(), slots.acquire_many(all)) => break,
-            () = stopped(stop), if !was_stopped => {
-                was_stopped = true;
+            all_back = tokio::time::timeout_at(until.into(), slots.acquire_many(all)) => {
+                break all_back.is_ok();
+            }
+            () = stopped(stop), if !stop_seen => {
+                stop_seen = true;
                 until = stop_by(Instant::now());
             }
         }
-    }
+    };
+    let was_stopped = cut || (stop_seen && !drained);
     let waited = Instant::now();
     // Cut off the rest; each records itself as it is dropped.
     let _ = over.send(true);
@@ -603,28 +612,66 @@ mod tests {
 
     #[test]
     fn the_lead_loses_no_step_to_workers_reporting_at_once() {
-        // At 1 req/s the cap is 1 ms. Four threads at once, 50 late
-        // arrivals each: 200 steps of 4.75 µs up, 950 µs.
+        // Four threads at once, each 10 000 times one step up and 19 down:
+        // with no step lost, the lead ends where it began (500 µs, far from
+        // 0 and from the 1 ms cap at 1 req/s). A load and a store instead
+        // of the CAS loses steps, and the lead drifts.
         let lead = Lead::new(1.0);
-        lead.ns.store(0, Ordering::Relaxed);
+        lead.ns.store(500_000, Ordering::Relaxed);
         let t = Instant::now();
         let (late, early) = (t + Duration::from_nanos(1), t);
-        let four = |scheduled: Instant, now: Instant, each: usize| {
-            std::thread::scope(|s| {
-                for _ in 0..4 {
-                    s.spawn(|| {
-                        for _ in 0..each {
-                            lead.arrived(scheduled, now);
+        let go = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    go.wait();
+                    for _ in 0..10_000 {
+                        lead.arrived(early, late);
+                        for _ in 0..Lead::UP_PER_DOWN {
+                            lead.arrived(late, early);
                         }
-                    });
-                }
+                    }
+                });
+            }
+        });
+        assert_eq!(lead.get(), Duration::from_micros(500));
+    }
+
+    #[tokio::test]
+    async fn a_stop_during_the_drain_shortens_it_and_cuts_the_level_only_if_requests_are_out() {
+        for stuck in [true, false] {
+            let tally = Tally::default();
+            let slots = Arc::new(Semaphore::new(1));
+            // One request out: it never ends, or ends 100 ms in.
+            let permit = slots.clone().try_acquire_owned().unwrap();
+            if !stuck {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    drop(permit);
+                });
+            } else {
+                std::mem::forget(permit);
+            }
+            let (over, _over_rx) = watch::channel(false);
+            let (stop_tx, mut stop) = watch::channel(false);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let _ = stop_tx.send(true);
+                // Held until the level is read.
+                tokio::time::sleep(Duration::from_secs(60)).await;
             });
-        };
-        four(early, late, 50);
-        assert_eq!(lead.get(), Duration::from_micros(950));
-        // 2 000 steps of 0.25 µs down, 500 µs.
-        four(late, early, 500);
-        assert_eq!(lead.get(), Duration::from_micros(450));
+            let began = Instant::now();
+            let drain = Drain {
+                deadline: began + Duration::from_secs(60),
+                stop: &mut stop,
+                stopped: false,
+            };
+            let m = finish(&tally, &slots, 1, &over, drain, began, || (1, 0, 0)).await;
+            // Not the 60 s drain: a second after the stop, and a second
+            // for what is cut off.
+            assert!(began.elapsed() < Duration::from_secs(30));
+            assert_eq!(m.stopped, stuck, "stuck: {stuck}");
+        }
     }
 
     #[tokio::test]
@@ -638,7 +685,9 @@ mod tests {
             std::future::ready(())
         };
         let mut times = Vec::new();
-        for micros in [100, 400, 2_000] {
+        // Far enough ahead that the lead sees each come early, even on a
+        // busy machine.
+        for micros in [5_000, 10_000, 20_000] {
             let scheduled = Instant::now() + Duration::from_micros(micros);
             times.push(scheduled);
             handed_over(&f, &tally, scheduled, &mut over, Some(&lead)).await;

@@ -224,7 +224,8 @@ where
     /// Stops the search when `signal` completes (Ctrl-C, a deadline): the
     /// report keeps the levels that ended and the one under way as far as
     /// it went ([`Step::stopped`]: its requests still out get at most a
-    /// second more), and its end is [`End::Stopped`].
+    /// second more), and its end is [`End::Stopped`], unless the search
+    /// had just ended anyway (its last level whole).
     pub fn stop_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.stop = Some(Box::pin(signal));
         self
@@ -619,7 +620,7 @@ where
         if let Some(progress) = &self.load.progress {
             progress(&step);
         }
-        self.stopped = step.stopped;
+        self.stopped |= step.stopped;
         let passed = (!step.stopped).then_some(step.passed);
         self.steps.push(step);
         passed

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -236,7 +236,11 @@ impl Causes {
             let _ = writeln!(out, "statuses: {}", statuses.join(", "));
         }
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for (cause, n) in failures.iter() {
+        // The named causes, then the rest.
+        let (named, other): (Vec<_>, Vec<_>) = failures
+            .iter()
+            .partition(|(cause, _)| *cause != Self::OTHER);
+        for (cause, n) in named.into_iter().chain(other) {
             counted += n;
             let _ = writeln!(out, "no answer ×{n}: {cause}");
         }
@@ -401,6 +405,7 @@ impl Load {
                 Ok(Ok(_)) => {}
             }
             let target = Arc::new(target);
+            let finished = Arc::new(AtomicBool::new(false));
             let causes = Arc::new(Causes::new());
             let counted = causes.clone();
             let mut load = overrun::load::run(move || {
@@ -411,14 +416,7 @@ impl Load {
             .error_rate(error_rate)
             .max_in_flight(self.max_in_flight)
             .on_step(progress)
-            .stop_on(async {
-                let _ = tokio::signal::ctrl_c().await;
-                eprintln!("overrun load: stopping (Ctrl-C again to quit at once)");
-                tokio::spawn(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                    std::process::exit(i32::from(INTERRUPTED));
-                });
-            });
+            .stop_on(interrupted(finished.clone()));
             load = match model {
                 Model::Rate(lo, hi) => load.rate(lo..=hi),
                 Model::Concurrency(lo, hi) => load.concurrency(lo..=hi),
@@ -437,6 +435,7 @@ impl Load {
             }
             eprintln!("overrun load: {} {}, {} a level", self.method, self.url, fmt_ns(step.as_nanos() as u64));
             let report = load.await;
+            finished.store(true, Ordering::Relaxed);
             print!("{}", report.table());
             print!("{}", causes.summary(report.steps().iter().map(|s| s.errors).sum()));
             use std::io::Write as _;
@@ -455,6 +454,38 @@ impl Load {
             }))
         })
     }
+}
+
+/// Resolves at the first Ctrl-C, which stops the run (what was measured is
+/// printed); a second one before the run has ended quits at once, exit 130,
+/// printing and writing nothing more.
+async fn interrupted(finished: Arc<AtomicBool>) {
+    let quit = move || {
+        if !finished.load(Ordering::Relaxed) {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+    };
+    let stopping = || eprintln!("overrun load: stopping (Ctrl-C again to quit at once)");
+    // One stream for both, made as the run starts: a second Ctrl-C that
+    // comes at once is not lost.
+    #[cfg(unix)]
+    if let Ok(mut interrupts) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    {
+        interrupts.recv().await;
+        stopping();
+        tokio::spawn(async move {
+            interrupts.recv().await;
+            quit();
+        });
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    stopping();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        quit();
+    });
 }
 
 /// One line on stderr per level as it ends.
