@@ -160,6 +160,25 @@ fn check_validates_and_resolves_a_report() {
         stdout.contains("the [[task]] rule `session-*` matches no task"),
         "{stdout}"
     );
+    // Without --env, the environment the applications take: OVERRUN_ENV.
+    let resolve = |env: &str| {
+        let out = overrun()
+            .arg("check")
+            .arg(&policy)
+            .arg("--sites")
+            .arg(&report)
+            .env("OVERRUN_ENV", env)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(resolve("production"), stdout);
+    let elsewhere = resolve("");
+    assert_eq!(
+        row(&elsewhere, "parse_line").split_whitespace().nth(1),
+        Some("1.00ms"),
+        "{elsewhere}"
+    );
 
     // A report made under a policy: resolved against the code's budgets.
     let (_, _) = run_cli("under-policy.json", &[("OVERRUN_CONFIG", &policy)]);

@@ -69,8 +69,8 @@ enum Command {
 struct Check {
     /// The policy file (TOML).
     file: PathBuf,
-    /// The environment (`OVERRUN_ENV`) to resolve the rules for.
-    #[arg(long, value_name = "NAME")]
+    /// The environment to resolve the rules for.
+    #[arg(long, value_name = "NAME", env = "OVERRUN_ENV")]
     env: Option<String>,
     /// A JSON report (`OVERRUN_REPORT_FILE`) whose sites to resolve.
     #[arg(long, value_name = "REPORT.json")]

@@ -45,9 +45,8 @@ pub(crate) struct Rules {
     /// they have (without `--config`, those in force when it was written).
     #[arg(long, value_name = "REPORT.json")]
     sites: Option<PathBuf>,
-    /// The environment (`OVERRUN_ENV`) to resolve the policy file's rules
-    /// for.
-    #[arg(long, value_name = "NAME")]
+    /// The environment to resolve the policy file's rules for.
+    #[arg(long, value_name = "NAME", env = "OVERRUN_ENV")]
     env: Option<String>,
 }
 
