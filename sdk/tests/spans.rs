@@ -71,6 +71,10 @@ fn setup() {
         let overrun = overrun::tracing::layer()
             .budget("builder.*", "1ns")
             .allocs("spans::builder_over_fields", 7)
+            .p50("slo.builder", "5ms")
+            .p99("slo.builder", "20ms")
+            .window("slo.builder", "2s")
+            .error_rate("slo.builder", "5%")
             .with_filter(filter::filter_fn(|m| m.name() != "rejected"));
         // `fmt` reads the span's extensions while a violation event is
         // emitted from inside the layer: that must not deadlock.
@@ -254,6 +258,23 @@ fn a_bad_field_literal_is_ignored_the_builder_beats_fields_and_filters_apply() {
         s.code_budget.time_ns,
         Some(3_600_000_000_000),
         "the span's own field"
+    );
+
+    // Objectives from the builder, over the span's own field.
+    tracing::info_span!("slo.builder", overrun.p99 = "1h").in_scope(|| {});
+    let objectives: Vec<(String, u64, u64)> = site("slo.builder")
+        .objectives
+        .iter()
+        .map(|o| (o.objective.key().to_owned(), o.limit, o.window_ns))
+        .collect();
+    let window = 2_000_000_000;
+    assert_eq!(
+        objectives,
+        [
+            ("p50".to_owned(), 5_000_000, window),
+            ("p99".to_owned(), 20_000_000, window),
+            ("error_rate".to_owned(), 50_000, window),
+        ]
     );
 
     tracing::info_span!("rejected").in_scope(|| busy(Duration::from_micros(10)));
@@ -495,4 +516,16 @@ fn a_span_objective_from_its_fields_warns_once_and_tells_its_recovery() {
     assert_eq!(recovered[0].field("objective"), Some("p99"));
     assert_eq!(recovered[0].field("limit"), Some("10000000"));
     assert_eq!(site("slo.span").violations.objective, 1);
+}
+
+#[test]
+#[should_panic(expected = "window for `x`: a window is at least \"1s\"")]
+fn a_builder_window_under_a_second_is_refused() {
+    let _ = overrun::tracing::layer().window("x", "500ms");
+}
+
+#[test]
+#[should_panic(expected = "error_rate \"1\" for `x`")]
+fn a_builder_error_rate_without_percent_is_refused() {
+    let _ = overrun::tracing::layer().error_rate("x", "1");
 }

@@ -30,6 +30,7 @@ use crate::vocab::units::{SizeLimit, TimeLimit};
 ///     .budget("db.*", "50ms") // every span whose name starts with `db.`
 ///     .allocs("app::cache::*", 10) // spans of target `app::cache`
 ///     .poll("handler", overrun::duration!("1ms"))
+///     .p99("handler", "20ms") // an objective over a window (5m unless set)
 ///     .events(true);
 /// let _subscriber = tracing_subscriber::registry().with(layer);
 /// ```
@@ -122,6 +123,76 @@ impl BudgetLayer {
     pub fn poll(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
         self.rule(pattern, 3, ns)
+    }
+
+    /// A latency objective for the spans `pattern` matches: their median
+    /// over the window ([`BudgetLayer::window`], 5 minutes unless set) at
+    /// most `limit`, as `#[measure(p50 = "…")]` and the span field
+    /// `overrun.p50` set it. Crossing it is one violation (kind
+    /// `objective`); going back under, one recovery (an INFO event).
+    ///
+    /// ```
+    /// let _layer = overrun::tracing::layer()
+    ///     .p99("http.request", "250ms")
+    ///     .error_rate("http.request", "1%")
+    ///     .window("http.request", "10m");
+    /// ```
+    #[track_caller]
+    pub fn p50(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 4, ns)
+    }
+
+    /// The 90th percentile objective: see [`BudgetLayer::p50`].
+    #[track_caller]
+    pub fn p90(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 5, ns)
+    }
+
+    /// The 95th percentile objective: see [`BudgetLayer::p50`].
+    #[track_caller]
+    pub fn p95(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 6, ns)
+    }
+
+    /// The 99th percentile objective: see [`BudgetLayer::p50`].
+    #[track_caller]
+    pub fn p99(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 7, ns)
+    }
+
+    /// The 99.9th percentile objective: see [`BudgetLayer::p50`].
+    #[track_caller]
+    pub fn p999(self, pattern: &str, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, 8, ns)
+    }
+
+    /// The window the objectives of the spans `pattern` matches are judged
+    /// over (5 minutes unless set). Panics under `"1s"`.
+    #[track_caller]
+    pub fn window(self, pattern: &str, window: impl TimeLimit) -> Self {
+        let ns = window.nanos();
+        assert!(
+            ns >= MIN_WINDOW_NS,
+            "overrun::tracing::layer(): window for `{pattern}`: a window is at least \"1s\""
+        );
+        self.rule(pattern, 9, ns)
+    }
+
+    /// An error-rate objective for the spans `pattern` matches: at most
+    /// `rate` (`"1%"`, `"0.5%"`) of them over the window in error (an
+    /// `error` field, an ERROR event inside, `#[instrument(err)]`). Panics
+    /// on a rate that is not a percentage from 0 to 100.
+    #[track_caller]
+    pub fn error_rate(self, pattern: &str, rate: &str) -> Self {
+        let ppm = parse_percent(rate).unwrap_or_else(|e| {
+            panic!("overrun::tracing::layer(): error_rate {rate:?} for `{pattern}`: {e}")
+        });
+        self.rule(pattern, 10, ppm)
     }
 
     /// Whether violations are also `tracing` WARN events (default: yes).
