@@ -23,6 +23,7 @@ pub const NONE: u64 = u64::MAX;
 /// assert!(!Budget::none().is_set());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Budget {
     /// Wall time of one call (for `async fn`: first poll to completion), ns.
     pub time_ns: u64,
@@ -174,6 +175,7 @@ pub const MIN_WINDOW_NS: u64 = 1_000_000_000;
 /// assert_eq!(B.objectives.window_ns(), overrun::budget::DEFAULT_WINDOW_NS);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Objectives {
     /// Per quantile of [`Quantile::ALL`], in order: ns, or [`NONE`].
     pub quantiles: [u64; 5],
