@@ -174,6 +174,7 @@ fn check_validates_and_resolves_a_report() {
     };
     assert_eq!(resolve("production"), stdout);
     let elsewhere = resolve("");
+    assert!(elsewhere.contains("valid (4 rule(s))\n"), "{elsewhere}");
     assert_eq!(
         row(&elsewhere, "parse_line").split_whitespace().nth(1),
         Some("1.00ms"),

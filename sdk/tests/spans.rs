@@ -519,7 +519,7 @@ fn a_span_objective_from_its_fields_warns_once_and_tells_its_recovery() {
 }
 
 #[test]
-#[should_panic(expected = "window for `x`: a window is at least \"1s\"")]
+#[should_panic(expected = "window 500ms for `x`: a window is at least \"1s\"")]
 fn a_builder_window_under_a_second_is_refused() {
     let _ = overrun::tracing::layer().window("x", "500ms");
 }

@@ -178,7 +178,8 @@ impl BudgetLayer {
         let ns = window.nanos();
         assert!(
             ns >= MIN_WINDOW_NS,
-            "overrun::tracing::layer(): window for `{pattern}`: a window is at least \"1s\""
+            "overrun::tracing::layer(): window {} for `{pattern}`: a window is at least \"1s\"",
+            crate::vocab::units::fmt_ns(ns)
         );
         self.rule(pattern, 9, ns)
     }

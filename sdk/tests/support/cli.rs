@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The `overrun` binary.
+/// The `overrun` binary, with no `OVERRUN_ENV` from the environment (a
+/// test sets it where it means to).
 pub(crate) fn overrun() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_overrun"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_overrun"));
+    command.env_remove("OVERRUN_ENV");
+    command
 }
 
 /// The `cli` example (built by `cargo test --workspace`), with no overrun

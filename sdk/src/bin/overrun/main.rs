@@ -106,6 +106,12 @@ fn budget_of(b: &serde_json::Value) -> overrun::Budget {
 }
 
 impl Check {
+    /// The environment: `--env`, else `OVERRUN_ENV`; empty is none, as
+    /// applications take it.
+    fn env(&self) -> Option<&str> {
+        self.env.as_deref().filter(|e| !e.is_empty())
+    }
+
     fn run(&self) -> Result<ExitCode, String> {
         let policy = overrun::config::Policy::read(&self.file).map_err(|e| e.to_string())?;
         let rules = policy.rules();
@@ -113,8 +119,7 @@ impl Check {
             "{}: valid ({} rule(s){})",
             self.file.display(),
             rules.len(),
-            self.env
-                .as_ref()
+            self.env()
                 .map(|e| format!(", environment `{e}`"))
                 .unwrap_or_default()
         );
@@ -134,7 +139,7 @@ impl Check {
         );
         for site in &sites {
             let (budget, source) =
-                policy.budget_for(&site.module, &site.name, site.budget, self.env.as_deref());
+                policy.budget_for(&site.module, &site.name, site.budget, self.env());
             let from = match source {
                 overrun::config::BudgetSource::Code => site.source.clone(),
                 file => file.to_string(),

@@ -70,6 +70,12 @@ struct Target {
 }
 
 impl Rules {
+    /// The environment: `--env`, else `OVERRUN_ENV`; empty is none, as
+    /// applications take it.
+    fn env(&self) -> Option<&str> {
+        self.env.as_deref().filter(|e| !e.is_empty())
+    }
+
     pub(crate) fn run(&self) -> Result<ExitCode, String> {
         let policy = match &self.config {
             Some(path) => Some(overrun::config::Policy::read(path).map_err(|e| e.to_string())?),
@@ -81,7 +87,7 @@ impl Rules {
                 for site in crate::read_report(report)?.0 {
                     let budget = match &policy {
                         Some(p) => {
-                            p.budget_for(&site.module, &site.name, site.budget, self.env.as_deref())
+                            p.budget_for(&site.module, &site.name, site.budget, self.env())
                                 .0
                         }
                         None => site.in_force,
@@ -100,7 +106,7 @@ impl Rules {
                 }
             }
             (None, Some(p)) => {
-                for r in p.objective_rules(self.env.as_deref()) {
+                for r in p.objective_rules(self.env()) {
                     for (objective, limit) in r.objectives.targets() {
                         targets.push(Target {
                             selector: Selector::Pattern {
