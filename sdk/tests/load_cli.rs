@@ -237,40 +237,69 @@ fn errors_are_summed_up_by_cause_after_the_table() {
     assert!(stdout.contains("statuses: 200 ×"), "{stdout}");
 }
 
+/// `overrun load` with piped output, read as it runs, and interrupted.
+#[cfg(unix)]
+struct Interruptible {
+    child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+    /// Its stderr so far.
+    seen: String,
+}
+
+#[cfg(unix)]
+impl Interruptible {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = overrun()
+            .arg("load")
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        Self {
+            child,
+            stderr,
+            seen: String::new(),
+        }
+    }
+
+    /// Reads its stderr until `text` is in it.
+    fn wait_for(&mut self, text: &str) {
+        while !self.seen.contains(text) {
+            let mut line = String::new();
+            let read = std::io::BufRead::read_line(&mut self.stderr, &mut line).unwrap();
+            assert!(read > 0, "{}", self.seen);
+            self.seen.push_str(&line);
+        }
+    }
+
+    /// Ctrl-C.
+    fn interrupt(&self) {
+        // SAFETY: `kill` with a child's pid and a signal number has no
+        // memory effects on this process.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(sent, 0);
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
     let url = format!("http://{}/", server());
-    let mut child = overrun()
-        .args([
-            "load",
-            &url,
-            "--rate",
-            "10..100000",
-            "--step",
-            "500ms",
-            "--p99",
-            "1s",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut run = Interruptible::spawn(&[
+        &url,
+        "--rate",
+        "10..100000",
+        "--step",
+        "500ms",
+        "--p99",
+        "1s",
+    ]);
     // Once a level has ended (the run is under way, Ctrl-C watched).
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("overrun load: level ") {
-        let mut line = String::new();
-        assert!(
-            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
-            "{seen}"
-        );
-        seen.push_str(&line);
-    }
-    // SAFETY: `kill` with a child's pid and a signal number has no memory
-    // effects on this process.
-    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    assert_eq!(sent, 0);
+    run.wait_for("overrun load: level ");
+    run.interrupt();
+    let (child, seen) = (run.child, run.seen);
     let out = child.wait_with_output().unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{seen}");
@@ -294,40 +323,16 @@ fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
 #[test]
 fn a_second_ctrl_c_quits_at_once() {
     let url = format!("http://{}/stall", server());
-    let mut child = overrun()
-        .args([
-            "load", &url, "--rate", "50..50", "--step", "10s", "--p99", "1s",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut wait_for = |text: &str, seen: &mut String| {
-        while !seen.contains(text) {
-            let mut line = String::new();
-            assert!(
-                std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
-                "{seen}"
-            );
-            seen.push_str(&line);
-        }
-    };
-    let interrupt = || {
-        // SAFETY: `kill` with a child's pid and a signal number has no
-        // memory effects on this process.
-        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(sent, 0);
-    };
+    let mut run = Interruptible::spawn(&[&url, "--rate", "50..50", "--step", "10s", "--p99", "1s"]);
     // Into the level: requests out, none of them answered.
-    wait_for("a level", &mut seen);
+    run.wait_for("a level");
     std::thread::sleep(Duration::from_millis(300));
-    interrupt();
+    run.interrupt();
     // The first stops the run, whose requests still out get a second…
-    wait_for("Ctrl-C again to quit at once", &mut seen);
+    run.wait_for("Ctrl-C again to quit at once");
     // …and the second quits before then, printing nothing more.
-    interrupt();
+    run.interrupt();
+    let (child, seen) = (run.child, run.seen);
     let out = child.wait_with_output().unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{seen}");
