@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use overrun_benches::{batch, floors, work};
+use overrun_benches::{batch, floors, leaked_site, work};
 
 floors!();
 
@@ -37,22 +37,15 @@ fn past_the_gate(x: u64) -> u64 {
 const SITES: u32 = 1_000;
 
 fn sites_with_objectives() {
-    use overrun::__private::{Budget, Guard, Quantile, Site, SiteKind};
+    use overrun::__private::{Budget, Guard, Quantile};
     static MADE: OnceLock<()> = OnceLock::new();
     MADE.get_or_init(|| {
         for i in 0..SITES {
-            let name: &'static str = Box::leak(format!("objective_{i}").into_boxed_str());
-            let site: &'static Site = Box::leak(Box::new(Site::new(
-                name,
-                "app::slo",
-                file!(),
-                i,
-                SiteKind::Sync,
-                Budget::none()
-                    .with_quantile_ns(Quantile::P99, 50_000_000)
-                    .with_error_rate_ppm(10_000)
-                    .with_window_ns(300_000_000_000),
-            )));
+            let budget = Budget::none()
+                .with_quantile_ns(Quantile::P99, 50_000_000)
+                .with_error_rate_ppm(10_000)
+                .with_window_ns(300_000_000_000);
+            let site = leaked_site(format!("objective_{i}"), "app::slo", i, budget);
             for n in 0..100u64 {
                 let guard = Guard::enter(site);
                 std::hint::black_box(work(n * 1_000));

@@ -24,20 +24,13 @@ fn budget_from_file(x: u64) -> u64 {
 /// 10 000 sites over 100 modules (`app::m0` … `app::m99`, `f_0` …
 /// `f_9999`), registered once per process.
 fn ten_thousand_sites() {
-    use overrun::__private::{Budget, Guard, Site, SiteKind};
+    use overrun::__private::{Budget, Guard};
     static SITES: OnceLock<()> = OnceLock::new();
     SITES.get_or_init(|| {
         for i in 0..10_000u32 {
-            let name: &'static str = Box::leak(format!("f_{i}").into_boxed_str());
             let module: &'static str = Box::leak(format!("app::m{}", i % 100).into_boxed_str());
-            let site: &'static Site = Box::leak(Box::new(Site::new(
-                name,
-                module,
-                file!(),
-                i,
-                SiteKind::Sync,
-                Budget::none().with_time_ns(1_000_000),
-            )));
+            let budget = Budget::none().with_time_ns(1_000_000);
+            let site = overrun_benches::leaked_site(format!("f_{i}"), module, i, budget);
             Guard::enter(site).finish(false);
         }
     });

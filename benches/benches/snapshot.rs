@@ -4,7 +4,7 @@
 
 use std::sync::mpsc;
 
-use overrun::__private::{Budget, Guard, Site, SiteKind};
+use overrun::__private::{Budget, Guard, Site};
 
 struct Recorder {
     tx: mpsc::Sender<(Vec<&'static Site>, mpsc::Sender<()>)>,
@@ -45,15 +45,7 @@ fn ensure_sites(n: usize) {
     }
     let sites: Vec<&'static Site> = (*have..n)
         .map(|i| {
-            let name: &'static str = Box::leak(format!("site_{i}").into_boxed_str());
-            &*Box::leak(Box::new(Site::new(
-                name,
-                "bench",
-                file!(),
-                i as u32,
-                SiteKind::Sync,
-                Budget::none(),
-            )))
+            overrun_benches::leaked_site(format!("site_{i}"), "bench", i as u32, Budget::none())
         })
         .collect();
     for r in recorders.iter() {

@@ -20,21 +20,14 @@ use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use overrun::__private::{Budget, Guard, Site, SiteKind};
+use overrun::__private::{Budget, Guard, Site};
 
 /// `n` sites, leaked (one per measured function of a real program).
 fn sites(n: u32) -> Vec<&'static Site> {
     (0..n)
         .map(|i| {
-            let name: &'static str = Box::leak(format!("threads_site_{i}").into_boxed_str());
-            &*Box::leak(Box::new(Site::new(
-                name,
-                "threads",
-                file!(),
-                i,
-                SiteKind::Sync,
-                Budget::none().with_time_ns(1_000_000),
-            )))
+            let budget = Budget::none().with_time_ns(1_000_000);
+            overrun_benches::leaked_site(format!("threads_site_{i}"), "threads", i, budget)
         })
         .collect()
 }

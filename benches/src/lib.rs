@@ -93,6 +93,37 @@ impl Future for YieldN {
     }
 }
 
+/// A site made at run time and leaked, as a measured function's static
+/// site is never freed: what the benches that need many sites register.
+///
+/// ```
+/// let site = overrun_benches::leaked_site(
+///     "made_here".to_owned(),
+///     "bench",
+///     1,
+///     overrun::__private::Budget::none(),
+/// );
+/// overrun::__private::Guard::enter(site).finish(false);
+/// assert_eq!(overrun::snapshot().site("made_here").unwrap().calls, 1);
+/// ```
+pub fn leaked_site(
+    name: String,
+    module: &'static str,
+    line: u32,
+    budget: overrun::__private::Budget,
+) -> &'static overrun::__private::Site {
+    use overrun::__private::{Site, SiteKind};
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    Box::leak(Box::new(Site::new(
+        name,
+        module,
+        file!(),
+        line,
+        SiteKind::Sync,
+        budget,
+    )))
+}
+
 /// Registers 1 000 sites (`site_0` … `site_999`, module `bench`, a 1 ms
 /// budget) and records 10 calls on each, once per process: what the
 /// exporter benches render or export.
@@ -102,19 +133,12 @@ impl Future for YieldN {
 /// assert_eq!(overrun::snapshot().site("site_999").unwrap().calls, 10);
 /// ```
 pub fn thousand_sites() {
-    use overrun::__private::{Budget, Guard, Site, SiteKind};
+    use overrun::__private::{Budget, Guard};
     static SITES: std::sync::Once = std::sync::Once::new();
     SITES.call_once(|| {
         for i in 0..1_000u32 {
-            let name: &'static str = Box::leak(format!("site_{i}").into_boxed_str());
-            let site: &'static Site = Box::leak(Box::new(Site::new(
-                name,
-                "bench",
-                file!(),
-                i,
-                SiteKind::Sync,
-                Budget::none().with_time_ns(1_000_000),
-            )));
+            let budget = Budget::none().with_time_ns(1_000_000);
+            let site = leaked_site(format!("site_{i}"), "bench", i, budget);
             for _ in 0..10 {
                 Guard::enter(site).finish(false);
             }

@@ -108,8 +108,7 @@ impl DeltaState {
                 }
                 Some(Data::Histogram(h)) => {
                     h.aggregation_temporality = AggregationTemporality::Delta as i32;
-                    let mut relaid = Vec::new();
-                    for (i, p) in h.data_points.iter_mut().enumerate() {
+                    h.data_points.retain_mut(|p| {
                         let key = series_key(&m.name, &p.attributes);
                         let (old, since) = self.baseline(&key);
                         p.start_time_unix_nano = since;
@@ -121,6 +120,10 @@ impl DeltaState {
                         };
                         // The maximum is over the whole run, not this window.
                         p.max = None;
+                        // Only the exemplars of this window: older ones went
+                        // with the export that covered them.
+                        p.exemplars.retain(|e| e.time_unix_nano >= since);
+                        let now = p.time_unix_nano;
                         if let Some(Prev::Histogram {
                             count,
                             sum,
@@ -134,9 +137,8 @@ impl DeltaState {
                                 // two layouts cannot be subtracted. This
                                 // export only takes the new baseline; the
                                 // next one is a delta again.
-                                next.push((key, cumulative, p.time_unix_nano));
-                                relaid.push(i);
-                                continue;
+                                next.push((key, cumulative, now));
+                                return false;
                             }
                             p.count -= count;
                             p.sum = p.sum.map(|s| s - sum);
@@ -144,12 +146,8 @@ impl DeltaState {
                                 *b -= old;
                             }
                         }
-                        next.push((key, cumulative, p.time_unix_nano));
-                    }
-                    let mut i = 0;
-                    h.data_points.retain(|_| {
-                        i += 1;
-                        !relaid.contains(&(i - 1))
+                        next.push((key, cumulative, now));
+                        true
                     });
                 }
                 _ => {}

@@ -212,18 +212,21 @@ fn encoder(bounds: &[f64]) -> Encoder<'_> {
 #[test]
 fn histogram_buckets_add_up() {
     let h = overrun::stats::Histogram::from_values([500, 1_500, 2_000_000, 20_000_000_000]);
+    // The histogram's point, with a site's thresholds and exemplars.
+    let point = |thresholds_ns, exemplars| {
+        Point::new(
+            Vec::new(),
+            Value::Histogram {
+                histogram: &h,
+                count: 4,
+                sum_seconds: 1e-8,
+                thresholds_ns,
+                exemplars,
+            },
+        )
+    };
     let mut e = encoder(&[0.000_001, 0.001, 1.0]);
-    let point = Point::new(
-        Vec::new(),
-        Value::Histogram {
-            histogram: &h,
-            count: 4,
-            sum_seconds: 1e-8,
-            thresholds_ns: &[],
-            exemplars: &[],
-        },
-    );
-    e.add(&export::DURATION, &[point]);
+    e.add(&export::DURATION, &[point(&[], &[])]);
     let Some(Data::Histogram(hist)) = &e.metrics[0].data else {
         panic!()
     };
@@ -236,18 +239,11 @@ fn histogram_buckets_add_up() {
     let slow = [overrun::exemplar::Exemplar::new(
         2_000_000, [7; 16], [8; 8], 42,
     )];
-    let point = Point::new(
-        Vec::new(),
-        Value::Histogram {
-            histogram: &h,
-            count: 4,
-            sum_seconds: 1e-8,
-            thresholds_ns: &[1_000_000, 5_000_000_000],
-            exemplars: &slow,
-        },
-    );
     let mut e = encoder(&[0.000_001, 0.001, 1.0]);
-    e.add(&export::DURATION, &[point]);
+    e.add(
+        &export::DURATION,
+        &[point(&[1_000_000, 5_000_000_000], &slow)],
+    );
     let Some(Data::Histogram(hist)) = &e.metrics[0].data else {
         panic!()
     };
@@ -425,4 +421,38 @@ fn a_histogram_whose_bounds_moved_takes_a_new_baseline() {
         Some((1, 3)),
         "a delta again, from the new baseline"
     );
+}
+
+#[overrun::measure]
+fn windowed_fn() {}
+
+#[test]
+fn a_delta_carries_only_its_windows_exemplars() {
+    windowed_fn();
+    let mut req = one(&overrun::snapshot(), 20);
+    // An exemplar from before the window (time 5) and one in it (15).
+    let exemplar = |time_unix_nano| opentelemetry_proto::tonic::metrics::v1::Exemplar {
+        time_unix_nano,
+        ..Default::default()
+    };
+    for m in &mut req.resource_metrics[0].scope_metrics[0].metrics {
+        if let Some(Data::Histogram(h)) = &mut m.data {
+            for p in &mut h.data_points {
+                p.exemplars = vec![exemplar(5), exemplar(15)];
+            }
+        }
+    }
+    // The window starts at 10.
+    let _ = DeltaState::new(10).apply(&mut req);
+    let mut seen = 0;
+    for m in &req.resource_metrics[0].scope_metrics[0].metrics {
+        if let Some(Data::Histogram(h)) = &m.data {
+            for p in &h.data_points {
+                let times: Vec<u64> = p.exemplars.iter().map(|e| e.time_unix_nano).collect();
+                assert_eq!(times, [15]);
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen > 0);
 }
