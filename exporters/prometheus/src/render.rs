@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use overrun::Snapshot;
-use overrun::export::{self, Metric, MetricKind, Point, Value};
+use overrun::export::{self, Metric, MetricKind, Point, Value, escape_label_value};
 
 /// Default upper bounds of `overrun_duration_seconds`, in seconds: 1 µs to
 /// 10 s, three per decade.
@@ -14,20 +14,6 @@ pub use overrun::stats::DEFAULT_BUCKETS;
 pub(crate) struct Health {
     pub(crate) scrapes: u64,
     pub(crate) failures: u64,
-}
-
-/// Escapes a label value (`\`, `"`, newline).
-fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The two text formats a scrape can ask for.
@@ -94,7 +80,7 @@ fn series(out: &mut String, metric: &Metric, points: &[Point<'_>], bounds: &[f64
         let labels = p
             .labels
             .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label_value(v)))
             .collect::<Vec<_>>()
             .join(",");
         match p.value {
@@ -434,7 +420,7 @@ mod tests {
 
     #[test]
     fn escapes_label_values() {
-        assert_eq!(escape(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape("x\ny"), "x\\ny");
+        assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label_value("x\ny"), "x\\ny");
     }
 }

@@ -276,6 +276,27 @@ pub fn bounds_with(bounds: &[f64], thresholds_ns: &[u64]) -> Vec<f64> {
 
 pub use crate::record::stats::histogram::bound_seconds as threshold_seconds;
 
+/// A label value, or a PromQL string literal's content, escaped: `\`,
+/// `"` and line breaks (both grammars read the same three escapes).
+///
+/// ```
+/// use overrun::export::escape_label_value;
+/// assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+/// assert_eq!(escape_label_value("x\ny"), "x\\ny");
+/// ```
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A bucket bound as OpenMetrics writes it, canonically: with a decimal
 /// point (`1.0`, not `1`), as Prometheus 3 stores `le` whatever the format.
 ///

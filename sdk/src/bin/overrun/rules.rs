@@ -144,9 +144,9 @@ impl Rules {
     }
 }
 
-/// A PromQL string literal's content: `"` and `\` escaped.
+/// A PromQL string literal's content: `\`, `"` and line breaks escaped.
 fn quoted(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    overrun::export::escape_label_value(s)
 }
 
 /// A glob (`*` any text, `?` one character) as an RE2 pattern, which
@@ -460,6 +460,7 @@ mod tests {
         assert_eq!(glob_regex("get_*"), "get_.*");
         assert_eq!(glob_regex("a.b?"), "a\\.b.");
         assert_eq!(quoted("<A as \"B\">"), "<A as \\\"B\\\">");
+        assert_eq!(quoted("a\nb"), "a\\nb");
     }
 
     #[test]
