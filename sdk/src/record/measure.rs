@@ -159,6 +159,14 @@ fn histogram_value(site: &Site, elapsed: u64, over: bool) -> u64 {
 fn near_threshold(site: &Site, elapsed: u64) -> u64 {
     use crate::record::clock::{ns_to_ticks, ticks_to_ns};
     use crate::record::stats::histogram::{at_or_below, bound_seconds, bounds, index};
+    // Most calls past the gate are far from every threshold: counted as
+    // they are, without the conversions below.
+    let near = site.near_ticks.iter().any(|[from, to]| {
+        (from.load(Ordering::Relaxed)..to.load(Ordering::Relaxed)).contains(&elapsed)
+    });
+    if !near {
+        return elapsed;
+    }
     let thresholds = || {
         site.thresholds_ns
             .iter()

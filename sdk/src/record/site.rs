@@ -83,6 +83,12 @@ pub struct Site {
     /// (`NONE` after the last): a call in the histogram bucket that
     /// straddles one is counted on its true side of it.
     pub(crate) thresholds_ns: [AtomicU64; THRESHOLDS],
+    /// Per threshold, the ticks `[from, to)` of the buckets where a call
+    /// may be counted on its wrong side of it (the bucket that straddles
+    /// it and its neighbours, for the tick ↔ ns rounding); `[NONE, 0)`
+    /// after the last. A call past the gate outside all of them is counted
+    /// as it is, with integer compares only.
+    pub(crate) near_ticks: [[AtomicU64; 2]; THRESHOLDS],
     pub(crate) poll_ticks: AtomicU64,
     pub(crate) allocs: AtomicU64,
     pub(crate) bytes: AtomicU64,
@@ -156,6 +162,7 @@ impl Site {
             budget_ticks: AtomicU64::new(NONE),
             budget_ns: AtomicU64::new(NONE),
             thresholds_ns: [const { AtomicU64::new(NONE) }; THRESHOLDS],
+            near_ticks: [const { [AtomicU64::new(NONE), AtomicU64::new(0)] }; THRESHOLDS],
             poll_ticks: AtomicU64::new(NONE),
             allocs: AtomicU64::new(NONE),
             bytes: AtomicU64::new(NONE),
@@ -370,12 +377,25 @@ impl Site {
                 histogram::bounds(bucket.saturating_sub(1)).0
             })
             .fold(budget_ticks, u64::min);
-        for (slot, ns) in self
+        for ((slot, near), ns) in self
             .thresholds_ns
             .iter()
+            .zip(&self.near_ticks)
             .zip(thresholds.iter().copied().chain(std::iter::repeat(NONE)))
         {
             slot.store(ns, Ordering::Relaxed);
+            let (from, to) = if ns == NONE {
+                (NONE, 0)
+            } else {
+                let bucket = histogram::index(clock::ns_to_ticks(ns));
+                let (above, width) = histogram::bounds((bucket + 1).min(histogram::BUCKETS - 1));
+                (
+                    histogram::bounds(bucket.saturating_sub(1)).0,
+                    above.saturating_add(width),
+                )
+            };
+            near[0].store(from, Ordering::Relaxed);
+            near[1].store(to, Ordering::Relaxed);
         }
         self.budget_ns.store(budget.time_ns, Ordering::Relaxed);
         self.budget_ticks.store(budget_ticks, Ordering::Relaxed);
