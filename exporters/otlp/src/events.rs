@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 /// The span that was active when the budget was broken, as the sdk reads
 /// it (the same reading gives exemplars their ids).
-pub(crate) use overrun::exemplar::ActiveSpan as TraceRef;
+pub(crate) use overrun::exemplar::ActiveSpan;
 use overrun::exemplar::active_span;
 
 /// One violation with what only its own thread knows, or an objective's
@@ -26,7 +26,7 @@ pub(crate) struct Event {
     /// The thread's name; `None` for an unnamed thread (its id is in the
     /// violation, formatted on the exporter's thread).
     pub(crate) thread: Option<Arc<str>>,
-    pub(crate) trace: Option<TraceRef>,
+    pub(crate) trace: Option<ActiveSpan>,
     /// Violations of the same site and kind not sent as events (over the
     /// limit) since the previous event of that site and kind.
     pub(crate) suppressed: u64,
@@ -62,7 +62,7 @@ pub(crate) fn spawn_context() -> Option<Arc<dyn overrun::tasks::SpawnContext>> {
 }
 
 /// The ids of the span a task was spawned in.
-struct SpawnedIn(TraceRef);
+struct SpawnedIn(ActiveSpan);
 
 impl overrun::tasks::SpawnContext for SpawnedIn {
     fn within(&self, f: &mut dyn FnMut()) {
