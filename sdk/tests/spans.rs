@@ -72,7 +72,10 @@ fn setup() {
             .budget("builder.*", "1ns")
             .allocs("spans::builder_over_fields", 7)
             .p50("slo.builder", "5ms")
+            .p90("slo.builder", "6ms")
+            .p95("slo.builder", "7ms")
             .p99("slo.builder", "20ms")
+            .p999("slo.builder", "30ms")
             .window("slo.builder", "2s")
             .error_rate("slo.builder", "5%")
             .with_filter(filter::filter_fn(|m| m.name() != "rejected"));
@@ -272,7 +275,10 @@ fn a_bad_field_literal_is_ignored_the_builder_beats_fields_and_filters_apply() {
         objectives,
         [
             ("p50".to_owned(), 5_000_000, window),
+            ("p90".to_owned(), 6_000_000, window),
+            ("p95".to_owned(), 7_000_000, window),
             ("p99".to_owned(), 20_000_000, window),
+            ("p999".to_owned(), 30_000_000, window),
             ("error_rate".to_owned(), 50_000, window),
         ]
     );

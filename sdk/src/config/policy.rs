@@ -9,8 +9,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::ConfigError;
 use crate::vocab::budget::{
-    Budget, FIELDS, MIN_WINDOW_NS, NONE, Objective, Objectives, parse_duration, parse_percent,
-    parse_size,
+    Budget, FIELDS, MIN_WINDOW_NS, NONE, Objective, Objectives, field_of, parse_duration,
+    parse_percent, parse_size,
 };
 
 /// Where a budget in force came from: the code, or a rule of a file.
@@ -179,15 +179,7 @@ impl<const N: usize> Rule<N> {
 }
 
 /// The fields of a `[[budget]]` rule, in this order.
-const BUDGET_FIELDS: [&str; BUDGET_LEN] = {
-    let mut names = [""; BUDGET_LEN];
-    let mut i = 0;
-    while i < BUDGET_LEN {
-        names[i] = FIELDS[i].0;
-        i += 1;
-    }
-    names
-};
+const BUDGET_FIELDS: [&str; BUDGET_LEN] = FIELDS;
 const BUDGET_LEN: usize = FIELDS.len();
 /// The fields of a `[[task]]` rule.
 const TASK_FIELDS: [&str; 2] = ["lifetime", "poll"];
@@ -501,7 +493,7 @@ impl Policy {
                     .objectives
                     .targets()
                     .flat_map(|(objective, _)| {
-                        let field = objective_field(objective);
+                        let field = field_of(objective);
                         applicable
                             .iter()
                             .filter(move |o| o.fields[field].is_some() && o.rank() > r.rank())
@@ -586,14 +578,6 @@ pub struct ObjectiveRule {
     /// Per objective it sets, the patterns of the rules that win over it
     /// where both match (they rank higher and set the same objective).
     pub overridden_by: Vec<(Objective, String)>,
-}
-
-/// The budget field of an objective (in [`FIELDS`] order).
-fn objective_field(objective: Objective) -> usize {
-    match objective {
-        Objective::Quantile(q) => 4 + q as usize,
-        Objective::ErrorRate => 10,
-    }
 }
 
 /// A rule without `env` applies everywhere; one with `env` only there.

@@ -18,7 +18,10 @@ use crate::record::measure::{span_close, span_enter, span_exit, span_interval};
 use crate::record::objective::{Recovery, on_recovery};
 use crate::record::site::{Site, SiteKind};
 use crate::record::violation::{HookId, Violation, on_violation, remove_hook};
-use crate::vocab::budget::{Budget, MIN_WINDOW_NS, parse_duration, parse_percent, parse_size};
+use crate::vocab::budget::{
+    Budget, MIN_WINDOW_NS, Objective, Quantile, WINDOW_FIELD, field_of, parse_duration,
+    parse_percent, parse_size,
+};
 use crate::vocab::units::{SizeLimit, TimeLimit};
 
 /// The layer that measures spans: see [`crate::tracing`].
@@ -140,35 +143,35 @@ impl BudgetLayer {
     #[track_caller]
     pub fn p50(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 4, ns)
+        self.rule(pattern, field_of(Objective::Quantile(Quantile::P50)), ns)
     }
 
     /// The 90th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p90(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 5, ns)
+        self.rule(pattern, field_of(Objective::Quantile(Quantile::P90)), ns)
     }
 
     /// The 95th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p95(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 6, ns)
+        self.rule(pattern, field_of(Objective::Quantile(Quantile::P95)), ns)
     }
 
     /// The 99th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p99(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 7, ns)
+        self.rule(pattern, field_of(Objective::Quantile(Quantile::P99)), ns)
     }
 
     /// The 99.9th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p999(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 8, ns)
+        self.rule(pattern, field_of(Objective::Quantile(Quantile::P999)), ns)
     }
 
     /// The window the objectives of the spans `pattern` matches are judged
@@ -181,7 +184,7 @@ impl BudgetLayer {
             "overrun::tracing::layer(): window {} for `{pattern}`: a window is at least \"1s\"",
             crate::vocab::units::fmt_ns(ns)
         );
-        self.rule(pattern, 9, ns)
+        self.rule(pattern, WINDOW_FIELD, ns)
     }
 
     /// An error-rate objective for the spans `pattern` matches: at most
@@ -193,7 +196,7 @@ impl BudgetLayer {
         let ppm = parse_percent(rate).unwrap_or_else(|e| {
             panic!("overrun::tracing::layer(): error_rate {rate:?} for `{pattern}`: {e}")
         });
-        self.rule(pattern, 10, ppm)
+        self.rule(pattern, field_of(Objective::ErrorRate), ppm)
     }
 
     /// Whether violations are also `tracing` WARN events (default: yes).

@@ -345,35 +345,32 @@ impl Default for Budget {
     }
 }
 
-/// How a budget field's value is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FieldKind {
-    /// `"50ms"`.
-    Duration,
-    /// A count: `8`.
-    Count,
-    /// `"64KiB"`, or a count of bytes.
-    Size,
-    /// `"1%"`, read in parts per million.
-    Percent,
+/// The fields of a budget, in [`Budget::set_field`] order: the policy
+/// file's keys (the attribute and a span's field call the first `budget`).
+pub(crate) const FIELDS: [&str; 11] = [
+    "time",
+    "allocs",
+    "bytes",
+    "poll",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p999",
+    "window",
+    "error_rate",
+];
+
+/// The field of an objective, in [`FIELDS`] order.
+pub(crate) const fn field_of(objective: Objective) -> usize {
+    match objective {
+        Objective::Quantile(q) => 4 + q as usize,
+        Objective::ErrorRate => 10,
+    }
 }
 
-/// The fields of a budget, in [`Budget::set_field`] order: the policy
-/// file's key (the attribute and a span's field call the first `budget`)
-/// and how its value is written.
-pub(crate) const FIELDS: [(&str, FieldKind); 11] = [
-    ("time", FieldKind::Duration),
-    ("allocs", FieldKind::Count),
-    ("bytes", FieldKind::Size),
-    ("poll", FieldKind::Duration),
-    ("p50", FieldKind::Duration),
-    ("p90", FieldKind::Duration),
-    ("p95", FieldKind::Duration),
-    ("p99", FieldKind::Duration),
-    ("p999", FieldKind::Duration),
-    ("window", FieldKind::Duration),
-    ("error_rate", FieldKind::Percent),
-];
+/// The field of the objectives' window, in [`FIELDS`] order.
+pub(crate) const WINDOW_FIELD: usize = 9;
 
 /// `Some(limit)` unless the limit is [`NONE`].
 pub(crate) fn limit(value: u64) -> Option<u64> {
