@@ -28,7 +28,6 @@ cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 STEP="${STEP:-5s}"
 PORT="${PORT:-3111}"
-URL="http://127.0.0.1:$PORT/users/1"
 
 command -v oha >/dev/null || cargo install oha --locked
 cargo build --release -p overrun --features cli --bin overrun
@@ -50,31 +49,32 @@ start() { # $1: the OVERRUN variable ("" for on)
     exit 1
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
-oha_json() { oha --no-tui --output-format json "$@" "$URL"; }
+# $1: the path on the service; the rest, the tool's flags.
+oha_json() { local path="$1"; shift; oha --no-tui --output-format json "$@" "http://127.0.0.1:$PORT$path"; }
 # `overrun load` exits 0/1/3 by what it found; only 2 is a failure here.
-overrun_load() { "$BIN" load "$URL" "$@" || [ $? -ne 2 ]; }
+overrun_load() { local path="$1"; shift; "$BIN" load "http://127.0.0.1:$PORT$path" "$@" || [ $? -ne 2 ]; }
 
 echo "== 1. the driver against a no-op closure"
 cargo bench -p overrun-benches --bench load_driver | tee "$OUT/driver.txt" | grep -v '^LOAD'
 
 start ""
 echo "== 2. highest rate, 64 connections, $STEP"
-oha_json -z "$STEP" -c 64 >"$OUT/oha_max.json"
-overrun_load --concurrency 64..64 --step "$STEP" --p99 10s --error-rate 100% \
+oha_json /users/1 -z "$STEP" -c 64 >"$OUT/oha_max.json"
+overrun_load /users/1 --concurrency 64..64 --step "$STEP" --p99 10s --error-rate 100% \
     --json "$OUT/ov_max.json" >/dev/null 2>&1
 RATE="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['summary']['requestsPerSec'] / 3))" "$OUT/oha_max.json")"
 fixed() { # $1 name, $2 path, $3 rate, $4 rounds
     echo "== 3. $1: a fixed rate of $3 req/s, $STEP, $4 rounds"
     for round in $(seq "$4"); do
-        fixed_oha() {
-            oha --no-tui --output-format json -z "$STEP" -c 64 -q "$3" --latency-correction \
-                "http://127.0.0.1:$PORT$2" >"$OUT/fixed_oha_${1}_$round.json"
-        }
-        fixed_ov() {
-            "$BIN" load "http://127.0.0.1:$PORT$2" --rate "$3..$3" --step "$STEP" --p99 10s \
-                --json "$OUT/fixed_ov_${1}_$round.json" >/dev/null 2>&1 || [ $? -ne 2 ]
-        }
-        if [ $((round % 2)) -eq 1 ]; then fixed_oha "$@"; fixed_ov "$@"; else fixed_ov "$@"; fixed_oha "$@"; fi
+        local oha_args=("$2" -z "$STEP" -c 64 -q "$3" --latency-correction)
+        local ov_args=("$2" --rate "$3..$3" --step "$STEP" --p99 10s --json "$OUT/fixed_ov_${1}_$round.json")
+        if [ $((round % 2)) -eq 1 ]; then
+            oha_json "${oha_args[@]}" >"$OUT/fixed_oha_${1}_$round.json"
+            overrun_load "${ov_args[@]}" >/dev/null 2>&1
+        else
+            overrun_load "${ov_args[@]}" >/dev/null 2>&1
+            oha_json "${oha_args[@]}" >"$OUT/fixed_oha_${1}_$round.json"
+        fi
     done
 }
 FIXED_ROUNDS="${FIXED_ROUNDS:-5}"
@@ -89,7 +89,7 @@ HI="$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['sum
 for round in $(seq "$ROUNDS"); do
     for mode in off on; do
         start "$([ "$mode" = off ] && echo off || echo '')"
-        overrun_load --rate "250..$HI" --step 2s --p99 10ms --json "$OUT/bp_${mode}_$round.json" \
+        overrun_load /users/1 --rate "250..$HI" --step 2s --p99 10ms --json "$OUT/bp_${mode}_$round.json" \
             >"$OUT/bp_${mode}_$round.txt" 2>/dev/null
         stop
         echo "-- round $round, OVERRUN=$mode"
