@@ -306,7 +306,7 @@ impl Budget {
             2 => self.bytes = value,
             3 => self.poll_ns = value,
             4..=8 => self.objectives.quantiles[field - 4] = value,
-            9 => self.objectives.window_ns = value,
+            WINDOW_FIELD => self.objectives.window_ns = value,
             _ => self.objectives.error_rate_ppm = value,
         }
     }
