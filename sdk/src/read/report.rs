@@ -508,7 +508,14 @@ mod tests {
 
     #[test]
     fn reports_replace_files_whole_and_follow_links() {
-        let dir = std::env::temp_dir().join(format!("overrun-atomic-{}", std::process::id()));
+        // Unique per run, also when runs share a process id (Miri's
+        // `-Zmiri-many-seeds` runs its seeds side by side).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("overrun-atomic-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("report.json");
         write_atomically(&file, "one").unwrap();
