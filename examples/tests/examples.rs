@@ -37,7 +37,14 @@ fn data_file(lines: u64) -> PathBuf {
         .output()
         .unwrap();
     assert!(out.status.success());
-    std::fs::write(&path, &out.stdout).unwrap();
+    // Written aside and renamed: tests that share a size read whole files
+    // while another test writes its copy.
+    let part = tmp(&format!(
+        "sales-{lines}.csv.{:?}.part",
+        std::thread::current().id()
+    ));
+    std::fs::write(&part, &out.stdout).unwrap();
+    std::fs::rename(&part, &path).unwrap();
     path
 }
 

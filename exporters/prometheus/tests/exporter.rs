@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use overrun_prometheus::PrometheusExporter;
@@ -306,23 +307,32 @@ async fn starts_and_stops_inside_a_tokio_runtime() {
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
 }
 
-/// An exporter whose render takes 300 ms (an appended closure sleeps).
-fn slow_render(max_connections: usize) -> PrometheusExporter {
-    PrometheusExporter::builder()
+/// An exporter whose render takes 300 ms (an appended closure sleeps),
+/// with a receiver told as each render starts.
+fn slow_render(max_connections: usize) -> (PrometheusExporter, Receiver<()>) {
+    let (started, renders) = std::sync::mpsc::channel();
+    let exporter = PrometheusExporter::builder()
         .listen("127.0.0.1:0".parse().unwrap())
         .max_connections(max_connections)
-        .append(|| {
+        .append(move || {
+            let _ = started.send(());
             std::thread::sleep(Duration::from_millis(300));
             String::new()
         })
         .install()
-        .unwrap()
+        .unwrap();
+    (exporter, renders)
 }
 
-/// A scrape started on another thread, 100 ms into its answer on return.
-fn scrape_being_answered(addr: SocketAddr) -> std::thread::JoinHandle<(u16, String)> {
+/// A scrape started on another thread, its render under way on return.
+fn scrape_being_answered(
+    addr: SocketAddr,
+    renders: &Receiver<()>,
+) -> std::thread::JoinHandle<(u16, String)> {
     let scrape = std::thread::spawn(move || request(addr, "GET", "/metrics"));
-    std::thread::sleep(Duration::from_millis(100));
+    renders
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the scrape's render started");
     scrape
 }
 
@@ -330,9 +340,9 @@ fn scrape_being_answered(addr: SocketAddr) -> std::thread::JoinHandle<(u16, Stri
 /// request is closed; a scrape being answered never is.
 #[test]
 fn the_oldest_waiting_connection_makes_room() {
-    let exporter = slow_render(4);
+    let (exporter, renders) = slow_render(4);
     let addr = exporter.local_addr();
-    let answering = scrape_being_answered(addr);
+    let answering = scrape_being_answered(addr, &renders);
     // Ten connections that send nothing, while the scrape is rendered.
     let idle: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let (status, body) = answering.join().unwrap();
@@ -378,9 +388,9 @@ fn a_panicking_append_fails_only_the_scrape() {
 /// Stopping the exporter lets a scrape being answered finish.
 #[test]
 fn a_scrape_being_answered_finishes_when_the_exporter_stops() {
-    let exporter = slow_render(1024);
+    let (exporter, renders) = slow_render(1024);
     let addr = exporter.local_addr();
-    let scrape = scrape_being_answered(addr);
+    let scrape = scrape_being_answered(addr, &renders);
     drop(exporter);
     let (status, body) = scrape.join().unwrap();
     assert_eq!(status, 200);

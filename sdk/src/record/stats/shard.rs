@@ -1035,6 +1035,16 @@ mod tests {
     /// overlaps at most one add and sees at most what was granted.
     #[test]
     fn readers_see_whole_spills_only() {
+        // Sets a value if its thread panics: a failed check on one side
+        // lets the other side end, so the test fails instead of hanging.
+        struct OnPanic<'a>(&'a AtomicU64, u64);
+        impl Drop for OnPanic<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.store(self.1, Ordering::Release);
+                }
+            }
+        }
         const ADDS: u64 = 40;
         const N: u64 = 20_000;
         let a = Shard::new();
@@ -1045,6 +1055,8 @@ mod tests {
         let granted = AtomicU64::new(1);
         std::thread::scope(|s| {
             s.spawn(|| {
+                // Fails the reader's next check.
+                let _on_failure = OnPanic(&added, u64::MAX);
                 for k in 1..=ADDS {
                     while granted.load(Ordering::Acquire) < k {
                         std::thread::yield_now();
@@ -1053,15 +1065,8 @@ mod tests {
                     added.store(k * N, Ordering::Release);
                 }
             });
-            // A failed check lets the writer run on to its end, so the
-            // scope ends and the test fails instead of hanging.
-            struct GrantAll<'a>(&'a AtomicU64);
-            impl Drop for GrantAll<'_> {
-                fn drop(&mut self) {
-                    self.0.store(u64::MAX, Ordering::Release);
-                }
-            }
-            let _on_failure = GrantAll(&granted);
+            // Lets the writer run to its end.
+            let _on_failure = OnPanic(&granted, u64::MAX);
             let mut scratch = vec![0; BUCKETS];
             let (mut last, mut allowed) = (0, 1);
             loop {
@@ -1145,13 +1150,19 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (let_go, release) = std::sync::mpsc::channel::<()>();
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Set by the reader after its first read: the writer's calls then
+        // overlap reads even if the reader is slow to be scheduled.
+        let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = {
-            let done = done.clone();
+            let (done, reading) = (done.clone(), reading.clone());
             std::thread::spawn(move || {
                 let shard = LOCAL.with(|l| l.shard()).unwrap();
                 let cell = shard.cell(SITE);
                 cell.record_value(5_000);
                 tx.send(shard).unwrap();
+                while !reading.load(Ordering::Acquire) {
+                    std::thread::yield_now();
+                }
                 for _ in 1..CALLS {
                     cell.record_value(5_000);
                 }
@@ -1174,6 +1185,7 @@ mod tests {
             assert!(n >= last && n <= CALLS, "{last} then {n}");
             last = n;
             reads += 1;
+            reading.store(true, Ordering::Release);
             if finished {
                 break;
             }
