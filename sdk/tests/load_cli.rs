@@ -139,6 +139,10 @@ fn finds_the_breaking_point_of_a_server_and_writes_json_and_svg() {
         "breaking point {found:.1} req/s, capacity {capacity:.1}\n{stdout}"
     );
     assert_eq!(report["end"], "found");
+    // The library's keys, then how the requests ended.
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(text.starts_with("{\n  \"breaking_point\""), "{text}");
+    assert!(report["ends"]["statuses"]["200"].as_u64().unwrap() > 0);
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("breaking point"));
 }
@@ -204,12 +208,12 @@ fn errors_are_summed_up_by_cause_after_the_table() {
             .iter()
             .map(|s| s["errors"].as_u64().unwrap())
             .sum();
-        (out, errors)
+        (out, errors, report["ends"].clone())
     };
     // Every answer a 503: the lowest level fails on its error rate, and
     // every error of the levels (the first request is not one of them) is
     // a 503.
-    let (out, errors) = run("/busy");
+    let (out, errors, ends) = run("/busy");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
@@ -223,9 +227,14 @@ fn errors_are_summed_up_by_cause_after_the_table() {
     );
     assert!(!stdout.contains("no answer"), "{stdout}");
     assert!(!stdout.contains("not sent or cut off"), "{stdout}");
+    // The same in the JSON.
+    assert_eq!(ends["statuses"]["503"].as_u64(), Some(errors), "{ends}");
+    assert_eq!(ends["statuses"].as_object().unwrap().len(), 1, "{ends}");
+    assert_eq!(ends["no_answer"], serde_json::json!([]), "{ends}");
+    assert_eq!(ends["not_sent_or_cut_off"], 0, "{ends}");
     // Every other request answered by closing the connection: failures
     // without an answer, by their cause, beside the answers.
-    let (out, errors) = run("/flaky");
+    let (out, errors, ends) = run("/flaky");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let failed: u64 = stdout
@@ -235,6 +244,21 @@ fn errors_are_summed_up_by_cause_after_the_table() {
         .sum();
     assert_eq!(failed, errors, "{stdout}");
     assert!(stdout.contains("statuses: 200 ×"), "{stdout}");
+    // The same in the JSON, each cause with its count.
+    let causes = ends["no_answer"].as_array().unwrap();
+    assert!(!causes.is_empty(), "{ends}");
+    assert!(
+        causes
+            .iter()
+            .all(|c| c["cause"].as_str().is_some_and(|c| !c.is_empty())
+                && stdout.contains(&format!(
+                    "no answer ×{}: {}\n",
+                    c["requests"],
+                    c["cause"].as_str().unwrap()
+                ))),
+        "{ends}\n{stdout}"
+    );
+    assert!(ends["statuses"]["200"].as_u64().unwrap() > 0, "{ends}");
 }
 
 /// `overrun load` with piped output, read as it runs, and interrupted.

@@ -218,42 +218,93 @@ impl Causes {
         }
     }
 
-    /// The summary: statuses, failures without an answer, and the errors the
-    /// driver counted itself (`errors`, every level's, less the others).
-    fn summary(&self, errors: u64) -> String {
-        let mut out = String::new();
-        let mut counted = 0;
-        let statuses: Vec<String> = (0..self.statuses.len())
+    /// How the run's requests ended: statuses, failures without an
+    /// answer, and the errors the driver counted itself (`errors`, every
+    /// level's, less the others).
+    fn ends(&self, errors: u64) -> Ends {
+        let statuses: BTreeMap<u16, u64> = (0..self.statuses.len())
             .filter_map(|code| {
                 let n = self.statuses[code].load(Ordering::Relaxed);
-                if code >= 400 {
-                    counted += n;
-                }
-                (n > 0).then(|| format!("{code} ×{n}"))
+                (n > 0).then(|| (u16::try_from(code).expect("a status code"), n))
             })
             .collect();
-        if !statuses.is_empty() {
-            let _ = writeln!(out, "statuses: {}", statuses.join(", "));
-        }
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // The named causes, then the rest.
         let (named, other): (Vec<_>, Vec<_>) = failures
             .iter()
             .partition(|(cause, _)| *cause != Self::OTHER);
-        for (cause, n) in named.into_iter().chain(other) {
-            counted += n;
-            let _ = writeln!(out, "no answer ×{n}: {cause}");
+        let no_answer: Vec<NoAnswer> = named
+            .into_iter()
+            .chain(other)
+            .map(|(cause, &requests)| NoAnswer {
+                cause: cause.clone(),
+                requests,
+            })
+            .collect();
+        // Failed answers and failures without one were counted here; the
+        // rest never came back to be.
+        let counted = statuses.range(400..).map(|(_, n)| n).sum::<u64>()
+            + no_answer.iter().map(|f| f.requests).sum::<u64>();
+        Ends {
+            statuses,
+            no_answer,
+            not_sent_or_cut_off: errors.saturating_sub(counted),
         }
-        // The rest never came back to be counted here.
-        let rest = errors.saturating_sub(counted);
-        if rest > 0 {
+    }
+}
+
+/// How a run's requests ended, the first one's excepted: printed after the
+/// table and written to `--json` as `"ends"`.
+#[derive(Debug, serde::Serialize)]
+struct Ends {
+    /// Answers by status code.
+    statuses: BTreeMap<u16, u64>,
+    /// Requests that got no answer, by cause.
+    no_answer: Vec<NoAnswer>,
+    /// Errors neither answered nor failed: the level's `max_in_flight` was
+    /// reached, the schedule could not send them in time, or they were
+    /// still out when their level ended or the run stopped.
+    not_sent_or_cut_off: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct NoAnswer {
+    cause: String,
+    requests: u64,
+}
+
+impl Ends {
+    /// The lines printed after the table.
+    fn summary(&self) -> String {
+        let mut out = String::new();
+        if !self.statuses.is_empty() {
+            let statuses: Vec<String> = self
+                .statuses
+                .iter()
+                .map(|(code, n)| format!("{code} ×{n}"))
+                .collect();
+            let _ = writeln!(out, "statuses: {}", statuses.join(", "));
+        }
+        for f in &self.no_answer {
+            let _ = writeln!(out, "no answer ×{}: {}", f.requests, f.cause);
+        }
+        if self.not_sent_or_cut_off > 0 {
             let _ = writeln!(
                 out,
-                "not sent or cut off ×{rest}: max in flight reached, not sent in time, still out when its level ended or the run stopped"
+                "not sent or cut off ×{}: max in flight reached, not sent in time, still out when its level ended or the run stopped",
+                self.not_sent_or_cut_off
             );
         }
         out
     }
+}
+
+/// The report written to `--json`: the library's, then how requests ended.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a overrun::load::LoadReport,
+    ends: &'a Ends,
 }
 
 /// An error and its sources, on one line.
@@ -437,9 +488,15 @@ impl Load {
             let report = load.await;
             finished.store(true, Ordering::Relaxed);
             print!("{}", report.table());
-            print!("{}", causes.summary(report.steps().iter().map(|s| s.errors).sum()));
+            let ends = causes.ends(report.steps().iter().map(|s| s.errors).sum());
+            print!("{}", ends.summary());
+            let json_text = serde_json::to_string_pretty(&JsonReport {
+                report: &report,
+                ends: &ends,
+            })
+            .expect("a load report serialises");
             use std::io::Write as _;
-            for (file, text) in [(json, report.to_json()), (svg, report.to_svg())] {
+            for (file, text) in [(json, json_text), (svg, report.to_svg())] {
                 if let Some((path, mut file)) = file {
                     file.write_all(text.as_bytes())
                         .map_err(|e| format!("{}: {e}", path.display()))?;
