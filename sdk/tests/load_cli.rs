@@ -142,7 +142,7 @@ fn finds_the_breaking_point_of_a_server_and_writes_json_and_svg() {
     // The library's keys, then how the requests ended.
     let text = std::fs::read_to_string(&json).unwrap();
     assert!(text.starts_with("{\n  \"breaking_point\""), "{text}");
-    assert!(report["ends"]["statuses"]["200"].as_u64().unwrap() > 0);
+    assert!(report["outcomes"]["statuses"]["200"].as_u64().unwrap() > 0);
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("breaking point"));
 }
@@ -208,12 +208,12 @@ fn errors_are_summed_up_by_cause_after_the_table() {
             .iter()
             .map(|s| s["errors"].as_u64().unwrap())
             .sum();
-        (out, errors, report["ends"].clone())
+        (out, errors, report["outcomes"].clone())
     };
     // Every answer a 503: the lowest level fails on its error rate, and
     // every error of the levels (the first request is not one of them) is
     // a 503.
-    let (out, errors, ends) = run("/busy");
+    let (out, errors, outcomes) = run("/busy");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
@@ -228,13 +228,21 @@ fn errors_are_summed_up_by_cause_after_the_table() {
     assert!(!stdout.contains("no answer"), "{stdout}");
     assert!(!stdout.contains("not sent or cut off"), "{stdout}");
     // The same in the JSON.
-    assert_eq!(ends["statuses"]["503"].as_u64(), Some(errors), "{ends}");
-    assert_eq!(ends["statuses"].as_object().unwrap().len(), 1, "{ends}");
-    assert_eq!(ends["no_answer"], serde_json::json!([]), "{ends}");
-    assert_eq!(ends["not_sent_or_cut_off"], 0, "{ends}");
+    assert_eq!(
+        outcomes["statuses"]["503"].as_u64(),
+        Some(errors),
+        "{outcomes}"
+    );
+    assert_eq!(
+        outcomes["statuses"].as_object().unwrap().len(),
+        1,
+        "{outcomes}"
+    );
+    assert_eq!(outcomes["no_answer"], serde_json::json!([]), "{outcomes}");
+    assert_eq!(outcomes["not_sent_or_cut_off"], 0, "{outcomes}");
     // Every other request answered by closing the connection: failures
     // without an answer, by their cause, beside the answers.
-    let (out, errors, ends) = run("/flaky");
+    let (out, errors, outcomes) = run("/flaky");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let failed: u64 = stdout
@@ -245,8 +253,8 @@ fn errors_are_summed_up_by_cause_after_the_table() {
     assert_eq!(failed, errors, "{stdout}");
     assert!(stdout.contains("statuses: 200 ×"), "{stdout}");
     // The same in the JSON, each cause with its count.
-    let causes = ends["no_answer"].as_array().unwrap();
-    assert!(!causes.is_empty(), "{ends}");
+    let causes = outcomes["no_answer"].as_array().unwrap();
+    assert!(!causes.is_empty(), "{outcomes}");
     assert!(
         causes
             .iter()
@@ -256,9 +264,12 @@ fn errors_are_summed_up_by_cause_after_the_table() {
                     c["requests"],
                     c["cause"].as_str().unwrap()
                 ))),
-        "{ends}\n{stdout}"
+        "{outcomes}\n{stdout}"
     );
-    assert!(ends["statuses"]["200"].as_u64().unwrap() > 0, "{ends}");
+    assert!(
+        outcomes["statuses"]["200"].as_u64().unwrap() > 0,
+        "{outcomes}"
+    );
 }
 
 /// `overrun load` with piped output, read as it runs, and interrupted.

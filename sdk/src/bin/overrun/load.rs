@@ -67,7 +67,8 @@ pub(crate) struct Load {
     /// A request not answered (its whole body) within this is an error.
     #[arg(long, default_value = "30s")]
     timeout: String,
-    /// Writes the report as JSON here.
+    /// Writes the report as JSON here, with how the requests ended
+    /// (`"outcomes"`).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Writes the chart (SVG) here.
@@ -221,7 +222,7 @@ impl Causes {
     /// How the run's requests ended: statuses, failures without an
     /// answer, and the errors the driver counted itself (`errors`, every
     /// level's, less the others).
-    fn ends(&self, errors: u64) -> Ends {
+    fn outcomes(&self, errors: u64) -> Outcomes {
         let statuses: BTreeMap<u16, u64> = (0..self.statuses.len())
             .filter_map(|code| {
                 let n = self.statuses[code].load(Ordering::Relaxed);
@@ -245,7 +246,7 @@ impl Causes {
         // rest never came back to be.
         let counted = statuses.range(400..).map(|(_, n)| n).sum::<u64>()
             + no_answer.iter().map(|f| f.requests).sum::<u64>();
-        Ends {
+        Outcomes {
             statuses,
             no_answer,
             not_sent_or_cut_off: errors.saturating_sub(counted),
@@ -254,9 +255,9 @@ impl Causes {
 }
 
 /// How a run's requests ended, the first one's excepted: printed after the
-/// table and written to `--json` as `"ends"`.
+/// table and written to `--json` as `"outcomes"`.
 #[derive(Debug, serde::Serialize)]
-struct Ends {
+struct Outcomes {
     /// Answers by status code.
     statuses: BTreeMap<u16, u64>,
     /// Requests that got no answer, by cause.
@@ -273,7 +274,7 @@ struct NoAnswer {
     requests: u64,
 }
 
-impl Ends {
+impl Outcomes {
     /// The lines printed after the table.
     fn summary(&self) -> String {
         let mut out = String::new();
@@ -304,7 +305,7 @@ impl Ends {
 struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a overrun::load::LoadReport,
-    ends: &'a Ends,
+    outcomes: &'a Outcomes,
 }
 
 /// An error and its sources, on one line.
@@ -488,11 +489,11 @@ impl Load {
             let report = load.await;
             finished.store(true, Ordering::Relaxed);
             print!("{}", report.table());
-            let ends = causes.ends(report.steps().iter().map(|s| s.errors).sum());
-            print!("{}", ends.summary());
+            let outcomes = causes.outcomes(report.steps().iter().map(|s| s.errors).sum());
+            print!("{}", outcomes.summary());
             let json_text = serde_json::to_string_pretty(&JsonReport {
                 report: &report,
-                ends: &ends,
+                outcomes: &outcomes,
             })
             .expect("a load report serialises");
             use std::io::Write as _;

@@ -1024,7 +1024,7 @@ mod tests {
         assert_eq!(dense(b.cell(0))[i], 165_538);
     }
 
-    /// The same with large adds (a spill every few), small enough for Miri
+    /// The same with large adds (a spill every other), small enough for Miri
     /// to check the seqlock's orderings and look for data races.
     ///
     /// A count the owner writes without a spill is a relaxed store, so a
@@ -1046,7 +1046,9 @@ mod tests {
             }
         }
         const ADDS: u64 = 40;
-        const N: u64 = 20_000;
+        // A spill every second add (the narrow counters hold 65 535): most
+        // reads overlap an add that spills.
+        const N: u64 = 40_000;
         let a = Shard::new();
         let i = index(900);
         // What the writer has added so far, published after each add.
@@ -1153,8 +1155,16 @@ mod tests {
         // Set by the reader after its first read: the writer's calls then
         // overlap reads even if the reader is slow to be scheduled.
         let reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Sets `done` as the writer's calls end, or as it panics: the
+        // reader's loop ends either way.
+        struct Done(std::sync::Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
         let writer = {
-            let (done, reading) = (done.clone(), reading.clone());
+            let (done, reading) = (Done(done.clone()), reading.clone());
             std::thread::spawn(move || {
                 let shard = LOCAL.with(|l| l.shard()).unwrap();
                 let cell = shard.cell(SITE);
@@ -1166,7 +1176,7 @@ mod tests {
                 for _ in 1..CALLS {
                     cell.record_value(5_000);
                 }
-                done.store(true, Ordering::Release);
+                drop(done);
                 // Alive (its shard in use) until the reader is through.
                 let _ = release.recv();
             })
@@ -1182,10 +1192,12 @@ mod tests {
                 .histogram(&mut scratch)
                 .unwrap();
             let n = counts[index(5_000) - first];
+            // Before the check: a failed one does not leave the writer
+            // waiting.
+            reading.store(true, Ordering::Release);
             assert!(n >= last && n <= CALLS, "{last} then {n}");
             last = n;
             reads += 1;
-            reading.store(true, Ordering::Release);
             if finished {
                 break;
             }
