@@ -192,7 +192,7 @@ fn parse_args(tokens: TokenStream2, target: Target) -> syn::Result<Args> {
             }
             "window" => {
                 let ns = duration_arg(&value, "window")?;
-                if ns < 1_000_000_000 {
+                if ns < overrun_literal::MIN_WINDOW_NS {
                     return Err(syn::Error::new_spanned(
                         &value,
                         "`window` is at least \"1s\": objectives are evaluated off the call path, ten times per window",

@@ -316,6 +316,14 @@ impl Interruptible {
         let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
         assert_eq!(sent, 0);
     }
+
+    /// Waits for it to exit, after Ctrl-C: its exit status, its stdout,
+    /// and all its stderr (for messages).
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let out = self.child.wait_with_output().unwrap();
+        std::io::Read::read_to_string(&mut self.stderr, &mut self.seen).unwrap();
+        (out.status.code(), text(&out).0, self.seen)
+    }
 }
 
 #[cfg(unix)]
@@ -334,10 +342,8 @@ fn ctrl_c_stops_the_run_and_prints_what_was_measured() {
     // Once a level has ended (the run is under way, Ctrl-C watched).
     run.wait_for("overrun load: level ");
     run.interrupt();
-    let (child, seen) = (run.child, run.seen);
-    let out = child.wait_with_output().unwrap();
-    let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{seen}");
+    let (code, stdout, seen) = run.finish();
+    assert_eq!(code, Some(130), "{stdout}\n{seen}");
     assert!(
         stdout.contains("stopped before the search ended"),
         "{stdout}"
@@ -367,10 +373,8 @@ fn a_second_ctrl_c_quits_at_once() {
     run.wait_for("Ctrl-C again to quit at once");
     // …and the second quits before then, printing nothing more.
     run.interrupt();
-    let (child, seen) = (run.child, run.seen);
-    let out = child.wait_with_output().unwrap();
-    let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{seen}");
+    let (code, stdout, seen) = run.finish();
+    assert_eq!(code, Some(130), "{stdout}\n{seen}");
     assert_eq!(stdout, "", "{seen}");
 }
 

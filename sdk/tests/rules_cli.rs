@@ -89,6 +89,33 @@ fn rules_from_a_report_and_from_a_policy_file() {
         "the file removed it"
     );
 
+    // A rule for one environment: taken from --env, else OVERRUN_ENV (an
+    // empty one is none), as the program would.
+    let staging = write(
+        "staging.toml",
+        "[[budget]]\nmatch = \"with_objectives\"\nenv = \"staging\"\np99 = \"30ms\"\n",
+    );
+    let staging = staging.to_str().unwrap();
+    let with_env = |env: &str| {
+        let out = overrun()
+            .args(["rules", "--sites", report, "--config", staging])
+            .env("OVERRUN_ENV", env)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(with_env("staging").contains(r#"le="0.03""#));
+    assert_eq!(
+        with_env("staging"),
+        rules(&["--sites", report, "--config", staging, "--env", "staging"]).1
+    );
+    let elsewhere = with_env("");
+    assert!(
+        elsewhere.contains(r#"le="0.05""#) && !elsewhere.contains(r#"le="0.03""#),
+        "{elsewhere}"
+    );
+
     // The policy file alone: its patterns select the recorded series by
     // `module::function` or by the bare name.
     let (code, yaml, err) = rules(&["--config", policy]);

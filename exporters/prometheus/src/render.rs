@@ -419,8 +419,21 @@ mod tests {
     }
 
     #[test]
-    fn escapes_label_values() {
-        assert_eq!(escape_label_value(r#"a"b\c"#), r#"a\"b\\c"#);
-        assert_eq!(escape_label_value("x\ny"), "x\\ny");
+    fn label_values_are_escaped_in_both_formats() {
+        let calls = Point::new(vec![("function", "a\"b\\c\nd")], Value::Int(3));
+        for format in [Format::Classic, Format::OpenMetrics] {
+            let mut out = String::new();
+            series(
+                &mut out,
+                &export::CALLS,
+                std::slice::from_ref(&calls),
+                &[],
+                format,
+            );
+            assert!(
+                out.contains("overrun_calls_total{function=\"a\\\"b\\\\c\\nd\"} 3\n"),
+                "{out}"
+            );
+        }
     }
 }

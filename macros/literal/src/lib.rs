@@ -103,6 +103,15 @@ const SIZE_UNITS: &[(&str, u64)] = &[
 const DURATION_HINT: &str = "ns, us, ms, s, m, h (e.g. \"250us\", \"1.5ms\", \"3s\")";
 const SIZE_HINT: &str = "B, kB, MB, GB, KiB, MiB, GiB (e.g. \"64KiB\", \"100MB\")";
 
+/// The shortest window an objective can have, in nanoseconds: one second
+/// (a window is evaluated ten times, off the call path). The attribute
+/// refuses a shorter one at compile time, the runtime at load.
+///
+/// ```
+/// assert_eq!(overrun_literal::MIN_WINDOW_NS, 1_000_000_000);
+/// ```
+pub const MIN_WINDOW_NS: u64 = 1_000_000_000;
+
 /// Parses a duration literal into nanoseconds.
 ///
 /// ```

@@ -178,8 +178,7 @@ impl<const N: usize> Rule<N> {
     }
 }
 
-/// The fields of a `[[budget]]` rule, in this order.
-const BUDGET_FIELDS: [&str; BUDGET_LEN] = FIELDS;
+/// How many fields a `[[budget]]` rule has ([`FIELDS`], in that order).
 const BUDGET_LEN: usize = FIELDS.len();
 /// The fields of a `[[task]]` rule.
 const TASK_FIELDS: [&str; 2] = ["lifetime", "poll"];
@@ -279,7 +278,7 @@ impl Policy {
                         let line = line_column(text, item.span().start).0;
                         order += 1;
                         if name == "budget" {
-                            let rule = rule(table, item.span(), line, order, &BUDGET_FIELDS, &at)?;
+                            let rule = rule(table, item.span(), line, order, &FIELDS, &at)?;
                             policy.budgets.push(rule);
                         } else {
                             let rule = rule(table, item.span(), line, order, &TASK_FIELDS, &at)?;

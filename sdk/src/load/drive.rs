@@ -360,25 +360,24 @@ async fn handed_over<F, Fut>(
     Fut: Future,
     Fut::Output: Outcome,
 {
+    let now = Instant::now();
     if let Some(lead) = lead {
-        lead.arrived(scheduled, Instant::now());
+        lead.arrived(scheduled, now);
     }
-    until(scheduled).await;
+    until(scheduled, now).await;
     request(f, tally, scheduled, over).await;
 }
 
-/// Waits on the worker until `t`, letting its other tasks run meanwhile.
-async fn until(t: Instant) {
-    loop {
-        let now = Instant::now();
-        if now >= t {
-            return;
-        }
+/// Waits on the worker until `t` (it is `now`), letting its other tasks
+/// run meanwhile.
+async fn until(t: Instant, mut now: Instant) {
+    while now < t {
         if t - now > Duration::from_micros(2) {
             tokio::task::yield_now().await;
         } else {
             std::hint::spin_loop();
         }
+        now = Instant::now();
     }
 }
 
@@ -448,9 +447,14 @@ where
             // The clock too, not only the flag: callers whose requests
             // complete without yielding would keep the timer that ends the
             // level from ever running.
-            while Instant::now() < end && !halt.load(Ordering::Relaxed) && !*over.borrow() {
+            // (`halt` is set before `over` is sent: no need to read both.)
+            loop {
+                let now = Instant::now();
+                if now >= end || halt.load(Ordering::Relaxed) {
+                    break;
+                }
                 sent.fetch_add(1, Ordering::Relaxed);
-                request(&*f, &tally, Instant::now(), &mut over).await;
+                request(&*f, &tally, now, &mut over).await;
             }
             drop(permit);
         });
@@ -700,8 +704,38 @@ mod tests {
         // Each came early: three steps down from 50 µs.
         assert_eq!(lead.get(), Duration::from_nanos(50_000 - 3 * Lead::DOWN_NS));
         assert_eq!(tally.ended.load(Ordering::Relaxed), 3);
-        // Without a lead to teach (the schedule was late), it only runs.
-        handed_over(&f, &tally, Instant::now(), &mut over, None).await;
-        assert_eq!(lead.get(), Duration::from_nanos(50_000 - 3 * Lead::DOWN_NS));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schedule_already_late_does_not_teach_the_lead() {
+        let rate = 1_000.0;
+        let lead = Arc::new(Lead::new(rate));
+        let first = lead.get();
+        let tally = Arc::new(Tally::default());
+        let (_keep, over) = watch::channel(false);
+        let pacer = Pacer {
+            runtime: tokio::runtime::Handle::current(),
+            lead: lead.clone(),
+            f: Arc::new(|| std::future::ready(())),
+            tally: tally.clone(),
+            slots: Arc::new(Semaphore::new(100)),
+            over,
+            halt: Arc::new(AtomicBool::new(false)),
+            // Every request's time is past as the schedule starts: each is
+            // handed over late and arrives late, which would raise the lead
+            // 19 steps a request if it taught it.
+            start: Instant::now() - Duration::from_millis(100),
+            rate,
+            total: 20,
+            late: Duration::from_secs(10),
+        };
+        let (_, spawned, not_sent) = tokio::task::spawn_blocking(move || pacer.run())
+            .await
+            .unwrap();
+        assert_eq!((spawned, not_sent), (20, 0));
+        while tally.ended.load(Ordering::Relaxed) < 20 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(lead.get(), first);
     }
 }

@@ -43,6 +43,33 @@ pub struct Step {
     pub sites: Vec<SiteStep>,
 }
 
+impl Step {
+    /// What the level came to, as the table and `overrun load`'s progress
+    /// say it: `pass`, `FAIL: <the line it broke>`, or `stopped part way`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let report = overrun::load::run(|| async {})
+    ///     .rate(20.0..=20.0)
+    ///     .step("100ms")
+    ///     .await;
+    /// assert_eq!(report.steps()[0].verdict(), "pass");
+    /// # }
+    /// ```
+    pub fn verdict(&self) -> String {
+        if self.stopped {
+            "stopped part way".to_owned()
+        } else if self.passed {
+            "pass".to_owned()
+        } else {
+            self.failed_line
+                .as_deref()
+                .map_or_else(|| "FAIL".to_owned(), |line| format!("FAIL: {line}"))
+        }
+    }
+}
+
 /// One measured function's (or span's) figures during one level.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -174,12 +201,7 @@ impl LoadReport {
                 fmt_ns(s.p99_ns),
                 fmt_ns(s.max_ns),
                 s.errors,
-                match (&s.failed_line, s.passed) {
-                    _ if s.stopped => "stopped part way".to_owned(),
-                    (_, true) => "pass".to_owned(),
-                    (Some(line), false) => format!("FAIL: {line}"),
-                    (None, false) => "FAIL".to_owned(),
-                }
+                s.verdict()
             );
         }
         match (self.end, self.breaking_point) {

@@ -9,9 +9,11 @@
 //! then plain load/add/store on the thread's own cell (count, total, self
 //! time, max, allocations, one histogram bucket) and one branch that compares
 //! the call with its budget. Only a call over budget leaves this path — or,
-//! on a site with a latency objective or a time budget, one in the bucket
-//! just under a threshold's or above it (to be counted on its side of the
-//! threshold: `near_threshold`).
+//! on a site with a latency objective or a time budget, one at or above the
+//! bucket just under the lowest threshold's (the gate). Past the gate, a
+//! few integer compares against each threshold's tick window; only a call
+//! inside one (the bucket that straddles a threshold, or a neighbour) is
+//! counted exactly, on its side of the threshold (`near_threshold`).
 
 use std::future::Future;
 use std::mem::ManuallyDrop;

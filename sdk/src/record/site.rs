@@ -367,16 +367,11 @@ impl Site {
         }
         let budget_ticks = clock::ns_to_ticks(budget.time_ns);
         let thresholds = budget.thresholds_ns();
-        // A call whose duration may fall in the bucket that straddles a
-        // threshold, or the one below it (the tick ↔ ns rounding), leaves
-        // the fast path to be counted on its side of the threshold.
-        let gate = thresholds
-            .iter()
-            .map(|&ns| {
-                let bucket = histogram::index(clock::ns_to_ticks(ns));
-                histogram::bounds(bucket.saturating_sub(1)).0
-            })
-            .fold(budget_ticks, u64::min);
+        // Per threshold, the buckets where a call may be counted on its
+        // wrong side of it: the one that straddles it and its neighbours
+        // (the tick ↔ ns rounding). The gate is the lowest of their starts
+        // and the budget: a call under it stays on the fast path.
+        let mut gate = budget_ticks;
         for ((slot, near), ns) in self
             .thresholds_ns
             .iter()
@@ -394,6 +389,7 @@ impl Site {
                     above.saturating_add(width),
                 )
             };
+            gate = gate.min(from);
             near[0].store(from, Ordering::Relaxed);
             near[1].store(to, Ordering::Relaxed);
         }

@@ -19,8 +19,8 @@ use crate::record::objective::{Recovery, on_recovery};
 use crate::record::site::{Site, SiteKind};
 use crate::record::violation::{HookId, Violation, on_violation, remove_hook};
 use crate::vocab::budget::{
-    Budget, MIN_WINDOW_NS, Objective, Quantile, WINDOW_FIELD, field_of, parse_duration,
-    parse_percent, parse_size,
+    ALLOCS_FIELD, BYTES_FIELD, Budget, MIN_WINDOW_NS, Objective, POLL_FIELD, Quantile, TIME_FIELD,
+    WINDOW_FIELD, field_of, parse_duration, parse_percent, parse_size,
 };
 use crate::vocab::units::{SizeLimit, TimeLimit};
 
@@ -67,8 +67,9 @@ struct Rule {
 }
 
 /// The span fields that carry budgets, in the order of [`Budget`]'s fields
-/// as `Budget::set_field` numbers them.
-const FIELDS: [&str; 11] = [
+/// as `Budget::set_field` numbers them (the policy file's keys, the time
+/// budget's called `budget`).
+const FIELDS: [&str; crate::vocab::budget::FIELDS.len()] = [
     "overrun.budget",
     "overrun.allocs",
     "overrun.bytes",
@@ -104,20 +105,20 @@ impl BudgetLayer {
     #[track_caller]
     pub fn budget(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 0, ns)
+        self.rule(pattern, TIME_FIELD, ns)
     }
 
     /// A budget on the allocations made while the span is entered.
     #[track_caller]
     pub fn allocs(self, pattern: &str, limit: u64) -> Self {
-        self.rule(pattern, 1, limit)
+        self.rule(pattern, ALLOCS_FIELD, limit)
     }
 
     /// A budget on the bytes allocated while the span is entered.
     #[track_caller]
     pub fn bytes(self, pattern: &str, limit: impl SizeLimit) -> Self {
         let bytes = limit.bytes();
-        self.rule(pattern, 2, bytes)
+        self.rule(pattern, BYTES_FIELD, bytes)
     }
 
     /// A budget on each entered interval of the span (for an instrumented
@@ -125,7 +126,7 @@ impl BudgetLayer {
     #[track_caller]
     pub fn poll(self, pattern: &str, limit: impl TimeLimit) -> Self {
         let ns = limit.nanos();
-        self.rule(pattern, 3, ns)
+        self.rule(pattern, POLL_FIELD, ns)
     }
 
     /// A latency objective for the spans `pattern` matches: their median
@@ -142,36 +143,31 @@ impl BudgetLayer {
     /// ```
     #[track_caller]
     pub fn p50(self, pattern: &str, limit: impl TimeLimit) -> Self {
-        let ns = limit.nanos();
-        self.rule(pattern, field_of(Objective::Quantile(Quantile::P50)), ns)
+        self.quantile(pattern, Quantile::P50, limit)
     }
 
     /// The 90th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p90(self, pattern: &str, limit: impl TimeLimit) -> Self {
-        let ns = limit.nanos();
-        self.rule(pattern, field_of(Objective::Quantile(Quantile::P90)), ns)
+        self.quantile(pattern, Quantile::P90, limit)
     }
 
     /// The 95th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p95(self, pattern: &str, limit: impl TimeLimit) -> Self {
-        let ns = limit.nanos();
-        self.rule(pattern, field_of(Objective::Quantile(Quantile::P95)), ns)
+        self.quantile(pattern, Quantile::P95, limit)
     }
 
     /// The 99th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p99(self, pattern: &str, limit: impl TimeLimit) -> Self {
-        let ns = limit.nanos();
-        self.rule(pattern, field_of(Objective::Quantile(Quantile::P99)), ns)
+        self.quantile(pattern, Quantile::P99, limit)
     }
 
     /// The 99.9th percentile objective: see [`BudgetLayer::p50`].
     #[track_caller]
     pub fn p999(self, pattern: &str, limit: impl TimeLimit) -> Self {
-        let ns = limit.nanos();
-        self.rule(pattern, field_of(Objective::Quantile(Quantile::P999)), ns)
+        self.quantile(pattern, Quantile::P999, limit)
     }
 
     /// The window the objectives of the spans `pattern` matches are judged
@@ -203,6 +199,12 @@ impl BudgetLayer {
     pub fn events(mut self, on: bool) -> Self {
         self.events = on;
         self
+    }
+
+    #[track_caller]
+    fn quantile(self, pattern: &str, q: Quantile, limit: impl TimeLimit) -> Self {
+        let ns = limit.nanos();
+        self.rule(pattern, field_of(Objective::Quantile(q)), ns)
     }
 
     #[track_caller]
@@ -637,6 +639,23 @@ impl Visit for Fields {
                     "expected a string or a count".to_owned(),
                 )),
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vocab::budget::TIME_FIELD;
+
+    #[test]
+    fn span_fields_are_the_budget_fields_in_their_order() {
+        for (i, (span, key)) in super::FIELDS
+            .iter()
+            .zip(crate::vocab::budget::FIELDS)
+            .enumerate()
+        {
+            let key = if i == TIME_FIELD { "budget" } else { key };
+            assert_eq!(span.strip_prefix("overrun."), Some(key));
         }
     }
 }

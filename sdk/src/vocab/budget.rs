@@ -151,12 +151,13 @@ impl Objective {
 pub const DEFAULT_WINDOW_NS: u64 = 300_000_000_000;
 
 /// The shortest window an objective can have: one second (a window is
-/// evaluated ten times, off the call path).
+/// evaluated ten times, off the call path). The attribute and the runtime
+/// take it from the literal parser, `overrun_literal`.
 ///
 /// ```
 /// assert_eq!(overrun::budget::MIN_WINDOW_NS, 1_000_000_000);
 /// ```
-pub const MIN_WINDOW_NS: u64 = 1_000_000_000;
+pub use overrun_literal::MIN_WINDOW_NS;
 
 /// A site's objectives: per quantile and for the error rate, the most its
 /// window's figure may be ([`NONE`]: no objective), and the window.
@@ -301,11 +302,13 @@ impl Budget {
     /// attribute's, the policy file's and the span fields' keys).
     pub(crate) fn set_field(&mut self, field: usize, value: u64) {
         match field {
-            0 => self.time_ns = value,
-            1 => self.allocs = value,
-            2 => self.bytes = value,
-            3 => self.poll_ns = value,
-            4..=8 => self.objectives.quantiles[field - 4] = value,
+            TIME_FIELD => self.time_ns = value,
+            ALLOCS_FIELD => self.allocs = value,
+            BYTES_FIELD => self.bytes = value,
+            POLL_FIELD => self.poll_ns = value,
+            QUANTILE_FIELDS..WINDOW_FIELD => {
+                self.objectives.quantiles[field - QUANTILE_FIELDS] = value;
+            }
             WINDOW_FIELD => self.objectives.window_ns = value,
             _ => self.objectives.error_rate_ppm = value,
         }
@@ -361,16 +364,25 @@ pub(crate) const FIELDS: [&str; 11] = [
     "error_rate",
 ];
 
+/// The budgets' fields, in [`FIELDS`] order.
+pub(crate) const TIME_FIELD: usize = 0;
+pub(crate) const ALLOCS_FIELD: usize = 1;
+pub(crate) const BYTES_FIELD: usize = 2;
+pub(crate) const POLL_FIELD: usize = 3;
+/// The first quantile's field; the others follow in [`Quantile`] order.
+const QUANTILE_FIELDS: usize = 4;
+/// The field of the objectives' window.
+pub(crate) const WINDOW_FIELD: usize = QUANTILE_FIELDS + Quantile::ALL.len();
+const ERROR_RATE_FIELD: usize = WINDOW_FIELD + 1;
+const _: () = assert!(FIELDS.len() == ERROR_RATE_FIELD + 1);
+
 /// The field of an objective, in [`FIELDS`] order.
 pub(crate) const fn field_of(objective: Objective) -> usize {
     match objective {
-        Objective::Quantile(q) => 4 + q as usize,
-        Objective::ErrorRate => 10,
+        Objective::Quantile(q) => QUANTILE_FIELDS + q as usize,
+        Objective::ErrorRate => ERROR_RATE_FIELD,
     }
 }
-
-/// The field of the objectives' window, in [`FIELDS`] order.
-pub(crate) const WINDOW_FIELD: usize = 9;
 
 /// `Some(limit)` unless the limit is [`NONE`].
 pub(crate) fn limit(value: u64) -> Option<u64> {

@@ -175,46 +175,48 @@ impl Target {
 struct Causes {
     /// Answers by status code (100 to 999).
     statuses: Box<[AtomicU64]>,
-    /// Requests that got no answer, by what went wrong: at most
-    /// [`Causes::KINDS`] messages, then the rest under [`Causes::OTHER`].
-    failures: Mutex<BTreeMap<String, u64>>,
+    /// Requests that got no answer, by what went wrong.
+    failures: Mutex<Failures>,
+}
+
+/// At most [`Causes::KINDS`] causes, then a count of the rest.
+#[derive(Default)]
+struct Failures {
+    by_cause: BTreeMap<String, u64>,
+    other: u64,
 }
 
 impl Causes {
     const KINDS: usize = 16;
-    const OTHER: &'static str = "(other causes)";
 
     fn new() -> Self {
         Self {
             statuses: (0..1000).map(|_| AtomicU64::new(0)).collect(),
-            failures: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(Failures::default()),
         }
     }
 
     /// Counts one request's end; `Err` when it counts as an error.
-    fn count(&self, end: Result<u16, String>) -> Result<(), String> {
+    fn count(&self, end: Result<u16, String>) -> Result<(), ()> {
         match end {
             Ok(status) => {
                 if let Some(n) = self.statuses.get(usize::from(status)) {
                     n.fetch_add(1, Ordering::Relaxed);
                 }
-                if status >= 400 {
-                    Err(format!("status {status}"))
-                } else {
-                    Ok(())
-                }
+                if status >= 400 { Err(()) } else { Ok(()) }
             }
             Err(e) => {
                 // Only requests that failed take the lock.
                 let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(n) = failures.get_mut(&e) {
+                let Failures { by_cause, other } = &mut *failures;
+                if let Some(n) = by_cause.get_mut(&e) {
                     *n += 1;
-                } else if failures.len() < Self::KINDS {
-                    failures.insert(e.clone(), 1);
+                } else if by_cause.len() < Self::KINDS {
+                    by_cause.insert(e, 1);
                 } else {
-                    *failures.entry(Self::OTHER.to_owned()).or_default() += 1;
+                    *other += 1;
                 }
-                Err(e)
+                Err(())
             }
         }
     }
@@ -231,16 +233,17 @@ impl Causes {
             .collect();
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         // The named causes, then the rest.
-        let (named, other): (Vec<_>, Vec<_>) = failures
+        let no_answer: Vec<NoAnswer> = failures
+            .by_cause
             .iter()
-            .partition(|(cause, _)| *cause != Self::OTHER);
-        let no_answer: Vec<NoAnswer> = named
-            .into_iter()
-            .chain(other)
             .map(|(cause, &requests)| NoAnswer {
                 cause: cause.clone(),
                 requests,
             })
+            .chain((failures.other > 0).then(|| NoAnswer {
+                cause: "(other causes)".to_owned(),
+                requests: failures.other,
+            }))
             .collect();
         // Failed answers and failures without one were counted here; the
         // rest never came back to be.
@@ -556,12 +559,6 @@ fn progress(s: &Step) {
         fmt_ns(s.p99_ns),
         s.errors,
         s.requests,
-        if s.stopped {
-            "stopped part way".to_owned()
-        } else {
-            s.failed_line
-                .as_deref()
-                .map_or("pass".to_owned(), |l| format!("FAIL: {l}"))
-        }
+        s.verdict()
     );
 }

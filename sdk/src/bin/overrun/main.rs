@@ -69,9 +69,8 @@ enum Command {
 struct Check {
     /// The policy file (TOML).
     file: PathBuf,
-    /// The environment to resolve the rules for.
-    #[arg(long, value_name = "NAME", env = "OVERRUN_ENV")]
-    env: Option<String>,
+    #[command(flatten)]
+    env: EnvArg,
     /// A JSON report (`OVERRUN_REPORT_FILE`) whose sites to resolve.
     #[arg(long, value_name = "REPORT.json")]
     sites: Option<PathBuf>,
@@ -105,13 +104,23 @@ fn budget_of(b: &serde_json::Value) -> overrun::Budget {
     budget
 }
 
-impl Check {
-    /// The environment: `--env`, else `OVERRUN_ENV`; empty is none, as
-    /// applications take it.
-    fn env(&self) -> Option<&str> {
+/// The environment to resolve a policy file's rules for: `--env`, else
+/// `OVERRUN_ENV`.
+#[derive(Debug, clap::Args)]
+struct EnvArg {
+    /// The environment to resolve the policy file's rules for.
+    #[arg(long, value_name = "NAME", env = "OVERRUN_ENV")]
+    env: Option<String>,
+}
+
+impl EnvArg {
+    /// The environment; empty is none, as applications take it.
+    fn get(&self) -> Option<&str> {
         self.env.as_deref().filter(|e| !e.is_empty())
     }
+}
 
+impl Check {
     fn run(&self) -> Result<ExitCode, String> {
         let policy = overrun::config::Policy::read(&self.file).map_err(|e| e.to_string())?;
         let rules = policy.rules();
@@ -119,7 +128,8 @@ impl Check {
             "{}: valid ({} rule(s){})",
             self.file.display(),
             rules.len(),
-            self.env()
+            self.env
+                .get()
                 .map(|e| format!(", environment `{e}`"))
                 .unwrap_or_default()
         );
@@ -139,7 +149,7 @@ impl Check {
         );
         for site in &sites {
             let (budget, source) =
-                policy.budget_for(&site.module, &site.name, site.budget, self.env());
+                policy.budget_for(&site.module, &site.name, site.budget, self.env.get());
             let from = match source {
                 overrun::config::BudgetSource::Code => site.source.clone(),
                 file => file.to_string(),

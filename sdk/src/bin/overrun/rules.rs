@@ -45,9 +45,8 @@ pub(crate) struct Rules {
     /// they have (without `--config`, those in force when it was written).
     #[arg(long, value_name = "REPORT.json")]
     sites: Option<PathBuf>,
-    /// The environment to resolve the policy file's rules for.
-    #[arg(long, value_name = "NAME", env = "OVERRUN_ENV")]
-    env: Option<String>,
+    #[command(flatten)]
+    env: crate::EnvArg,
 }
 
 /// Which series an objective is over.
@@ -70,12 +69,6 @@ struct Target {
 }
 
 impl Rules {
-    /// The environment: `--env`, else `OVERRUN_ENV`; empty is none, as
-    /// applications take it.
-    fn env(&self) -> Option<&str> {
-        self.env.as_deref().filter(|e| !e.is_empty())
-    }
-
     pub(crate) fn run(&self) -> Result<ExitCode, String> {
         let policy = match &self.config {
             Some(path) => Some(overrun::config::Policy::read(path).map_err(|e| e.to_string())?),
@@ -87,7 +80,7 @@ impl Rules {
                 for site in crate::read_report(report)?.0 {
                     let budget = match &policy {
                         Some(p) => {
-                            p.budget_for(&site.module, &site.name, site.budget, self.env())
+                            p.budget_for(&site.module, &site.name, site.budget, self.env.get())
                                 .0
                         }
                         None => site.in_force,
@@ -106,7 +99,7 @@ impl Rules {
                 }
             }
             (None, Some(p)) => {
-                for r in p.objective_rules(self.env()) {
+                for r in p.objective_rules(self.env.get()) {
                     for (objective, limit) in r.objectives.targets() {
                         targets.push(Target {
                             selector: Selector::Pattern {
