@@ -89,23 +89,14 @@ impl Target {
         }
     }
 
-    fn keys(self) -> &'static [&'static str] {
+    fn keys(self) -> Vec<&'static str> {
         match self {
-            Target::Measure => &[
-                "name",
-                "budget",
-                "allocs",
-                "bytes",
-                "poll",
-                "p50",
-                "p90",
-                "p95",
-                "p99",
-                "p999",
-                "window",
-                "error_rate",
-            ],
-            Target::Main => &["budget", "memory", "config"],
+            // The budget's keys, its time budget called `budget`.
+            Target::Measure => ["name", "budget"]
+                .into_iter()
+                .chain(overrun_literal::BUDGET_KEYS[1..].iter().copied())
+                .collect(),
+            Target::Main => vec!["budget", "memory", "config"],
         }
     }
 }

@@ -103,6 +103,27 @@ const SIZE_UNITS: &[(&str, u64)] = &[
 const DURATION_HINT: &str = "ns, us, ms, s, m, h (e.g. \"250us\", \"1.5ms\", \"3s\")";
 const SIZE_HINT: &str = "B, kB, MB, GB, KiB, MiB, GiB (e.g. \"64KiB\", \"100MB\")";
 
+/// A budget's keys, in one order: a policy file's `[[budget]]` keys.
+/// `#[measure]` and a span's `overrun.` fields call the first `budget`.
+///
+/// ```
+/// assert_eq!(overrun_literal::BUDGET_KEYS[0], "time");
+/// assert!(overrun_literal::BUDGET_KEYS.contains(&"p99"));
+/// ```
+pub const BUDGET_KEYS: [&str; 11] = [
+    "time",
+    "allocs",
+    "bytes",
+    "poll",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "p999",
+    "window",
+    "error_rate",
+];
+
 /// The shortest window an objective can have, in nanoseconds: one second
 /// (a window is evaluated ten times, off the call path). The attribute
 /// refuses a shorter one at compile time, the runtime at load.

@@ -349,20 +349,9 @@ impl Default for Budget {
 }
 
 /// The fields of a budget, in [`Budget::set_field`] order: the policy
-/// file's keys (the attribute and a span's field call the first `budget`).
-pub(crate) const FIELDS: [&str; 11] = [
-    "time",
-    "allocs",
-    "bytes",
-    "poll",
-    "p50",
-    "p90",
-    "p95",
-    "p99",
-    "p999",
-    "window",
-    "error_rate",
-];
+/// file's keys (the attribute and a span's field call the first `budget`),
+/// shared with the attribute through `overrun_literal`.
+pub(crate) const FIELDS: [&str; 11] = overrun_literal::BUDGET_KEYS;
 
 /// The budgets' fields, in [`FIELDS`] order.
 pub(crate) const TIME_FIELD: usize = 0;
