@@ -89,8 +89,9 @@ fn rules_from_a_report_and_from_a_policy_file() {
         "the file removed it"
     );
 
-    // A rule for one environment: taken from --env, else OVERRUN_ENV (an
-    // empty one is none), as the program would.
+    // A rule for one environment: taken from --env, else OVERRUN_ENV, as
+    // the program would (that an empty one is none, check_cli tests: the
+    // two commands share the argument).
     let staging = write(
         "staging.toml",
         "[[budget]]\nmatch = \"with_objectives\"\nenv = \"staging\"\np99 = \"30ms\"\n",

@@ -4,7 +4,8 @@
 //! One parser serves both sides: `overrun-macros` calls it at compile time, so a
 //! literal that does not parse is a compile error on the literal, and `overrun`
 //! calls it at run time (configuration, test budgets), so both accept exactly
-//! the same text.
+//! the same text. The two share the budget's keys ([`BUDGET_KEYS`]) and the
+//! shortest objective window ([`MIN_WINDOW_NS`]) from here too.
 //!
 //! # Quick start
 //!

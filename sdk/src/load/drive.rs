@@ -448,13 +448,10 @@ where
             // complete without yielding would keep the timer that ends the
             // level from ever running.
             // (`halt` is set before `over` is sent: no need to read both.)
-            loop {
-                let now = Instant::now();
-                if now >= end || halt.load(Ordering::Relaxed) {
-                    break;
-                }
+            // The request's clock starts after the shared count.
+            while Instant::now() < end && !halt.load(Ordering::Relaxed) {
                 sent.fetch_add(1, Ordering::Relaxed);
-                request(&*f, &tally, now, &mut over).await;
+                request(&*f, &tally, Instant::now(), &mut over).await;
             }
             drop(permit);
         });

@@ -45,7 +45,9 @@ pub struct Step {
 
 impl Step {
     /// What the level came to, as the table and `overrun load`'s progress
-    /// say it: `pass`, `FAIL: <the line it broke>`, or `stopped part way`.
+    /// say it: `pass`, `FAIL: <the line it broke>`, or `stopped part way`
+    /// (a bare `FAIL` only for a failed level without a line, which a run
+    /// does not make).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

@@ -9,8 +9,8 @@
 //! then plain load/add/store on the thread's own cell (count, total, self
 //! time, max, allocations, one histogram bucket) and one branch that compares
 //! the call with its budget. Only a call over budget leaves this path — or,
-//! on a site with a latency objective or a time budget, one at or above the
-//! bucket just under the lowest threshold's (the gate). Past the gate, a
+//! on a site with a latency objective or a time budget, one past the start
+//! of the bucket just under the lowest threshold's (the gate). Past the gate, a
 //! few integer compares against each threshold's tick window; only a call
 //! inside one (the bucket that straddles a threshold, or a neighbour) is
 //! counted exactly, on its side of the threshold (`near_threshold`).

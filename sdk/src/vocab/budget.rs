@@ -157,7 +157,7 @@ pub const DEFAULT_WINDOW_NS: u64 = 300_000_000_000;
 /// ```
 /// assert_eq!(overrun::budget::MIN_WINDOW_NS, 1_000_000_000);
 /// ```
-pub use overrun_literal::MIN_WINDOW_NS;
+pub const MIN_WINDOW_NS: u64 = overrun_literal::MIN_WINDOW_NS;
 
 /// A site's objectives: per quantile and for the error rate, the most its
 /// window's figure may be ([`NONE`]: no objective), and the window.
@@ -353,7 +353,7 @@ impl Default for Budget {
 /// shared with the attribute through `overrun_literal`.
 pub(crate) const FIELDS: [&str; 11] = overrun_literal::BUDGET_KEYS;
 
-/// The budgets' fields, in [`FIELDS`] order.
+// The budgets' fields, in `FIELDS` order.
 pub(crate) const TIME_FIELD: usize = 0;
 pub(crate) const ALLOCS_FIELD: usize = 1;
 pub(crate) const BYTES_FIELD: usize = 2;
